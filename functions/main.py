@@ -1,0 +1,45 @@
+"""Every Cloud Function entry point, deployed separately from this one bundle (as main.py).
+
+Each is a thin adapter: the request is parsed, validated and answered in shared.entrypoints, which
+calls one service and maps its outcome through shared.transport. Nothing heavy happens at import:
+the engine and the Twilio, Pub/Sub and Cloud Tasks clients are built on first use.
+"""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http import CloudEvent
+from flask import Request, Response
+
+from shared.entrypoints import api as api_routes
+from shared.entrypoints import pipeline, webhooks
+
+
+@functions_framework.http
+def inbound_webhook(request: Request) -> Response:
+    return webhooks.inbound_webhook(request)
+
+
+@functions_framework.http
+def status_webhook(request: Request) -> Response:
+    return webhooks.status_webhook(request)
+
+
+@functions_framework.http
+def api(request: Request) -> Response:
+    return api_routes.api(request)
+
+
+@functions_framework.http
+def trigger_campaign(request: Request) -> Response:
+    return pipeline.trigger_campaign(request)
+
+
+@functions_framework.cloud_event
+def fanout_recipients(cloud_event: CloudEvent) -> None:
+    pipeline.fanout_recipients(cloud_event)
+
+
+@functions_framework.http
+def send_message(request: Request) -> Response:
+    return pipeline.send_message(request)

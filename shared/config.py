@@ -1,0 +1,123 @@
+"""One typed settings object, read from the environment once per instance.
+
+In production every secret (Twilio auth token, API tokens, DB password) arrives as an environment
+variable that Cloud Functions fills from Secret Manager, so reading the environment covers both.
+Secrets are `SecretStr`, so they never appear in a repr or a log line by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    # --- database: DATABASE_URL locally, the Cloud SQL connector in production ---
+    database_url: SecretStr | None = None
+    instance_connection_name: str | None = None
+    db_user: str = "ese"
+    db_password: SecretStr | None = None
+    db_name: str = "ese"
+    db_iam_auth: bool = False
+    db_ip_type: Literal["public", "private", "psc"] = "private"
+    # Pool per instance: deployed max_instances x (pool + overflow) must stay below max_connections.
+    db_pool_size: int = Field(default=5, ge=1, le=50)
+    db_max_overflow: int = Field(default=2, ge=0, le=50)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # --- domain defaults ---
+    default_region: str = Field(default="US", min_length=2, max_length=2)
+    sender_rate_limit_per_second: int = Field(default=80, ge=1, le=500)
+    fanout_page_size: int = Field(default=500, ge=1, le=10_000)
+    fanout_page_max_age_seconds: int = Field(default=6 * 3600, ge=60)
+
+    # --- Twilio ---
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    # Unset in production (the SDK's own https://api.twilio.com); the local Twilio emulator otherwise.
+    twilio_api_url: str | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # --- the public URLs Twilio and Cloud Tasks call: signatures and OIDC audiences are checked
+    # against these, never against request.url, which is not what the caller saw behind Google's front end.
+    inbound_webhook_url: str | None = None
+    status_webhook_url: str | None = None
+    send_message_url: str | None = None
+    trigger_campaign_url: str | None = None
+    api_url: str | None = None
+
+    # --- operator API ---
+    # Comma-separated list so tokens can be rotated without downtime.
+    api_tokens: SecretStr | None = None
+
+    # --- Google Cloud ---
+    gcp_project: str = "local-project"
+    gcp_region: str = "us-central1"
+    pubsub_topic: str = "campaign-recipients"
+    tasks_queue: str = "send-messages"
+    tasks_service_account_email: str | None = None
+    cloud_tasks_emulator_host: str | None = None
+    # Where OIDC tokens on send_message are verified: Google's certs in production, the emulator's locally.
+    oidc_certs_url: str = GOOGLE_OIDC_CERTS_URL
+    oidc_allowed_emails: str | None = None
+
+    # --- replies to consent keywords (texts are configurable per deployment) ---
+    stop_reply_text: str = (
+        "You have been unsubscribed and will receive no further messages. Reply START to resubscribe."
+    )
+    start_reply_text: str = "You are subscribed again. Reply STOP to unsubscribe at any time."
+    help_reply_text: str = "Reply STOP to unsubscribe or START to resubscribe."
+    auto_reply_text: str | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg8000_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("postgresql+pg8000://"):
+            raise ValueError("DATABASE_URL must start with postgresql+pg8000://")
+        return value
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Settings:
+        if self.database_url is None and self.instance_connection_name is None:
+            # Allowed at construction (tools that need no DB), refused when an engine is built.
+            return self
+        if self.database_url is not None and self.instance_connection_name is not None:
+            raise ValueError("set DATABASE_URL or INSTANCE_CONNECTION_NAME, not both")
+        return self
+
+    @property
+    def api_token_list(self) -> list[str]:
+        if self.api_tokens is None:
+            return []
+        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
+
+    @property
+    def fanout_page_max_age(self) -> timedelta:
+        return timedelta(seconds=self.fanout_page_max_age_seconds)
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def override_settings(settings: Settings | None) -> None:
+    """Replace the process-wide settings (tests), or pass None so the environment is read again."""
+    global _settings
+    _settings = settings

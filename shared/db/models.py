@@ -1,0 +1,244 @@
+"""The data model. PostgreSQL is the only source of truth, so every rule that can live in the database
+does: E.164 and enum CHECKs, foreign keys, and the unique keys that make each handler idempotent.
+
+The initial Alembic migration creates exactly these tables; `tests/integration/test_migrations.py`
+checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    Time,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
+
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: type[Any]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+def _e164(column: str) -> str:
+    return f"{column} ~ '{E164_PATTERN}'"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_e164("phone_e164"), name="phone_e164"),
+        CheckConstraint(_in("consent_state", ConsentState), name="consent_state"),
+        # Segments filter on arbitrary attributes (@>, ?, ->>): jsonb_ops GIN serves @> and ?.
+        Index(None, "attributes", postgresql_using="gin"),
+        # The audience query always filters consent first.
+        Index(None, "consent_state"),
+    )
+
+    phone_e164: Mapped[str] = mapped_column(Text, primary_key=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # New users are not opted in: consent must be given (START, import with consent, consent API).
+    consent_state: Mapped[str] = mapped_column(Text, server_default=ConsentState.OPT_OUT.value)
+    consent_updated_at: Mapped[datetime | None]
+    # Opens WhatsApp's 24-hour customer-care window for free-form messages.
+    last_inbound_at: Mapped[datetime | None]
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint("length(topic) BETWEEN 1 AND 100", name="topic_length"),
+        # A campaign with a topic joins from the topic side.
+        Index(None, "topic", "user_phone"),
+    )
+
+    user_phone: Mapped[str] = mapped_column(
+        Text, ForeignKey("users.phone_e164", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Template(TimestampMixin, Base):
+    __tablename__ = "templates"
+    __table_args__ = (
+        CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
+        CheckConstraint("length(content) BETWEEN 1 AND 4096", name="content_length"),
+        CheckConstraint("content_sid IS NULL OR content_sid ~ '^HX[0-9a-fA-F]{32}$'", name="content_sid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    content: Mapped[str] = mapped_column(Text)
+    # An approved WhatsApp Content template, required outside the 24-hour window.
+    content_sid: Mapped[str | None] = mapped_column(Text)
+    # ContentVariables mapping: {"1": "first_name", "2": "order_id"} -> values rendered per recipient.
+    content_variables: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class Segment(TimestampMixin, Base):
+    __tablename__ = "segments"
+    __table_args__ = (CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    definition: Mapped[dict[str, Any]]
+
+
+class Campaign(TimestampMixin, Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint(_in("status", CampaignStatus), name="status"),
+        CheckConstraint("rate_limit_per_second BETWEEN 1 AND 500", name="rate_limit"),
+        CheckConstraint(
+            "(quiet_hours_start IS NULL) = (quiet_hours_end IS NULL)", name="quiet_hours_both_or_neither"
+        ),
+        CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
+        # The scheduler's "which campaigns are due" query.
+        Index(None, "status", "schedule_time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id", ondelete="RESTRICT"))
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="RESTRICT"))
+    topic: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default=CampaignStatus.DRAFT.value)
+    # Where a paused campaign returns to on resume (READY or RUNNING).
+    paused_from: Mapped[str | None] = mapped_column(Text)
+    schedule_time: Mapped[datetime | None]
+    rate_limit_per_second: Mapped[int] = mapped_column(Integer, server_default=text("80"))
+    quiet_hours_start: Mapped[time | None] = mapped_column(Time)
+    quiet_hours_end: Mapped[time | None] = mapped_column(Time)
+    timezone: Mapped[str] = mapped_column(Text, server_default="UTC")
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class Message(TimestampMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Exactly one message per recipient per campaign, whatever is redelivered.
+        UniqueConstraint("campaign_id", "recipient_phone"),
+        CheckConstraint(_in("status", MessageStatus), name="status"),
+        CheckConstraint(_e164("recipient_phone"), name="recipient_phone"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        # Campaign summaries and the "anything still waiting?" completion check.
+        Index(None, "campaign_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    recipient_phone: Mapped[str] = mapped_column(Text, ForeignKey("users.phone_e164", ondelete="RESTRICT"))
+    body: Mapped[str | None] = mapped_column(Text)
+    content_variables: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(Text, server_default=MessageStatus.QUEUED.value)
+    # Why a message was skipped, withheld or failed, in words an operator can act on.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    provider_sid: Mapped[str | None] = mapped_column(Text, unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    scheduled_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+
+
+class DeliveryReceipt(Base):
+    __tablename__ = "delivery_receipts"
+    __table_args__ = (
+        # Twilio repeats callbacks; one row per (message, status) makes a repeat a no-op.
+        UniqueConstraint("message_sid", "message_status"),
+        Index(None, "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Nullable so that a malformed (but signed) callback is still kept for audit.
+    message_sid: Mapped[str | None] = mapped_column(Text)
+    message_status: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    raw_payload: Mapped[dict[str, Any]]
+    idempotency_token: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class InboundEvent(Base):
+    __tablename__ = "events_inbound"
+    __table_args__ = (
+        UniqueConstraint("message_sid"),
+        CheckConstraint(f"from_phone IS NULL OR {_e164('from_phone')}", name="from_phone"),
+        Index(None, "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Nullable so that a malformed (but signed) webhook is still kept for audit.
+    message_sid: Mapped[str | None] = mapped_column(Text)
+    from_phone: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    raw_payload: Mapped[dict[str, Any]]
+    idempotency_token: Mapped[str | None] = mapped_column(Text)
+    # What we made of it: e.g. consent:STOP, help, none, rejected:<reason>.
+    outcome: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AuditEvent(Base):
+    """Append-only record of every orchestration decision (a trigger refuses UPDATE and DELETE).
+
+    Ids are plain columns, not foreign keys, so the trail outlives what it describes.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint("length(kind) BETWEEN 1 AND 100", name="kind_length"),
+        # "Why did this person (not) get this message?" reads by message and by user.
+        Index(None, "message_id"),
+        Index(None, "user_phone", "occurred_at"),
+        Index(None, "campaign_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    kind: Mapped[str] = mapped_column(Text)
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_phone: Mapped[str | None] = mapped_column(Text)
+    # Who or what caused it: inbound_keyword, twilio_opt_out_type, api, import, send_error:21610, ...
+    source: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))

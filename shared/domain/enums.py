@@ -1,0 +1,36 @@
+"""The vocabularies the database CHECKs and the code share."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConsentState(StrEnum):
+    OPT_IN = "OPT_IN"
+    OPT_OUT = "OPT_OUT"  # never opted in, or opted out through an operator
+    STOP = "STOP"  # the user said STOP (or Twilio reported an opt-out): only the user can undo it
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "DRAFT"
+    READY = "READY"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "QUEUED"  # row written at fan-out, a task scheduled for it
+    SENDING = "SENDING"  # claimed by send_message; the Twilio call is in flight
+    # The Twilio call may have been accepted but its response was lost (timeout after the request left).
+    # Never resent blindly: a status callback (our message id is in its URL) reconciles it.
+    AMBIGUOUS = "AMBIGUOUS"
+    ACCEPTED = "ACCEPTED"  # Twilio accepted it (we hold its SID): Twilio's queued/accepted/sending
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+    FAILED = "FAILED"  # final: Twilio or we gave up
+    UNDELIVERED = "UNDELIVERED"  # final: Twilio could not deliver
+    SKIPPED = "SKIPPED"  # final, at fan-out: missing template variable, no consent
+    WITHHELD = "WITHHELD"  # final, at send time: consent revoked, campaign cancelled, no content_sid

@@ -1,0 +1,72 @@
+"""One mapping from a handler's outcome to each transport's answer (ARCHITECTURE.md section 5).
+
+Services return an `Outcome`; entry points never pick status codes themselves. The mapping matters:
+Cloud Tasks retries anything but 2xx (so a recorded permanent failure must answer 2xx or it retries
+forever), Pub/Sub push redelivers when the function raises, and Twilio retries a webhook on 5xx.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+
+from flask import Response
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(Enum):
+    DONE = "done"  # done, or a duplicate already handled
+    PERMANENT_FAILURE = "permanent_failure"  # recorded; retrying cannot help
+    TRANSIENT_FAILURE = "transient_failure"  # retrying later can help
+    MALFORMED = "malformed"  # the request itself is bad
+    FORBIDDEN = "forbidden"  # bad or missing signature / token
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reason: str = ""
+    retry_after_seconds: int | None = None
+    # Twilio webhooks may answer with TwiML; other transports ignore it.
+    twiml: str | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class TransientFailure(Exception):
+    """Raised from a Pub/Sub handler so that the push is redelivered."""
+
+
+_EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def for_cloud_tasks(result: Result) -> Response:
+    if result.outcome is Outcome.TRANSIENT_FAILURE:
+        response = Response(result.reason or "retry later", status=503, mimetype="text/plain")
+        if result.retry_after_seconds is not None:
+            response.headers["Retry-After"] = str(result.retry_after_seconds)
+        return response
+    if result.outcome is Outcome.FORBIDDEN:
+        return Response("forbidden", status=403, mimetype="text/plain")
+    if result.outcome is Outcome.MALFORMED:
+        # A poison task: answering 4xx/5xx would make Cloud Tasks retry it up to 100 times.
+        log.error("malformed task acknowledged", extra={"reason": result.reason})
+    return Response(result.outcome.value, status=200, mimetype="text/plain")
+
+
+def for_pubsub(result: Result) -> None:
+    if result.outcome is Outcome.TRANSIENT_FAILURE:
+        raise TransientFailure(result.reason)
+    if result.outcome in (Outcome.MALFORMED, Outcome.PERMANENT_FAILURE):
+        log.error("pub/sub message acknowledged without effect", extra={"reason": result.reason})
+
+
+def for_twilio(result: Result) -> Response:
+    if result.outcome is Outcome.FORBIDDEN:
+        return Response("forbidden", status=403, mimetype="text/plain")
+    if result.outcome is Outcome.MALFORMED:
+        return Response(result.reason or "malformed request", status=400, mimetype="text/plain")
+    if result.outcome is Outcome.TRANSIENT_FAILURE:
+        return Response("temporarily unavailable", status=503, mimetype="text/plain")
+    return Response(result.twiml or _EMPTY_TWIML, status=200, mimetype="text/xml")
