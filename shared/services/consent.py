@@ -1,0 +1,50 @@
+"""Consent changes, from every source (inbound keyword, Twilio's OptOutType, a send error that means
+the user opted out, the operator API), in one place, each one audited with its source."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.db.audit import record_audit
+from shared.db.models import User
+from shared.domain.enums import ConsentState
+
+
+def change_consent(
+    session: Session,
+    phone_e164: str,
+    new_state: ConsentState,
+    *,
+    source: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Set a user's consent (creating the user if unknown); returns whether it changed.
+
+    The row is locked so two concurrent changes (a STOP racing a START) serialize and each is audited
+    against the state it really replaced.
+    """
+    session.execute(insert(User).values(phone_e164=phone_e164).on_conflict_do_nothing())
+    current = session.execute(
+        select(User.consent_state).where(User.phone_e164 == phone_e164).with_for_update()
+    ).scalar_one()
+    if current == new_state.value:
+        return False
+    user = session.get(User, phone_e164)
+    assert user is not None
+    user.consent_state = new_state.value
+    user.consent_updated_at = at
+    record_audit(
+        session,
+        "consent.changed",
+        user_phone=phone_e164,
+        source=source,
+        detail={"from": current, "to": new_state.value, **(detail or {})},
+        at=at,
+    )
+    return True
