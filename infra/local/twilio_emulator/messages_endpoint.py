@@ -1,0 +1,69 @@
+"""POST /2010-04-01/Accounts/{sid}/Messages.json: authenticate, validate, suffer any injected fault,
+record the message and start its status callbacks."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from . import twilio_errors as errors
+from .faults import FaultInjector
+from .http_json import json_response
+from .messages_api import NewMessage, parse_create
+from .status_callbacks import StatusCallbacks
+from .store import MessageStore
+from .twilio_errors import TwilioError
+
+
+class MessagesEndpoint:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        store: MessageStore,
+        faults: FaultInjector,
+        callbacks: StatusCallbacks,
+        stopping: threading.Event,
+    ) -> None:
+        self._account_sid, self._auth_token = account_sid, auth_token
+        self._store, self._faults, self._callbacks = store, faults, callbacks
+        self._stopping = stopping
+
+    def create(self, request: Request, account_sid: str) -> Response:
+        self._authenticate(request, account_sid)
+        message = parse_create(request.form)
+        fault = self._faults.pick(message.to.number)
+        if fault is None:
+            return json_response(self._accept(message), status=201)
+        resource = self._accept(message) if fault.accept else None
+        if fault.delay:
+            self._stopping.wait(fault.delay)
+        if fault.error is not None:
+            raise fault.error
+        return json_response(resource, status=201)
+
+    def _accept(self, message: NewMessage) -> dict[str, Any]:
+        record = self._store.accept(message)
+        resource = record.twilio_resource()  # before callbacks start moving the status on
+        self._callbacks.start(record)
+        return resource
+
+    def _authenticate(self, request: Request, account_sid: str) -> None:
+        auth = request.authorization
+        if (
+            auth is None
+            or auth.type != "basic"
+            or not _same(auth.username, self._account_sid)
+            or not _same(auth.password, self._auth_token)
+        ):
+            raise TwilioError.of(errors.AUTHENTICATE)
+        if account_sid != self._account_sid:
+            # Twilio does not reveal whether another account's resources exist.
+            raise TwilioError.of(errors.NOT_FOUND, path=request.path)
+
+
+def _same(given: str | None, expected: str) -> bool:
+    return hmac.compare_digest((given or "").encode(), expected.encode())

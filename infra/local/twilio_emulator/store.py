@@ -1,0 +1,114 @@
+"""Every message the emulator accepted, in acceptance order, with its current status."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from .messages_api import NewMessage
+
+# Status only moves forward, as on Twilio: an out-of-order "sent" callback leaves a message "read".
+STATUS_RANK = {
+    "accepted": 0,
+    "queued": 0,
+    "sent": 1,
+    "delivered": 2,
+    "read": 3,
+    "undelivered": 4,
+    "failed": 4,
+}
+
+
+def new_sid(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+@dataclass
+class MessageRecord:
+    sid: str
+    account_sid: str
+    request: NewMessage
+    created_at: datetime
+    status: str
+    error_code: int | None = None
+
+    def twilio_resource(self) -> dict[str, Any]:
+        """The Message resource as Twilio's create call returns it."""
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{self.sid}"
+        created = format_datetime(self.created_at)
+        request = self.request
+        return {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": request.body,
+            "date_created": created,
+            "date_sent": None,
+            "date_updated": created,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": str(request.from_) if request.from_ else None,
+            "messaging_service_sid": request.messaging_service_sid,
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "status": self.status,
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": str(request.to),
+            "uri": f"{uri}.json",
+        }
+
+    def emulator_view(self) -> dict[str, Any]:
+        request = self.request
+        return {
+            "sid": self.sid,
+            "to": str(request.to),
+            "from": str(request.from_) if request.from_ else None,
+            "messaging_service_sid": request.messaging_service_sid,
+            "body": request.body,
+            "content_sid": request.content_sid,
+            "content_variables": request.content_variables,
+            "status": self.status,
+            "error_code": self.error_code,
+            "status_callback": request.status_callback,
+            "created_at": self.created_at.isoformat(timespec="microseconds"),
+        }
+
+
+class MessageStore:
+    def __init__(self, account_sid: str) -> None:
+        self._account_sid = account_sid
+        self._lock = threading.Lock()
+        self._records: dict[str, MessageRecord] = {}
+        # Bumped by reset() so callback sequences of forgotten messages stop instead of posting on.
+        self.generation = 0
+
+    def accept(self, request: NewMessage) -> MessageRecord:
+        # A Messaging Service without a From answers "accepted" until it picks a sender.
+        status = "queued" if request.from_ else "accepted"
+        now = datetime.now(UTC)
+        record = MessageRecord(new_sid("SM"), self._account_sid, request, now, status)
+        with self._lock:
+            self._records[record.sid] = record
+        return record
+
+    def advance(self, sid: str, status: str, error_code: int | None) -> None:
+        with self._lock:
+            record = self._records.get(sid)
+            if record is not None and STATUS_RANK[status] > STATUS_RANK[record.status]:
+                record.status, record.error_code = status, error_code
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [record.emulator_view() for record in self._records.values()]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._records.clear()
+            self.generation += 1
