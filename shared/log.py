@@ -18,16 +18,21 @@ from typing import Any
 
 _trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
 
-# E.164-looking runs of digits (optionally prefixed with whatsapp: and +); keeps the last 4 digits so
-# an operator can still tell two numbers apart in a log.
-_PHONE = re.compile(r"(?<![\w])(\+?)(\d[\d\-\s().]{5,}\d)(\d{4})(?!\d)")
+# Phone numbers as this system writes them: E.164 (+ and 7-15 digits, possibly spaced or dashed as a
+# person typed it) or a bare 10-15 digit run. Dates and times (2026-11-22 02:59) are left alone. The
+# last four digits stay so an operator can still tell two numbers apart in a log.
+_PHONE = re.compile(r"\+\d(?:[\-\s().]?\d){6,14}(?!\d)|(?<![\w+])\d{10,15}(?![\w])")
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
 def mask_phone(text: str) -> str:
     """Mask every phone-like number in `text`, keeping the last four digits."""
-    return _PHONE.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
+    def _masked(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return ("+" if match.group().startswith("+") else "") + "***" + digits[-4:]
+
+    return _PHONE.sub(_masked, text)
 
 
 def _mask(value: Any) -> Any:

@@ -19,15 +19,17 @@ _connector: Any = None
 
 
 def _cloud_sql_creator(settings: Settings) -> Any:
-    global _connector
-    from google.cloud.sql.connector import Connector, IPTypes, RefreshStrategy
-
-    if _connector is None:
-        _connector = Connector(refresh_strategy=RefreshStrategy.LAZY)
-    ip_type = {"public": IPTypes.PUBLIC, "private": IPTypes.PRIVATE, "psc": IPTypes.PSC}[settings.db_ip_type]
     password = settings.db_password.get_secret_value() if settings.db_password else None
 
     def connect() -> Any:
+        # The Connector needs credentials and starts a background loop: only on the first connection.
+        global _connector
+        from google.cloud.sql.connector import Connector, IPTypes, RefreshStrategy
+
+        with _lock:
+            if _connector is None:
+                _connector = Connector(refresh_strategy=RefreshStrategy.LAZY)
+        ip_type = {"public": IPTypes.PUBLIC, "private": IPTypes.PRIVATE, "psc": IPTypes.PSC}[settings.db_ip_type]
         return _connector.connect(
             settings.instance_connection_name,
             "pg8000",
