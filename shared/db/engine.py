@@ -29,7 +29,9 @@ def _cloud_sql_creator(settings: Settings) -> Any:
         with _lock:
             if _connector is None:
                 _connector = Connector(refresh_strategy=RefreshStrategy.LAZY)
-        ip_type = {"public": IPTypes.PUBLIC, "private": IPTypes.PRIVATE, "psc": IPTypes.PSC}[settings.db_ip_type]
+        ip_type = {"public": IPTypes.PUBLIC, "private": IPTypes.PRIVATE, "psc": IPTypes.PSC}[
+            settings.db_ip_type
+        ]
         return _connector.connect(
             settings.instance_connection_name,
             "pg8000",

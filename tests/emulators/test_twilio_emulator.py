@@ -114,6 +114,21 @@ def test_invalid_create_is_rejected_with_twilios_code(
     assert emulator.messages() == []
 
 
+def test_messaging_service_send_is_accepted_and_sent_from_the_senders_number(
+    emulator: TwilioEmulator, client: Client, receiver: WebhookReceiver
+) -> None:
+    service = "MG" + "c" * 32
+    message = client.messages.create(
+        to=f"whatsapp:{ALICE}", messaging_service_sid=service, body="Hi", status_callback=receiver.url("/s")
+    )
+    settle(emulator)
+
+    assert (message.status, message.from_, message.messaging_service_sid) == ("accepted", None, service)
+    assert {(r.params["From"], r.params["MessagingServiceSid"]) for r in receiver.requests()} == {
+        (SENDER, service)
+    }
+
+
 def test_wrong_auth_token_is_rejected_with_20003(emulator: TwilioEmulator) -> None:
     intruder = make_twilio_client(emulator.account_sid, "not-the-token", emulator.base_url)
 
@@ -121,6 +136,16 @@ def test_wrong_auth_token_is_rejected_with_20003(emulator: TwilioEmulator) -> No
         send(intruder)
 
     assert (raised.value.status, raised.value.code) == (401, 20003)
+    assert emulator.messages() == []
+
+
+def test_another_accounts_messages_are_not_found(emulator: TwilioEmulator, client: Client) -> None:
+    other_account = client.api.v2010.accounts("AC" + "9" * 32)
+
+    with pytest.raises(TwilioRestException) as raised:
+        other_account.messages.create(to=f"whatsapp:{ALICE}", from_=SENDER, body="Hi")
+
+    assert (raised.value.status, raised.value.code) == (404, 20404)
     assert emulator.messages() == []
 
 
@@ -292,6 +317,25 @@ def test_slow_accept_fault_times_out_the_sdk_but_the_message_was_sent(
     [recorded] = emulator.messages()
     assert recorded["to"] == f"whatsapp:{ALICE}"
     assert receiver.statuses_by_sid() == {recorded["sid"]: ["sent", "delivered", "read"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "named"),
+    [
+        ("faults", {"rate": 0.5}, "http_status"),
+        ("faults", {"to": "555", "http_status": 400}, "to"),
+        ("config", {"callback_delay": -1}, "callback_delay"),
+        ("config", {"outcomes": {ALICE: {"status": "lost"}}}, f"outcomes[{ALICE}]"),
+        ("config", {"shuffle": True}, "shuffle"),
+    ],
+)
+def test_malformed_emulator_request_is_a_400_naming_the_field(
+    emulator: TwilioEmulator, path: str, payload: dict[str, Any], named: str
+) -> None:
+    response = emulator_post(emulator, path, payload)
+
+    assert response.status_code == 400
+    assert named in response.json()["error"]
 
 
 def test_delete_messages_forgets_messages_and_faults(emulator: TwilioEmulator, client: Client) -> None:

@@ -41,7 +41,9 @@ def test_mask_phone_keeps_only_the_last_four_digits(text: str, masked: str) -> N
     assert mask_phone(text) == masked
 
 
-def test_log_lines_are_json_with_severity_message_and_trace(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
+def test_log_lines_are_json_with_severity_message_and_trace(
+    log_stream: tuple[logging.Logger, io.StringIO],
+) -> None:
     logger, stream = log_stream
     set_trace("105445aa7843bc8bf206b12000100000/1;o=1", "my-project")
     try:
@@ -52,7 +54,9 @@ def test_log_lines_are_json_with_severity_message_and_trace(log_stream: tuple[lo
     assert entry["severity"] == "WARNING"
     assert entry["message"] == "queued for +***0123"
     assert entry["recipient"] == "whatsapp:+***0123"
-    assert entry["logging.googleapis.com/trace"] == "projects/my-project/traces/105445aa7843bc8bf206b12000100000"
+    assert (
+        entry["logging.googleapis.com/trace"] == "projects/my-project/traces/105445aa7843bc8bf206b12000100000"
+    )
 
 
 def test_secrets_in_settings_never_reach_a_log_line(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
