@@ -1,0 +1,118 @@
+"""One attempt of an HTTP task: the request Cloud Tasks sends, and what came back."""
+
+import email.utils
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import requests
+
+USER_AGENT = "Google-Cloud-Tasks"
+# Only these statuses ask the queue to slow down; the service reads Retry-After on them.
+_THROTTLING_STATUSES = {429, 503}
+_RPC_CODE_BY_HTTP_STATUS = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    499: grpc.StatusCode.CANCELLED,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+@dataclass(frozen=True)
+class DispatchRequest:
+    url: str
+    method: str
+    headers: dict[str, str]
+    body: bytes
+    deadline_seconds: float
+    oidc_service_account: str | None
+    oidc_audience: str
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    http_status: int | None  # None: no response arrived (deadline exceeded, connection refused)
+    retry_after_seconds: float | None
+    retry_reason: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.http_status is not None and 200 <= self.http_status < 300
+
+    @property
+    def rpc_code(self) -> grpc.StatusCode:
+        if self.http_status is None:
+            timed_out = self.retry_reason == "DEADLINE_EXCEEDED"
+            return grpc.StatusCode.DEADLINE_EXCEEDED if timed_out else grpc.StatusCode.UNAVAILABLE
+        if self.succeeded:
+            return grpc.StatusCode.OK
+        default = grpc.StatusCode.INTERNAL if self.http_status >= 500 else grpc.StatusCode.FAILED_PRECONDITION
+        return _RPC_CODE_BY_HTTP_STATUS.get(self.http_status, default)
+
+
+def cloud_tasks_headers(
+    queue_id: str,
+    task_id: str,
+    retry_count: int,
+    execution_count: int,
+    eta: float,
+    previous: AttemptOutcome | None,
+) -> dict[str, str]:
+    headers = {
+        "User-Agent": USER_AGENT,
+        "X-CloudTasks-QueueName": queue_id,
+        "X-CloudTasks-TaskName": task_id,
+        "X-CloudTasks-TaskRetryCount": str(retry_count),
+        "X-CloudTasks-TaskExecutionCount": str(execution_count),
+        "X-CloudTasks-TaskETA": f"{eta:.6f}",
+    }
+    if previous is not None:
+        # The service sends 0 when the previous attempt got no response; the reason strings are not
+        # documented, so the emulator's are its own: HTTP_<status>, DEADLINE_EXCEEDED or UNAVAILABLE.
+        headers["X-CloudTasks-TaskPreviousResponse"] = str(previous.http_status or 0)
+        headers["X-CloudTasks-TaskRetryReason"] = previous.retry_reason
+    return headers
+
+
+def send(request: DispatchRequest, mint_token: Callable[[str, str], str]) -> AttemptOutcome:
+    headers = dict(request.headers)
+    if request.oidc_service_account is not None:
+        headers["Authorization"] = f"Bearer {mint_token(request.oidc_service_account, request.oidc_audience)}"
+    try:
+        response = requests.request(
+            request.method,
+            request.url,
+            headers=headers,
+            data=request.body or None,
+            timeout=request.deadline_seconds,
+        )
+    except requests.Timeout:
+        return AttemptOutcome(http_status=None, retry_after_seconds=None, retry_reason="DEADLINE_EXCEEDED")
+    except requests.RequestException:
+        return AttemptOutcome(http_status=None, retry_after_seconds=None, retry_reason="UNAVAILABLE")
+    retry_after = None
+    if response.status_code in _THROTTLING_STATUSES:
+        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+    reason = "" if 200 <= response.status_code < 300 else f"HTTP_{response.status_code}"
+    return AttemptOutcome(
+        http_status=response.status_code, retry_after_seconds=retry_after, retry_reason=reason
+    )
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
