@@ -1,0 +1,94 @@
+"""What to do when Twilio refuses a send (or a callback reports an error code), per ARCHITECTURE.md §4.
+
+- RETRY: transient; try again after 1, 5, then 15 minutes, then give up (FAILED).
+- DEFER: a throughput limit; send later without using up a retry.
+- PERMANENT: this message can never succeed; FAILED at once.
+- OPT_OUT: the recipient opted out at the channel; record STOP for the user, fail the message.
+- PAUSE_CAMPAIGN: our account cannot send at all (credentials, suspension); retrying would fail every
+  recipient, so the campaign stops until an operator acts.
+
+A known error code decides. Without one: no response at all (a timeout before Twilio accepted) and 429/5xx
+retry, 401 pauses, any other 4xx is permanent, and an unknown code that Twilio did report is permanent
+(failing one message is recoverable; retrying a hopeless one forever is not).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+
+class ErrorClass(StrEnum):
+    RETRY = "retry"
+    DEFER = "defer"
+    PERMANENT = "permanent"
+    OPT_OUT = "opt_out"
+    PAUSE_CAMPAIGN = "pause_campaign"
+
+
+# Seconds to wait after the 1st, 2nd and 3rd failed attempt; a 4th failure is final.
+RETRY_DELAYS = (60, 300, 900)
+
+_R, _D, _P, _O, _X = (
+    ErrorClass.RETRY,
+    ErrorClass.DEFER,
+    ErrorClass.PERMANENT,
+    ErrorClass.OPT_OUT,
+    ErrorClass.PAUSE_CAMPAIGN,
+)
+_KNOWN: dict[int, tuple[ErrorClass, str]] = {
+    20003: (_X, "authentication failed: check the Twilio account SID and auth token"),
+    20005: (_X, "the Twilio account is not active"),
+    30002: (_X, "the Twilio account is suspended"),
+    20429: (_R, "too many concurrent requests to Twilio"),
+    20500: (_R, "Twilio internal error"),
+    20503: (_R, "Twilio temporarily unavailable"),
+    30001: (_R, "Twilio's sending queue overflowed"),
+    30003: (_R, "the recipient's phone is unreachable (off or out of coverage)"),
+    30008: (_R, "unknown error from the carrier or channel"),
+    30500: (_R, "temporary Twilio processing error"),
+    63017: (_D, "account-wide sending rate limit exceeded"),
+    63018: (_D, "the WhatsApp sender exceeded its rate or messaging limit"),
+    63038: (_D, "the account reached its daily message limit"),
+    21211: (_P, "the 'To' number is not a valid phone number"),
+    21408: (_P, "sending to this country is not enabled on the account"),
+    21612: (_P, "Twilio cannot route to this number"),
+    21614: (_P, "the number is not a mobile number"),
+    30005: (_P, "unknown destination: the number does not exist"),
+    30006: (_P, "landline or unreachable carrier"),
+    30007: (_P, "filtered by the carrier as spam"),
+    63003: (_P, "the number is not a WhatsApp user"),
+    63016: (_P, "outside the 24-hour window: only an approved template (content_sid) may be sent"),
+    63024: (_P, "invalid message recipient"),
+    21610: (_O, "the recipient unsubscribed (replied STOP) from this sender"),
+    63014: (_O, "the recipient blocked or opted out of messages from this sender"),
+}
+
+
+def classify(http_status: int | None, error_code: int | None) -> ErrorClass:
+    """`http_status` None means no response arrived; `error_code` is Twilio's `code` (or ErrorCode)."""
+    if error_code is not None and error_code in _KNOWN:
+        return _KNOWN[error_code][0]
+    if http_status is None:
+        return ErrorClass.RETRY if error_code is None else ErrorClass.PERMANENT
+    if http_status == 429 or http_status >= 500:
+        return ErrorClass.RETRY
+    if http_status == 401:
+        return ErrorClass.PAUSE_CAMPAIGN
+    return ErrorClass.PERMANENT
+
+
+def retry_delay(failed_attempts: int) -> timedelta | None:
+    """How long to wait after the n-th failed attempt (1-based); None means give up."""
+    if failed_attempts < 1:
+        raise ValueError("failed_attempts counts failures so far and starts at 1")
+    if failed_attempts > len(RETRY_DELAYS):
+        return None
+    return timedelta(seconds=RETRY_DELAYS[failed_attempts - 1])
+
+
+def describe(error_code: int) -> str:
+    """A short meaning an operator can act on, with the Twilio reference for the rest."""
+    known = _KNOWN.get(error_code)
+    meaning = known[1] if known else "Twilio error"
+    return f"{meaning} ({error_code}; https://www.twilio.com/docs/api/errors/{error_code})"
