@@ -1,13 +1,82 @@
-"""PLACEHOLDER: replaced by the issue that builds these entry points. Answers 501 until then."""
+"""The two doors Twilio calls: check the signature first, then hand the fields to one service.
+
+A forged or unsigned request is answered 403 before anything is read into the database. A database
+that is briefly unreachable answers 503, so Twilio retries instead of losing the event.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from flask import Request, Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from shared.adapters.twilio_signature import (
+    IDEMPOTENCY_HEADER,
+    flatten,
+    is_valid_twilio_request,
+    webhook_params,
+)
+from shared.clock import SystemClock
+from shared.config import get_settings
+from shared.db.engine import get_engine
+from shared.db.errors import is_transient
+from shared.db.unit_of_work import UnitOfWork
+from shared.services.delivery_status import record_status_callback
+from shared.services.inbound import ReplyTexts, receive_inbound_message
+from shared.transport import Outcome, Result, for_twilio
+
+log = logging.getLogger(__name__)
+
+_FORBIDDEN = Result(Outcome.FORBIDDEN)
 
 
 def inbound_webhook(request: Request) -> Response:
-    return Response("not implemented yet", status=501)
+    settings = get_settings()
+    if not is_valid_twilio_request(request, settings.inbound_webhook_url, settings.twilio_auth_token):
+        log.warning("inbound webhook refused: missing or invalid signature")
+        return for_twilio(_FORBIDDEN)
+    return for_twilio(
+        _unless_db_unavailable(
+            lambda: receive_inbound_message(
+                UnitOfWork(get_engine()),
+                webhook_params(request),
+                idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
+                replies=ReplyTexts.from_settings(settings),
+                clock=SystemClock(),
+                default_region=settings.default_region,
+            )
+        )
+    )
 
 
 def status_webhook(request: Request) -> Response:
-    return Response("not implemented yet", status=501)
+    settings = get_settings()
+    if not is_valid_twilio_request(request, settings.status_webhook_url, settings.twilio_auth_token):
+        log.warning("status webhook refused: missing or invalid signature")
+        return for_twilio(_FORBIDDEN)
+    return for_twilio(
+        _unless_db_unavailable(
+            lambda: record_status_callback(
+                UnitOfWork(get_engine()),
+                webhook_params(request),
+                query=flatten(request.args),
+                idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
+                clock=SystemClock(),
+            )
+        )
+    )
+
+
+def _unless_db_unavailable(handle: Callable[[], Result]) -> Result:
+    try:
+        return handle()
+    except (DBAPIError, PoolTimeout) as exc:
+        # pg8000 reports a refused connection as InterfaceError, which is_transient does not cover.
+        unavailable = isinstance(exc, InterfaceError | OperationalError | PoolTimeout)
+        if not (unavailable or is_transient(exc)):
+            raise
+        log.warning("database unavailable; asking Twilio to retry", extra={"error": type(exc).__name__})
+        return Result(Outcome.TRANSIENT_FAILURE, reason="database unavailable")

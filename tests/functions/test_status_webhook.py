@@ -1,0 +1,342 @@
+"""status_webhook through functions-framework's HTTP interface, on a real migrated PostgreSQL database."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from infra.local.postgres import free_port
+from shared.adapters.twilio_signature import status_callback_url
+from shared.config import Settings, override_settings
+from shared.db.engine import reset_engine
+from tests.conftest import make_settings
+from tests.functions.twilio_webhook_client import TwilioWebhookClient, count_rows, fetch_one
+
+PHONE = "+14155550100"
+
+
+@pytest.fixture
+def status(settings: Settings) -> Iterator[TwilioWebhookClient]:
+    assert settings.status_webhook_url is not None
+    yield TwilioWebhookClient("status_webhook", settings.status_webhook_url)
+
+
+def seed_message(
+    engine: Engine, status: str = "ACCEPTED", provider_sid: str | None = "new"
+) -> tuple[int, str | None]:
+    """A message of a running campaign to an opted-in user: (id, provider SID)."""
+    sid = "SM" + uuid.uuid4().hex if provider_sid == "new" else provider_sid
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN') ON CONFLICT DO NOTHING"
+            ),
+            {"p": PHONE},
+        )
+        template = conn.execute(
+            text("INSERT INTO templates (name, content) VALUES (:n, 'Hi') RETURNING id"),
+            {"n": uuid.uuid4().hex},
+        ).scalar_one()
+        segment = conn.execute(
+            text("INSERT INTO segments (name, definition) VALUES (:n, '{}'::jsonb) RETURNING id"),
+            {"n": uuid.uuid4().hex},
+        ).scalar_one()
+        campaign = conn.execute(
+            text(
+                "INSERT INTO campaigns (name, template_id, segment_id, status)"
+                " VALUES ('c', :t, :s, 'RUNNING') RETURNING id"
+            ),
+            {"t": template, "s": segment},
+        ).scalar_one()
+        message_id = conn.execute(
+            text(
+                "INSERT INTO messages (campaign_id, recipient_phone, body, status, provider_sid)"
+                " VALUES (:c, :p, 'Hi', :s, :sid) RETURNING id"
+            ),
+            {"c": campaign, "p": PHONE, "s": status, "sid": sid},
+        ).scalar_one()
+    return int(message_id), sid
+
+
+def callback(sid: str, status: str, **extra: str) -> dict[str, str]:
+    return {
+        "AccountSid": "AC" + "0" * 32,
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "To": f"whatsapp:{PHONE}",
+        "From": "whatsapp:+14155238886",
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
+
+
+def query_for(message_id: int) -> str:
+    return status_callback_url("", message_id).lstrip("?")
+
+
+def message_row(engine: Engine, message_id: int) -> Any:
+    return fetch_one(
+        engine,
+        "SELECT status, provider_sid, error_code, status_reason, sent_at, delivered_at, read_at, failed_at"
+        " FROM messages WHERE id = :id",
+        id=message_id,
+    )
+
+
+@dataclass(frozen=True)
+class Window:
+    """When one callback was being handled: the time it records must fall inside."""
+
+    start: datetime
+    end: datetime
+
+    def __contains__(self, at: datetime) -> bool:
+        return self.start <= at <= self.end
+
+
+def deliver(status: TwilioWebhookClient, message_id: int, params: dict[str, str]) -> Window:
+    start = datetime.now(UTC)
+    response = status.post(params, query=query_for(message_id))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return Window(start, datetime.now(UTC))
+
+
+# --- the lock ---
+
+
+def test_forged_missing_and_tampered_signatures_are_refused_and_nothing_is_written(
+    status: TwilioWebhookClient, engine: Engine
+) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    params = callback(sid, "delivered")
+    query = query_for(message_id)
+    forged = status.post(params, query=query, signature=status.signature(params, query, token="guessed"))
+    missing = status.post_unsigned(params)
+    # Signed for one message, replayed with another message's id in the URL.
+    other_url = status.post(
+        params, query=query_for(message_id + 1), signature=status.signature(params, query)
+    )
+    assert [r.status_code for r in (forged, missing, other_url)] == [403, 403, 403]
+    assert count_rows(engine, "delivery_receipts") == 0
+    assert message_row(engine, message_id).status == "ACCEPTED"
+
+
+# --- every order ends in the right state ---
+
+ORDERS = list(itertools.permutations(["queued", "sent", "delivered", "read"]))
+# Which callbacks prove each timestamp: a read proves delivery and sending too.
+PROVES = {
+    "sent_at": {"sent", "delivered", "read"},
+    "delivered_at": {"delivered", "read"},
+    "read_at": {"read"},
+}
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["-".join(o) for o in ORDERS])
+def test_every_order_of_queued_sent_delivered_read_ends_read_with_first_proof_timestamps(
+    status: TwilioWebhookClient, engine: Engine, order: tuple[str, ...]
+) -> None:
+    message_id, sid = seed_message(engine, status="SENDING")
+    assert sid is not None
+    windows = {name: deliver(status, message_id, callback(sid, name)) for name in order}
+    row = message_row(engine, message_id)
+    assert row.status == "READ"
+    for column, proofs in PROVES.items():
+        first_proof = next(name for name in order if name in proofs)
+        assert getattr(row, column) in windows[first_proof], (column, first_proof)
+    assert row.failed_at is None and row.error_code is None
+
+
+def test_late_sent_callback_does_not_downgrade_delivered(status: TwilioWebhookClient, engine: Engine) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    deliver(status, message_id, callback(sid, "delivered"))
+    deliver(status, message_id, callback(sid, "sent"))
+    assert message_row(engine, message_id).status == "DELIVERED"
+
+
+@pytest.mark.parametrize("order", [("sent", "failed"), ("failed", "sent")])
+def test_sent_and_failed_in_either_order_end_failed_with_the_error(
+    status: TwilioWebhookClient, engine: Engine, order: tuple[str, str]
+) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    windows = {name: deliver(status, message_id, callback(sid, name, ErrorCode="30008")) for name in order}
+    row = message_row(engine, message_id)
+    assert (row.status, row.error_code) == ("FAILED", 30008)
+    assert "30008" in row.status_reason
+    assert row.failed_at in windows["failed"]
+    # Sending is a fact even when reported after the failure.
+    assert row.sent_at in windows["sent"]
+    assert row.delivered_at is None
+
+
+def test_a_failure_reported_after_delivery_does_not_undo_it(
+    status: TwilioWebhookClient, engine: Engine
+) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    deliver(status, message_id, callback(sid, "delivered"))
+    deliver(status, message_id, callback(sid, "undelivered", ErrorCode="30008"))
+    row = message_row(engine, message_id)
+    assert (row.status, row.error_code) == ("DELIVERED", None)
+
+
+def test_a_failure_is_recorded_in_the_audit_trail(status: TwilioWebhookClient, engine: Engine) -> None:
+    message_id, sid = seed_message(engine, status="SENT")
+    assert sid is not None
+    deliver(status, message_id, callback(sid, "undelivered", ErrorCode="30003"))
+    audit = fetch_one(engine, "SELECT kind, message_id, user_phone, source, detail FROM audit_events")
+    assert (audit.kind, audit.message_id, audit.user_phone, audit.source) == (
+        "message.failed",
+        message_id,
+        PHONE,
+        "status_callback",
+    )
+    assert audit.detail["error_code"] == 30003
+
+
+# --- repeats ---
+
+
+def test_the_same_callback_delivered_twice_is_one_receipt_and_the_same_state(
+    status: TwilioWebhookClient, engine: Engine
+) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    params = callback(sid, "delivered")
+    deliver(status, message_id, params)
+    first = message_row(engine, message_id)
+    response = status.post(params, query=query_for(message_id), idempotency_token="again")
+    assert response.status_code == 200
+    assert count_rows(engine, "delivery_receipts") == 1
+    assert message_row(engine, message_id) == first
+
+
+def test_receipt_keeps_the_raw_payload_the_url_query_and_the_idempotency_token(
+    status: TwilioWebhookClient, engine: Engine
+) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    params = callback(sid, "sent")
+    status.post(params, query=query_for(message_id), idempotency_token="tok-1")
+    receipt = fetch_one(
+        engine,
+        "SELECT message_sid, message_status, message_id, raw_payload, idempotency_token FROM delivery_receipts",
+    )
+    assert (receipt.message_sid, receipt.message_status, receipt.message_id) == (sid, "sent", message_id)
+    assert receipt.raw_payload == {**params, "_query": {"message_id": str(message_id)}}
+    assert receipt.idempotency_token == "tok-1"
+
+
+# --- matching the message ---
+
+
+def test_an_ambiguous_send_is_reconciled_by_the_message_id_in_the_callback_url(
+    status: TwilioWebhookClient, engine: Engine
+) -> None:
+    message_id, _ = seed_message(engine, status="AMBIGUOUS", provider_sid=None)
+    sid = "SM" + uuid.uuid4().hex
+    window = deliver(status, message_id, callback(sid, "sent"))
+    row = message_row(engine, message_id)
+    assert (row.status, row.provider_sid) == ("SENT", sid)
+    assert row.sent_at in window
+    # Later callbacks find it by SID alone.
+    status.post(callback(sid, "delivered"))
+    assert message_row(engine, message_id).status == "DELIVERED"
+
+
+def test_a_message_id_whose_row_holds_another_sid_is_not_touched(
+    status: TwilioWebhookClient, engine: Engine
+) -> None:
+    message_id, own_sid = seed_message(engine)
+    stranger = "SM" + uuid.uuid4().hex
+    deliver(status, message_id, callback(stranger, "delivered"))
+    row = message_row(engine, message_id)
+    assert (row.status, row.provider_sid) == ("ACCEPTED", own_sid)
+    assert fetch_one(engine, "SELECT message_id FROM delivery_receipts")[0] is None
+
+
+def test_a_callback_for_an_unknown_sid_is_stored_and_answered_200(
+    status: TwilioWebhookClient, engine: Engine
+) -> None:
+    sid = "SM" + uuid.uuid4().hex
+    response = status.post(callback(sid, "delivered"))
+    assert response.status_code == 200
+    receipt = fetch_one(engine, "SELECT message_sid, message_id FROM delivery_receipts")
+    assert (receipt.message_sid, receipt.message_id) == (sid, None)
+
+
+# --- opt-outs reported as send errors ---
+
+
+@pytest.mark.parametrize("code", ["21610", "63014"])
+def test_an_opt_out_error_sets_the_user_to_stop(
+    status: TwilioWebhookClient, engine: Engine, code: str
+) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    deliver(status, message_id, callback(sid, "failed", ErrorCode=code))
+    assert fetch_one(engine, "SELECT consent_state FROM users WHERE phone_e164 = :p", p=PHONE)[0] == "STOP"
+    consent = fetch_one(engine, "SELECT source, detail FROM audit_events WHERE kind = 'consent.changed'")
+    assert consent.source == f"send_error:{code}"
+    assert consent.detail["message_id"] == message_id
+    assert message_row(engine, message_id).status == "FAILED"
+
+
+def test_an_ordinary_failure_leaves_consent_alone(status: TwilioWebhookClient, engine: Engine) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    deliver(status, message_id, callback(sid, "failed", ErrorCode="30008"))
+    assert fetch_one(engine, "SELECT consent_state FROM users")[0] == "OPT_IN"
+
+
+# --- malformed, but signed ---
+
+
+@pytest.mark.parametrize(
+    ("drop", "extra", "field"),
+    [
+        ("MessageSid", {}, "MessageSid"),
+        ("MessageStatus", {}, "MessageStatus"),
+        (None, {"ErrorCode": "thirty"}, "ErrorCode"),
+    ],
+)
+def test_a_malformed_callback_is_a_400_with_a_reason_and_kept_for_audit(
+    status: TwilioWebhookClient, engine: Engine, drop: str | None, extra: dict[str, str], field: str
+) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    params = callback(sid, "delivered", **extra)
+    if drop:
+        del params[drop]
+    response = status.post(params, query=query_for(message_id))
+    assert response.status_code == 400
+    assert response.get_data(as_text=True).startswith(field)
+    assert fetch_one(engine, "SELECT raw_payload FROM delivery_receipts")[0]["To"] == params["To"]
+    assert message_row(engine, message_id).status == "ACCEPTED"
+
+
+def test_a_message_id_that_is_not_a_number_is_a_400(status: TwilioWebhookClient, engine: Engine) -> None:
+    message_id, sid = seed_message(engine)
+    assert sid is not None
+    response = status.post(callback(sid, "delivered"), query="message_id=abc")
+    assert response.status_code == 400
+    assert "message_id" in response.get_data(as_text=True)
+    assert message_row(engine, message_id).status == "ACCEPTED"
+
+
+def test_unreachable_database_answers_503_so_twilio_retries(status: TwilioWebhookClient) -> None:
+    override_settings(make_settings(f"postgresql+pg8000://ese:ese@127.0.0.1:{free_port()}/ese"))
+    reset_engine()
+    assert status.post(callback("SM" + uuid.uuid4().hex, "delivered")).status_code == 503

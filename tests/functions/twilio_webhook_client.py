@@ -1,0 +1,56 @@
+"""The webhook functions as Twilio reaches them: signed over the public URL Twilio was given, delivered to
+an app that sees another host and scheme (as a function behind Google's front end does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import functions_framework
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
+
+AUTH_TOKEN = "test-auth-token"
+# What the function's own server sees: not the public URL, so request.url cannot be what was signed.
+SERVER_BASE_URL = "http://10.0.0.1:8080"
+
+
+class TwilioWebhookClient:
+    def __init__(self, target: str, public_url: str) -> None:
+        app = functions_framework.create_app(target=target, source="functions/main.py")
+        self.raw: FlaskClient = app.test_client()
+        self.public_url = public_url
+        self.path = "/" + target
+
+    def signature(self, params: dict[str, Any], query: str = "", token: str = AUTH_TOKEN) -> str:
+        url = f"{self.public_url}?{query}" if query else self.public_url
+        return RequestValidator(token).compute_signature(url, params)
+
+    def post(
+        self,
+        params: dict[str, Any],
+        *,
+        query: str = "",
+        signature: str | None = None,
+        idempotency_token: str | None = None,
+    ) -> TestResponse:
+        """POST form params signed for the public URL (+ query) unless a signature is given."""
+        headers = {"X-Twilio-Signature": self.signature(params, query) if signature is None else signature}
+        if idempotency_token is not None:
+            headers["I-Twilio-Idempotency-Token"] = idempotency_token
+        path = f"{self.path}?{query}" if query else self.path
+        return self.raw.post(path, base_url=SERVER_BASE_URL, data=params, headers=headers)
+
+    def post_unsigned(self, params: dict[str, Any]) -> TestResponse:
+        return self.raw.post(self.path, base_url=SERVER_BASE_URL, data=params)
+
+
+def count_rows(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def fetch_one(engine: Engine, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).one()

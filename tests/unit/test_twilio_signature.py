@@ -1,0 +1,139 @@
+"""Signature checks against signatures built with Twilio's own SDK, on real Flask requests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Flask, Request
+from pydantic import SecretStr
+from twilio.request_validator import RequestValidator
+
+from shared.adapters.twilio_signature import (
+    flatten,
+    is_valid_twilio_request,
+    single_value,
+    status_callback_url,
+    webhook_params,
+)
+
+TOKEN = SecretStr("secret-token")
+PUBLIC_URL = "https://hooks.example.test/status_webhook"
+PARAMS = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "delivered", "To": "whatsapp:+14155550100"}
+
+
+def _sign(url: str, params: Any, token: str = TOKEN.get_secret_value()) -> str:
+    return RequestValidator(token).compute_signature(url, params)
+
+
+def _request(
+    *,
+    query: str = "",
+    data: dict[str, Any] | None = None,
+    body: str | None = None,
+    signature: str | None = None,
+    base_url: str = "http://10.0.0.1:8080",
+) -> Request:
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    path = f"/status_webhook?{query}" if query else "/status_webhook"
+    app = Flask(__name__)
+    if body is not None:
+        context = app.test_request_context(
+            path,
+            method="POST",
+            base_url=base_url,
+            data=body,
+            content_type="application/json",
+            headers=headers,
+        )
+    else:
+        context = app.test_request_context(path, method="POST", base_url=base_url, data=data, headers=headers)
+    return context.request
+
+
+def test_signature_for_the_public_url_passes_although_the_server_sees_another_host() -> None:
+    request = _request(data=PARAMS, signature=_sign(PUBLIC_URL, PARAMS))
+    assert request.url.startswith("http://10.0.0.1:8080")
+    assert is_valid_twilio_request(request, PUBLIC_URL, TOKEN)
+
+
+def test_signature_covers_the_query_string_of_the_called_url() -> None:
+    signed = _sign(f"{PUBLIC_URL}?message_id=7", PARAMS)
+    assert is_valid_twilio_request(
+        _request(query="message_id=7", data=PARAMS, signature=signed), PUBLIC_URL, TOKEN
+    )
+    assert not is_valid_twilio_request(
+        _request(query="message_id=8", data=PARAMS, signature=signed), PUBLIC_URL, TOKEN
+    )
+
+
+def test_a_changed_parameter_breaks_the_signature() -> None:
+    tampered = {**PARAMS, "MessageStatus": "read"}
+    assert not is_valid_twilio_request(
+        _request(data=tampered, signature=_sign(PUBLIC_URL, PARAMS)), PUBLIC_URL, TOKEN
+    )
+
+
+def test_a_signature_made_for_another_url_is_refused() -> None:
+    other = _sign("https://hooks.example.test/inbound_webhook", PARAMS)
+    assert not is_valid_twilio_request(_request(data=PARAMS, signature=other), PUBLIC_URL, TOKEN)
+
+
+def test_a_signature_made_with_another_token_is_refused() -> None:
+    forged = _sign(PUBLIC_URL, PARAMS, token="guessed")
+    assert not is_valid_twilio_request(_request(data=PARAMS, signature=forged), PUBLIC_URL, TOKEN)
+
+
+def test_missing_header_token_or_public_url_fails_closed() -> None:
+    signature = _sign(PUBLIC_URL, PARAMS)
+    assert not is_valid_twilio_request(_request(data=PARAMS), PUBLIC_URL, TOKEN)
+    assert not is_valid_twilio_request(_request(data=PARAMS, signature=""), PUBLIC_URL, TOKEN)
+    assert not is_valid_twilio_request(_request(data=PARAMS, signature=signature), PUBLIC_URL, None)
+    assert not is_valid_twilio_request(_request(data=PARAMS, signature=signature), PUBLIC_URL, SecretStr(""))
+    assert not is_valid_twilio_request(_request(data=PARAMS, signature=signature), None, TOKEN)
+
+
+def test_json_body_is_covered_by_the_body_hash_in_the_signed_url() -> None:
+    body = json.dumps(PARAMS)
+    query = f"bodySHA256={hashlib.sha256(body.encode()).hexdigest()}"
+    signature = _sign(f"{PUBLIC_URL}?{query}", {})
+    assert is_valid_twilio_request(_request(query=query, body=body, signature=signature), PUBLIC_URL, TOKEN)
+    tampered = json.dumps({**PARAMS, "MessageStatus": "read"})
+    assert not is_valid_twilio_request(
+        _request(query=query, body=tampered, signature=signature), PUBLIC_URL, TOKEN
+    )
+
+
+def test_json_body_without_a_body_hash_is_refused() -> None:
+    body = json.dumps(PARAMS)
+    assert not is_valid_twilio_request(
+        _request(body=body, signature=_sign(PUBLIC_URL, {})), PUBLIC_URL, TOKEN
+    )
+
+
+def test_status_callback_url_carries_the_message_id_and_keeps_an_existing_query() -> None:
+    url = status_callback_url(PUBLIC_URL, 42)
+    assert url == f"{PUBLIC_URL}?message_id=42"
+    with_query = status_callback_url(f"{PUBLIC_URL}?region=eu", 42)
+    assert parse_qs(urlsplit(with_query).query) == {"region": ["eu"], "message_id": ["42"]}
+
+
+def test_webhook_params_keep_every_value_of_a_repeated_field() -> None:
+    request = _request(data={"Body": "hi", "MediaUrl": ["https://a", "https://b"]})
+    assert webhook_params(request) == {"Body": "hi", "MediaUrl": ["https://a", "https://b"]}
+    assert flatten(request.form) == webhook_params(request)
+
+
+def test_webhook_params_keep_a_json_body_that_is_not_an_object_whole() -> None:
+    assert webhook_params(_request(body="[1, 2")) == {"_body": "[1, 2"}
+    assert webhook_params(_request(body=json.dumps(PARAMS))) == PARAMS
+
+
+def test_single_value_refuses_missing_blank_and_repeated_fields() -> None:
+    params = {"A": " x ", "B": "  ", "C": ["1", "2"]}
+    assert single_value(params, "A") == "x"
+    assert single_value(params, "B") is None
+    assert single_value(params, "C") is None
+    assert single_value(params, "D") is None
