@@ -12,7 +12,8 @@ Leaf operators, on the top-level attribute named by `attribute` (a dot is just a
 - `contains`: a text attribute containing the value (case-insensitive substring), or a list attribute
   having the value as an element (exact).
 - `exists`: the attribute is present and not null (`"value": false` for absent or null).
-- `gt`, `gte`, `lt`, `lte`: numeric comparison; only JSON numbers take part (a string never matches).
+- `gt`, `gte`, `lt`, `lte`: numeric comparison of JSON numbers and of text that is a plain decimal
+  number ("41", "-2.5": CSV imports store every cell as text); any other value never matches.
 - `before`, `after`: the attribute is text starting with an ISO-8601 date (`2024-05-31`, optionally
   followed by a time) and its date, as written, is before/after the value (a `YYYY-MM-DD` date).
 
@@ -74,6 +75,7 @@ MAX_TEXT = 1000
 
 _COMPARISONS = {"gt": op.gt, "gte": op.ge, "lt": op.lt, "lte": op.le}
 _ISO_DATE_PREFIX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]|$)"
+_DECIMAL_TEXT = r"^\s*-?[0-9]{1,30}(\.[0-9]{1,30})?\s*$"
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -301,8 +303,14 @@ def _leaf_sql(leaf: Condition) -> ColumnElement[bool]:
         return or_(_when(kind == "string", in_text), in_list)
     if operator in _COMPARISONS:
         # CASE, not AND: PostgreSQL does not promise to test the type before trying the cast.
-        compared = _COMPARISONS[operator](cast(element, Numeric), bound(Decimal(str(value)), Numeric))
-        return _when(kind == "number", compared)
+        compare = _COMPARISONS[operator]
+        limit = bound(Decimal(str(value)), Numeric)
+        decimal_text = and_(kind == "string", text.regexp_match(_DECIMAL_TEXT))
+        return case(
+            (kind == "number", compare(cast(element, Numeric), limit)),
+            (decimal_text, compare(cast(text, Numeric), limit)),
+            else_=false(),
+        )
     day = func.substr(text, 1, 10)
     compared = day < bound(value) if operator == "before" else day > bound(value)
     return _when(and_(kind == "string", text.regexp_match(_ISO_DATE_PREFIX)), compared)

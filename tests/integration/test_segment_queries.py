@@ -95,12 +95,13 @@ LEAF_CASES: dict[str, tuple[dict[str, Any], Set[str]]] = {
     "contains_number_is_list_membership_only": (leaf("age", "contains", 40), {"K"}),
     "exists_ignores_null_values": (leaf("plan", "exists"), {"A", "B"}),
     "exists_false_includes_null_and_missing": (leaf("plan", "exists", False), OPTED_IN - {"A", "B"}),
-    "gt_compares_only_json_numbers": (leaf("age", "gt", 34), {"E", "J"}),
-    "gte_includes_equal_int_and_float": (leaf("age", "gte", 34), {"A", "E", "F", "J"}),
+    "gt_compares_json_numbers_and_decimal_text": (leaf("age", "gt", 34), {"B", "E", "J"}),
+    "gte_includes_equal_int_and_float": (leaf("age", "gte", 34), {"A", "B", "E", "F", "J"}),
     "lt": (leaf("age", "lt", 20), {"C"}),
     "lte_with_fraction": (leaf("score", "lte", 7.5), {"A"}),
     "gt_on_text_attribute_matches_nothing_and_does_not_crash": (leaf("city", "gt", 1), set()),
-    "gt_on_object_and_list_attributes_does_not_crash": (leaf("age", "gt", 39), {"E", "J"}),
+    "gt_on_object_and_list_attributes_does_not_crash": (leaf("age", "gt", 39), {"B", "E", "J"}),
+    "lt_ignores_text_that_is_not_a_plain_number": (leaf("note", "lt", 100), set()),
     "before_compares_iso_dates_and_skips_non_dates": (leaf("signup", "before", "2024-01-16"), {"A", "E"}),
     "after_uses_the_date_part_of_a_datetime": (leaf("signup", "after", "2024-05-31"), {"B"}),
     "after_does_not_crash_on_an_impossible_stored_date": (leaf("signup", "after", "2024-02-01"), {"B", "F"}),
@@ -171,7 +172,7 @@ def test_deeply_nested_double_negations_keep_their_meaning(seeded: Engine) -> No
     definition: dict[str, Any] = leaf("age", "gte", 34)
     for _ in range(18):
         definition = {"operator": "NOT", "condition": definition}
-    assert audience(seeded, definition) == {"A", "E", "F", "J"}
+    assert audience(seeded, definition) == {"A", "B", "E", "F", "J"}
 
 
 def test_empty_and_is_every_opted_in_user_and_never_opted_out_or_stopped(seeded: Engine) -> None:
