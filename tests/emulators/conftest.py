@@ -36,6 +36,12 @@ class Reply:
     delay_seconds: float = 0.0
 
 
+class _TargetServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default backlog of 5 drops connections in a burst, and the kernel retries them a second later.
+    request_queue_size = 256
+
+
 class RecordingTarget:
     """An HTTP server on 127.0.0.1 that records every request and answers with `reply(attempt_index)`."""
 
@@ -45,8 +51,7 @@ class RecordingTarget:
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _TargetServer(("127.0.0.1", 0), self._handler_class())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/task"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()

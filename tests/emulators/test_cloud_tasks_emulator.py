@@ -86,7 +86,8 @@ def test_dispatch_rate_holds_the_queue_rate_after_the_initial_burst(
     assert tasks_emulator.wait_idle(timeout=10)
 
     times = sorted(arrival.at for arrival in task_target.arrivals)
-    steady = times[burst:]
+    # Measured from half a second after the burst, so the burst's own spread at the target stays out of it.
+    steady = times[burst + rate // 2 :]
     measured_rate = (len(steady) - 1) / (steady[-1] - steady[0])
     assert measured_rate == pytest.approx(rate, rel=0.10)
     # A token bucket never lets more than burst + rate * span requests through in any window; 50 ms of
@@ -177,7 +178,7 @@ def test_target_slower_than_dispatch_deadline_counts_as_a_failed_attempt(
     assert second.header("X-CloudTasks-TaskPreviousResponse") == "0"
     assert second.header("X-CloudTasks-TaskRetryReason") == "DEADLINE_EXCEEDED"
     # retried after the 0.3 s deadline plus the 0.1 s backoff, not after the target's 1 s reply
-    assert 0.4 <= second.at - first.at <= 0.5
+    assert 0.4 <= second.at - first.at < 0.9
 
 
 def test_attempts_are_counted_and_run_task_dispatches_at_once(

@@ -7,8 +7,14 @@ from dataclasses import dataclass
 
 import grpc
 import requests
+from google.cloud import tasks_v2
+
+from infra.local.cloud_tasks_emulator import names
 
 USER_AGENT = "Google-Cloud-Tasks"
+# Cloud Tasks computes these itself; a task's own headers cannot replace them.
+_RESERVED_HEADER_PREFIXES = ("x-cloudtasks-", "x-google-", "x-appengine-")
+_RESERVED_HEADERS = {"host", "content-length", "user-agent"}
 # Only these statuses ask the queue to slow down; the service reads Retry-After on them.
 _THROTTLING_STATUSES = {429, 503}
 _RPC_CODE_BY_HTTP_STATUS = {
@@ -57,19 +63,17 @@ class AttemptOutcome:
         return _RPC_CODE_BY_HTTP_STATUS.get(self.http_status, default)
 
 
-def cloud_tasks_headers(
-    queue_id: str,
-    task_id: str,
-    retry_count: int,
-    execution_count: int,
-    eta: float,
-    previous: AttemptOutcome | None,
-) -> dict[str, str]:
-    headers = {
+def request_for(
+    task: tasks_v2.Task, queue_name: str, eta: float, execution_count: int, previous: AttemptOutcome | None
+) -> DispatchRequest:
+    http = task.http_request
+    has_oidc = "oidc_token" in http
+    headers = {name: value for name, value in http.headers.items() if not _is_reserved(name, has_oidc)}
+    headers |= {
         "User-Agent": USER_AGENT,
-        "X-CloudTasks-QueueName": queue_id,
-        "X-CloudTasks-TaskName": task_id,
-        "X-CloudTasks-TaskRetryCount": str(retry_count),
+        "X-CloudTasks-QueueName": names.short_id(queue_name),
+        "X-CloudTasks-TaskName": names.short_id(task.name),
+        "X-CloudTasks-TaskRetryCount": str(task.dispatch_count),
         "X-CloudTasks-TaskExecutionCount": str(execution_count),
         "X-CloudTasks-TaskETA": f"{eta:.6f}",
     }
@@ -78,7 +82,15 @@ def cloud_tasks_headers(
         # documented, so the emulator's are its own: HTTP_<status>, DEADLINE_EXCEEDED or UNAVAILABLE.
         headers["X-CloudTasks-TaskPreviousResponse"] = str(previous.http_status or 0)
         headers["X-CloudTasks-TaskRetryReason"] = previous.retry_reason
-    return headers
+    return DispatchRequest(
+        url=http.url,
+        method=tasks_v2.HttpMethod(http.http_method).name,
+        headers=headers,
+        body=http.body,
+        deadline_seconds=task.dispatch_deadline.total_seconds(),
+        oidc_service_account=http.oidc_token.service_account_email if has_oidc else None,
+        oidc_audience=http.oidc_token.audience or http.url,
+    )
 
 
 def send(request: DispatchRequest, mint_token: Callable[[str, str], str]) -> AttemptOutcome:
@@ -116,3 +128,10 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _is_reserved(header: str, has_oidc_token: bool) -> bool:
+    lowered = header.lower()
+    if has_oidc_token and lowered == "authorization":
+        return True
+    return lowered in _RESERVED_HEADERS or lowered.startswith(_RESERVED_HEADER_PREFIXES)

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 
 import grpc
 from google.cloud import tasks_v2
@@ -23,44 +22,10 @@ from google.rpc import status_pb2
 from infra.local.cloud_tasks_emulator import http_dispatch, names
 from infra.local.cloud_tasks_emulator.backoff import RetryPolicy
 from infra.local.cloud_tasks_emulator.errors import RpcError, not_found
+from infra.local.cloud_tasks_emulator.task_records import TaskRecord, TaskTombstones
 from infra.local.cloud_tasks_emulator.token_bucket import TokenBucket
 
 _log = logging.getLogger(__name__)
-# Cloud Tasks computes these itself; a task's own headers cannot replace them.
-_RESERVED_HEADER_PREFIXES = ("x-cloudtasks-", "x-google-", "x-appengine-")
-_RESERVED_HEADERS = {"host", "content-length", "user-agent"}
-
-
-@dataclass
-class TaskRecord:
-    task: tasks_v2.Task
-    eta: float
-    heap_seq: int | None = None  # the live heap entry's sequence number; None while not waiting
-    first_attempt_at: float | None = None
-    execution_count: int = 0
-    previous: http_dispatch.AttemptOutcome | None = None
-    in_flight: int = 0
-
-
-@dataclass
-class TaskTombstones:
-    """Names of finished or deleted tasks, refused by CreateTask for `ttl` seconds like the service does."""
-
-    ttl: float
-    _expiry: dict[str, float] = field(default_factory=dict)
-
-    def add(self, name: str) -> None:
-        self._expiry[name] = time.monotonic() + self.ttl
-
-    def __contains__(self, name: str) -> bool:
-        # Entries are added with one ttl, so insertion order is expiry order: drop the expired prefix.
-        now = time.monotonic()
-        while self._expiry:
-            oldest = next(iter(self._expiry))
-            if self._expiry[oldest] > now:
-                break
-            del self._expiry[oldest]
-        return name in self._expiry
 
 
 class QueueRuntime:
@@ -179,24 +144,12 @@ class QueueRuntime:
 
     def _dispatch(self, record: TaskRecord, now: float) -> None:
         task = record.task
-        http = task.http_request
-        headers = {k: v for k, v in http.headers.items() if not _is_reserved(k, "oidc_token" in http)}
-        headers |= http_dispatch.cloud_tasks_headers(
-            queue_id=names.short_id(self.queue.name),
-            task_id=names.short_id(task.name),
-            retry_count=task.dispatch_count,
-            execution_count=record.execution_count,
+        request = http_dispatch.request_for(
+            task,
+            self.queue.name,
             eta=record.eta,
+            execution_count=record.execution_count,
             previous=record.previous,
-        )
-        request = http_dispatch.DispatchRequest(
-            url=http.url,
-            method=tasks_v2.HttpMethod(http.http_method).name,
-            headers=headers,
-            body=http.body,
-            deadline_seconds=task.dispatch_deadline.total_seconds(),
-            oidc_service_account=http.oidc_token.service_account_email if "oidc_token" in http else None,
-            oidc_audience=http.oidc_token.audience or http.url,
         )
         dispatched_at = _utc(now)
         if record.first_attempt_at is None:
@@ -286,13 +239,6 @@ class QueueRuntime:
     def _changed(self) -> None:
         self._wakeup.notify()
         self._on_change()
-
-
-def _is_reserved(header: str, has_oidc_token: bool) -> bool:
-    lowered = header.lower()
-    if has_oidc_token and lowered == "authorization":
-        return True
-    return lowered in _RESERVED_HEADERS or lowered.startswith(_RESERVED_HEADER_PREFIXES)
 
 
 def _utc(epoch_seconds: float) -> datetime.datetime:

@@ -36,7 +36,8 @@ class CloudTasksEmulator:
         self._oidc = OidcServer(host, oidc_port)
         self._dispatch_pool = ThreadPoolExecutor(dispatch_workers, thread_name_prefix="cloud-tasks-dispatch")
         self._state = EmulatorState(self._dispatch_pool, self._oidc.issuer.mint, retention, task_limits)
-        self._server = grpc.server(ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cloud-tasks-api"))
+        self._api_pool = ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cloud-tasks-api")
+        self._server = grpc.server(self._api_pool)
         self._server.add_generic_rpc_handlers((service_handler(self._state),))
         bound_port = self._server.add_insecure_port(f"{host}:{port}")
         if bound_port == 0:
@@ -75,6 +76,7 @@ class CloudTasksEmulator:
 
     def stop(self, grace_seconds: float = 1.0) -> None:
         self._server.stop(grace_seconds).wait()
+        self._api_pool.shutdown()
         self._state.reset()
         self._dispatch_pool.shutdown(wait=False, cancel_futures=True)
         self._oidc.stop()
