@@ -1,0 +1,414 @@
+"""The whole product on 127.0.0.1: PostgreSQL, the Pub/Sub, Cloud Tasks and Twilio emulators, one
+functions-framework server per entry point, and a scheduler calling trigger_campaign every minute.
+
+    python -m infra.local.stack up      # foreground; Ctrl-C or SIGTERM stops everything it started
+    python -m infra.local.stack stop    # stop a stack left running (or crashed), by its recorded PIDs
+    python -m infra.local.stack env     # print .local/stack.env
+
+State lives in one directory (default .local, `--state-dir` to change): stack.env (the settings, for
+tools and tests), stack.pids (what to stop) and logs/NAME.log (each process's output). A new `up`
+first stops whatever a previous one recorded there, so a crashed stack never blocks the next.
+
+Tests use `LocalStack` directly, with their own database and state directory (tests/e2e/conftest.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from types import FrameType, TracebackType
+
+from infra.local import functions_runner, processes, pubsub_emulator, tasks_queues
+from infra.local.migrate import migrate
+from infra.local.postgres import LocalPostgres
+from infra.local.processes import ProcessRecord
+from infra.local.scheduler import DEFAULT_INTERVAL_SECONDS, LocalScheduler
+from infra.local.stack_env import (
+    MANAGED_KEYS,
+    StackAddresses,
+    build_env,
+    caller_env,
+    uses_real_twilio,
+    write_env_file,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER_MARKER = "infra.local.stack"
+# A first start compiles bytecode for six servers on two cores; later ones take a few seconds.
+STARTUP_TIMEOUT_SECONDS = 90.0
+
+
+class LocalStack:
+    """Start with `start()` (or `with`), read `env`, stop with `stop()`.
+
+    `database_url` None means the developer's cluster (infra/local/postgres.py) and its `ese` database,
+    started if needed and stopped again only if this stack started it. Migrations run either way.
+    `scheduler_interval` None runs no scheduler.
+    """
+
+    def __init__(
+        self,
+        root: Path = ROOT,
+        *,
+        state_dir: Path | None = None,
+        database_url: str | None = None,
+        scheduler_interval: float | None = DEFAULT_INTERVAL_SECONDS,
+        environ: Mapping[str, str] | None = None,
+        record_runner: bool = False,
+    ) -> None:
+        self.root = root
+        self.state_dir = state_dir or root / ".local"
+        self.env_file = self.state_dir / "stack.env"
+        self.pids_file = self.state_dir / "stack.pids"
+        self.logs_dir = self.state_dir / "logs"
+        self._database_url = database_url
+        self._scheduler_interval = scheduler_interval
+        self._environ = dict(os.environ if environ is None else environ)
+        self._record_runner = record_runner
+        self.env: dict[str, str] = {}
+        self.function_ports: dict[str, int] = {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._records: list[ProcessRecord] = []
+        self._postgres_state: str | None = None  # the cluster's state dir when this stack started it
+        self._scheduler: LocalScheduler | None = None
+        self._aborting = threading.Event()
+
+    def log_path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    # --- lifecycle ---
+
+    def start(self) -> LocalStack:
+        stale_postgres = stop_recorded(self.state_dir, keep_postgres=self._database_url is None)
+        # A cluster the crashed stack had started is ours to stop now, if we use it.
+        self._postgres_state = stale_postgres if self._database_url is None else None
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        for old_log in self.logs_dir.glob("*.log"):
+            old_log.unlink()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        entries = functions_runner.discover(self.root / "functions" / "main.py")
+        self.function_ports = {entry.name: processes.free_port() for entry in entries}
+        pubsub_port, tasks_port, oidc_port = (processes.free_port() for _ in range(3))
+        twilio_port = None if uses_real_twilio(self._environ) else processes.free_port()
+        if self._record_runner:
+            self._records.append(_runner_record())
+        # Emulators first: they need no database, so they boot while PostgreSQL starts.
+        self._spawn(
+            "pubsub-emulator",
+            pubsub_emulator.command(pubsub_port),
+            pubsub_port,
+            pubsub_emulator.marker(pubsub_port),
+        )
+        tasks_argv = [*_python_module("infra.local.cloud_tasks_emulator"), "--port", str(tasks_port)]
+        self._spawn(
+            "cloud-tasks-emulator",
+            [*tasks_argv, "--oidc-port", str(oidc_port)],
+            tasks_port,
+            " ".join(tasks_argv),
+        )
+        database_url = self._database_url or self._start_postgres()
+        self.env = build_env(
+            StackAddresses(
+                database_url=database_url,
+                pubsub_port=pubsub_port,
+                tasks_port=tasks_port,
+                oidc_certs_url=f"http://127.0.0.1:{oidc_port}/certs",
+                twilio_port=twilio_port,
+                function_ports=self.function_ports,
+            ),
+            self._environ,
+        )
+        if twilio_port is not None:
+            self._spawn_twilio(twilio_port)
+        for entry in entries:
+            port = self.function_ports[entry.name]
+            argv = functions_runner.command(self.root / "functions" / "main.py", entry, port)
+            extra_env = functions_runner.process_env(entry.name, self.state_dir / "run" / entry.name)
+            extra_env |= caller_env(entry.name, self.env)
+            self._spawn(entry.name, argv, port, functions_runner.marker(entry, port), extra_env)
+        # Functions import the application meanwhile; they touch the database only on a request.
+        migrate(self.root, database_url)
+        self._wait_ready(pubsub_port, tasks_port, oidc_port, twilio_port)
+        write_env_file(self.env_file, self.env)
+        if self._scheduler_interval is not None:
+            self._start_scheduler(self._scheduler_interval)
+
+    def stop(self) -> None:
+        """Stop everything this stack started, and forget it. Safe to call twice."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        processes.stop_processes([r for r in self._records if r.pid != os.getpid()])
+        for child in self._children.values():
+            child.wait()  # reap: they are dead or killed by now
+        self._children.clear()
+        self._records.clear()
+        if self._postgres_state is not None:
+            LocalPostgres(Path(self._postgres_state)).stop()
+            self._postgres_state = None
+        self.env_file.unlink(missing_ok=True)
+        self.pids_file.unlink(missing_ok=True)
+        shutil.rmtree(self.state_dir / "run", ignore_errors=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def pid(self, name: str) -> int:
+        return self._children[name].pid
+
+    def exited(self) -> dict[str, int]:
+        """Children that have stopped on their own since start, with their exit codes."""
+        return {name: code for name, child in self._children.items() if (code := child.poll()) is not None}
+
+    # --- parts ---
+
+    def _spawn(
+        self, name: str, argv: list[str], port: int, marker: str, extra_env: Mapping[str, str] | None = None
+    ) -> None:
+        env = {k: v for k, v in self._environ.items() if k not in MANAGED_KEYS}
+        env |= self.env | {"PYTHONPATH": str(self.root), "PYTHONUNBUFFERED": "1"} | dict(extra_env or {})
+        child, record = processes.spawn(
+            name, argv, env=env, log_path=self.log_path(name), port=port, marker=marker
+        )
+        self._children[name] = child
+        self._records.append(record)
+        self._write_pids()  # after every start: a crash halfway must still leave a complete record
+
+    def _spawn_twilio(self, port: int) -> None:
+        argv = [*_python_module("infra.local.twilio_emulator"), "--port", str(port)]
+        # Credentials reach the emulator through its environment, not argv, which any local user can read.
+        self._spawn(
+            "twilio-emulator", [*argv, "--inbound-url", self.env["INBOUND_WEBHOOK_URL"]], port, " ".join(argv)
+        )
+
+    def _start_postgres(self) -> str:
+        server = LocalPostgres()
+        if not server.is_running() and self._postgres_state is None:
+            self._postgres_state = str(server.state_dir)
+            self._write_pids()
+        return server.start()
+
+    def _wait_ready(self, pubsub_port: int, tasks_port: int, oidc_port: int, twilio_port: int | None) -> None:
+        env = self.env
+        project, region = env["GCP_PROJECT"], env["GCP_REGION"]
+        checks: list[tuple[str, Callable[[], bool], Callable[[], None] | None]] = [
+            (
+                "pubsub-emulator",
+                lambda: processes.port_accepts(pubsub_port),
+                lambda: pubsub_emulator.create_topology(
+                    env["PUBSUB_EMULATOR_HOST"], project, env["PUBSUB_TOPIC"], env["FANOUT_RECIPIENTS_URL"]
+                ),
+            ),
+            (
+                "cloud-tasks-emulator",
+                lambda: processes.port_accepts(tasks_port) and processes.port_accepts(oidc_port),
+                lambda: tasks_queues.create_queues(
+                    env["CLOUD_TASKS_EMULATOR_HOST"],
+                    project,
+                    region,
+                    env["TASKS_QUEUE"],
+                    int(env["SENDER_RATE_LIMIT_PER_SECOND"]),
+                ),
+            ),
+        ]
+        if twilio_port is not None:
+            checks.append(("twilio-emulator", partial(processes.http_answers, env["TWILIO_API_URL"]), None))
+        for name, port in self.function_ports.items():
+            # functions-framework answers /robots.txt itself (404, or 405 for event functions): the probe
+            # proves the server routes requests without invoking the function and filling its log.
+            checks.append(
+                (name, partial(processes.http_answers, f"http://127.0.0.1:{port}/robots.txt"), None)
+            )
+        with ThreadPoolExecutor(len(checks), thread_name_prefix="stack-ready") as pool:
+            futures = [pool.submit(self._await, name, ready, then) for name, ready, then in checks]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                self._aborting.set()  # the other waits end now instead of at their timeout
+                raise
+
+    def _await(self, name: str, ready: Callable[[], bool], then: Callable[[], None] | None) -> None:
+        child = self._children[name]
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not ready():
+            if self._aborting.is_set():
+                return
+            if child.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {child.returncode} while starting; {self.log_path(name)} ends:\n"
+                    + processes.tail(self.log_path(name))
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{name} not ready after {STARTUP_TIMEOUT_SECONDS:.0f} s; see {self.log_path(name)}"
+                )
+            time.sleep(0.05)
+        if then is not None:
+            then()
+
+    def _start_scheduler(self, interval: float) -> None:
+        env = self.env
+        self._scheduler = LocalScheduler(
+            tasks_address=env["CLOUD_TASKS_EMULATOR_HOST"],
+            queue_path=f"projects/{env['GCP_PROJECT']}/locations/{env['GCP_REGION']}/queues/{tasks_queues.SCHEDULER_QUEUE}",
+            url=env["TRIGGER_CAMPAIGN_URL"],
+            service_account_email=env["SCHEDULER_SERVICE_ACCOUNT_EMAIL"],
+            interval=interval,
+        )
+        self._scheduler.start()
+
+    def _write_pids(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "processes": [r.as_json() for r in self._records],
+            "postgres_state_dir": self._postgres_state,
+        }
+        tmp = self.pids_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.pids_file)
+
+
+def stop_recorded(state_dir: Path, *, keep_postgres: bool = False) -> str | None:
+    """Stop a stack recorded in state_dir, checking each PID is still ours. Returns the state dir of a
+    PostgreSQL cluster that stack had started, when keep_postgres leaves it running for the next one."""
+    pids_file = state_dir / "stack.pids"
+    if not pids_file.exists():
+        return None
+    state = json.loads(pids_file.read_text())
+    records = [ProcessRecord.from_json(r) for r in state["processes"]]
+    runner = next((r for r in records if r.name == "runner" and r.pid != os.getpid()), None)
+    if runner is not None and processes.is_ours(runner):
+        # A live runner stops its own children in order and removes its record.
+        os.kill(runner.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 2 * processes.STOP_GRACE_SECONDS + 10
+        while processes.is_ours(runner) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    processes.stop_processes([r for r in records if r.name != "runner"])
+    postgres_state: str | None = state.get("postgres_state_dir")
+    if postgres_state is not None and not keep_postgres:
+        LocalPostgres(Path(postgres_state)).stop()
+    (state_dir / "stack.env").unlink(missing_ok=True)
+    pids_file.unlink(missing_ok=True)
+    return postgres_state
+
+
+def _runner_record() -> ProcessRecord:
+    pid = os.getpid()
+    start_time = processes.start_time(pid)
+    assert start_time is not None  # we are alive
+    return ProcessRecord("runner", pid, None, RUNNER_MARKER, start_time)
+
+
+def _python_module(module: str) -> list[str]:
+    return [sys.executable, "-m", module]
+
+
+# --- command line ---
+
+
+def _print_urls(stack: LocalStack) -> None:
+    env = stack.env
+    rows = [(name, f"http://127.0.0.1:{port}") for name, port in stack.function_ports.items()]
+    rows += [
+        ("dashboard", env["DASHBOARD_URL"]),
+        ("twilio emulator", env.get("TWILIO_API_URL", "(real Twilio)")),
+        ("pub/sub emulator", env["PUBSUB_EMULATOR_HOST"]),
+        ("cloud tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"]),
+        ("oidc certs", env["OIDC_CERTS_URL"]),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"  {name:<{width}}  {url}" for name, url in rows))
+    print(f"\nSettings: {stack.env_file}  (API_TOKEN={env['API_TOKEN']})\nLogs: {stack.logs_dir}/")
+    print("Ctrl-C (or `make stop` elsewhere) stops everything.", flush=True)
+
+
+def _up(args: argparse.Namespace) -> int:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    stack = LocalStack(
+        state_dir=args.state_dir,
+        database_url=args.database_url,
+        scheduler_interval=args.scheduler_interval,
+        record_runner=True,
+    )
+    try:
+        print("starting the local stack ...", flush=True)
+        stack.start()
+        _print_urls(stack)
+        reported: set[str] = set()
+        while True:
+            time.sleep(1)
+            for name, code in stack.exited().items():
+                if name not in reported:
+                    print(f"warning: {name} exited with code {code}; see {stack.log_path(name)}", flush=True)
+                    reported.add(name)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    finally:
+        # A second Ctrl-C must not cut the cleanup short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    print("stopped.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local.stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["up", "stop", "env"])
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
+    parser.add_argument(
+        "--database-url", help="use this (migrated to head) instead of the local cluster's `ese`"
+    )
+    parser.add_argument(
+        "--scheduler-interval",
+        type=float,
+        default=float(os.environ.get("SCHEDULER_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS)),
+        help="seconds between calls to trigger_campaign (SCHEDULER_INTERVAL_SECONDS; default 60)",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return _up(args)
+    if args.command == "stop":
+        stop_recorded(args.state_dir)
+        return 0
+    env_file = args.state_dir / "stack.env"
+    if not env_file.exists():
+        print(f"{env_file} does not exist: is `make dev` running?", file=sys.stderr)
+        return 1
+    sys.stdout.write(env_file.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The settings every local function receives, also written to `.local/stack.env` for tools and tests.
+
+Secrets (the API token, the emulator's Twilio auth token) are fresh random values on every start unless
+the environment sets them, so nothing guessable is ever listening, even on loopback.
+
+Real Twilio instead of the emulator: when the environment holds a real account (TWILIO_ACCOUNT_SID
+starting with AC, TWILIO_AUTH_TOKEN), a sender (TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID) and public
+webhook URLs (INBOUND_WEBHOOK_URL and STATUS_WEBHOOK_URL, or PUBLIC_BASE_URL, which then serves
+/inbound_webhook and /status_webhook), the stack starts no Twilio emulator and passes those values
+through unchanged, with TWILIO_API_URL unset so the SDK talks to api.twilio.com. The tunnel behind the
+public URLs must forward to the local ports `make dev` prints.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.config import Settings
+
+# The sender of Twilio's WhatsApp sandbox, which the emulator also uses.
+EMULATOR_SENDER = "whatsapp:+14155238886"
+REQUIRED_KEYS = (
+    "DATABASE_URL",
+    "PUBSUB_EMULATOR_HOST",
+    "CLOUD_TASKS_EMULATOR_HOST",
+    "GCP_PROJECT",
+    "GCP_REGION",
+    "PUBSUB_TOPIC",
+    "TASKS_QUEUE",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "API_URL",
+    "API_TOKENS",
+    "API_TOKEN",
+    "DASHBOARD_URL",
+    "INBOUND_WEBHOOK_URL",
+    "STATUS_WEBHOOK_URL",
+    "TRIGGER_CAMPAIGN_URL",
+    "SEND_MESSAGE_URL",
+    "FANOUT_RECIPIENTS_URL",
+    "OIDC_CERTS_URL",
+    "TASKS_SERVICE_ACCOUNT_EMAIL",
+    "SCHEDULER_SERVICE_ACCOUNT_EMAIL",
+    "SENDER_RATE_LIMIT_PER_SECOND",
+)
+# Keys the stack decides; a value inherited from the developer's shell must not leak past them.
+MANAGED_KEYS = (
+    *REQUIRED_KEYS,
+    "TWILIO_API_URL",
+    "TWILIO_FROM",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "OIDC_ALLOWED_EMAILS",
+    "PUBSUB_PUSH_SERVICE_ACCOUNT_EMAIL",
+)
+
+
+@dataclass(frozen=True)
+class StackAddresses:
+    database_url: str
+    pubsub_port: int
+    tasks_port: int
+    oidc_certs_url: str
+    twilio_port: int | None  # None: real Twilio
+    function_ports: Mapping[str, int]
+
+
+def uses_real_twilio(environ: Mapping[str, str]) -> bool:
+    has_account = environ.get("TWILIO_ACCOUNT_SID", "").startswith("AC") and bool(
+        environ.get("TWILIO_AUTH_TOKEN")
+    )
+    has_sender = bool(environ.get("TWILIO_FROM") or environ.get("TWILIO_MESSAGING_SERVICE_SID"))
+    has_webhooks = bool(environ.get("PUBLIC_BASE_URL")) or bool(
+        environ.get("INBOUND_WEBHOOK_URL") and environ.get("STATUS_WEBHOOK_URL")
+    )
+    return has_account and has_sender and has_webhooks
+
+
+def function_url(name: str, port: int) -> str:
+    # Functions ignore the path; naming the function in it keeps URLs shaped like production's.
+    return f"http://127.0.0.1:{port}/{name}"
+
+
+def build_env(addresses: StackAddresses, environ: Mapping[str, str]) -> dict[str, str]:
+    ports = addresses.function_ports
+    project = environ.get("GCP_PROJECT") or str(Settings.model_fields["gcp_project"].default)
+    api_tokens = environ.get("API_TOKENS") or secrets.token_urlsafe(24)
+    api_url = f"http://127.0.0.1:{ports['api']}"
+    env = {
+        "DATABASE_URL": addresses.database_url,
+        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{addresses.pubsub_port}",
+        "CLOUD_TASKS_EMULATOR_HOST": f"127.0.0.1:{addresses.tasks_port}",
+        "GCP_PROJECT": project,
+        "GCP_REGION": environ.get("GCP_REGION") or str(Settings.model_fields["gcp_region"].default),
+        "PUBSUB_TOPIC": environ.get("PUBSUB_TOPIC") or str(Settings.model_fields["pubsub_topic"].default),
+        "TASKS_QUEUE": environ.get("TASKS_QUEUE") or str(Settings.model_fields["tasks_queue"].default),
+        "API_URL": api_url,
+        "API_TOKENS": api_tokens,
+        "API_TOKEN": api_tokens.split(",")[0].strip(),
+        "DASHBOARD_URL": f"{api_url}/ui/",
+        "TRIGGER_CAMPAIGN_URL": function_url("trigger_campaign", ports["trigger_campaign"]),
+        "SEND_MESSAGE_URL": function_url("send_message", ports["send_message"]),
+        "FANOUT_RECIPIENTS_URL": function_url("fanout_recipients", ports["fanout_recipients"]),
+        "OIDC_CERTS_URL": addresses.oidc_certs_url,
+        # The identities infra/terraform/identities.tf creates (name prefix "ese").
+        "TASKS_SERVICE_ACCOUNT_EMAIL": f"ese-tasks-invoker@{project}.iam.gserviceaccount.com",
+        "SCHEDULER_SERVICE_ACCOUNT_EMAIL": f"ese-scheduler@{project}.iam.gserviceaccount.com",
+        "PUBSUB_PUSH_SERVICE_ACCOUNT_EMAIL": f"ese-pubsub-push@{project}.iam.gserviceaccount.com",
+        "SENDER_RATE_LIMIT_PER_SECOND": environ.get("SENDER_RATE_LIMIT_PER_SECOND")
+        or str(Settings.model_fields["sender_rate_limit_per_second"].default),
+    }
+    return env | _twilio_env(addresses, environ)
+
+
+def caller_env(function: str, env: Mapping[str, str]) -> dict[str, str]:
+    """OIDC_ALLOWED_EMAILS for a function an identity calls, as terraform's `function_callers` sets it."""
+    callers = {
+        "trigger_campaign": env["SCHEDULER_SERVICE_ACCOUNT_EMAIL"],
+        "send_message": env["TASKS_SERVICE_ACCOUNT_EMAIL"],
+        "fanout_recipients": env["PUBSUB_PUSH_SERVICE_ACCOUNT_EMAIL"],
+    }
+    return {"OIDC_ALLOWED_EMAILS": callers[function]} if function in callers else {}
+
+
+def _twilio_env(addresses: StackAddresses, environ: Mapping[str, str]) -> dict[str, str]:
+    ports = addresses.function_ports
+    if addresses.twilio_port is None:
+        base = environ.get("PUBLIC_BASE_URL", "").rstrip("/")
+        passed = {
+            key: environ[key]
+            for key in (
+                "TWILIO_ACCOUNT_SID",
+                "TWILIO_AUTH_TOKEN",
+                "TWILIO_FROM",
+                "TWILIO_MESSAGING_SERVICE_SID",
+            )
+            if environ.get(key)
+        }
+        return passed | {
+            "INBOUND_WEBHOOK_URL": environ.get("INBOUND_WEBHOOK_URL") or f"{base}/inbound_webhook",
+            "STATUS_WEBHOOK_URL": environ.get("STATUS_WEBHOOK_URL") or f"{base}/status_webhook",
+        }
+    return {
+        "TWILIO_API_URL": f"http://127.0.0.1:{addresses.twilio_port}",
+        "TWILIO_ACCOUNT_SID": environ.get("TWILIO_ACCOUNT_SID") or "AC" + secrets.token_hex(16),
+        "TWILIO_AUTH_TOKEN": environ.get("TWILIO_AUTH_TOKEN") or secrets.token_hex(16),
+        "TWILIO_FROM": environ.get("TWILIO_FROM") or EMULATOR_SENDER,
+        "INBOUND_WEBHOOK_URL": function_url("inbound_webhook", ports["inbound_webhook"]),
+        "STATUS_WEBHOOK_URL": function_url("status_webhook", ports["status_webhook"]),
+    }
+
+
+def write_env_file(path: Path, env: Mapping[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items()))
+    tmp.chmod(0o600)  # it holds the API token and the Twilio auth token
+    tmp.replace(path)  # readers polling for the file never see half of it
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        env[key] = shlex.split(value)[0] if value else ""
+    return env
