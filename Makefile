@@ -49,3 +49,14 @@ lint: venv ## ruff (lint + format check) and mypy on shared/
 fmt: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# --- benchmarks (infra/bench): figures, baselines measured in the same run, BENCHMARKS.md ---
+.PHONY: bench bench-smoke
+
+bench: venv ## every figure of BENCHMARKS.md with its same-run baseline, on a stack of its own (~30 min)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+	  || { echo "make bench needs wrk (Debian: apt-get install -y wrk)" >&2; exit 1; }
+	$(PY) -m infra.bench
+
+bench-smoke: venv ## every figure at a tiny size through the same code (also part of make test)
+	$(PY) -m pytest tests/bench $(PYTEST_ARGS)
