@@ -65,18 +65,19 @@ def record_status_callback(
             raw_payload=raw,
             idempotency_token=idempotency_token,
         )
-        if receipt_id is None:
-            log.info("status callback repeated", extra={"message_sid": message_sid, "status": twilio_status})
-            return Result(Outcome.DONE, reason="duplicate")
-        if problem is None and target is None:
-            log.warning("status callback for an unknown message", extra={"message_sid": message_sid})
-        elif target is not None:
+        if receipt_id is not None and target is not None:
             assert message_sid is not None and twilio_status is not None
             _apply(uow.session, target, message_sid, twilio_status, error_code, clock.now())
         uow.commit()
     if problem is not None:
         return Result(Outcome.MALFORMED, reason=problem)
-    return Result(Outcome.DONE, reason="recorded" if target else "unknown message")
+    if receipt_id is None:
+        log.info("status callback repeated", extra={"message_sid": message_sid, "status": twilio_status})
+        return Result(Outcome.DONE, reason="duplicate")
+    if target is None:
+        log.warning("status callback for an unknown message", extra={"message_sid": message_sid})
+        return Result(Outcome.DONE, reason="unknown message")
+    return Result(Outcome.DONE, reason="recorded")
 
 
 def _apply(

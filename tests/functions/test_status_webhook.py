@@ -10,14 +10,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from infra.local.postgres import free_port
 from shared.adapters.twilio_signature import status_callback_url
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
 from tests.conftest import make_settings
-from tests.functions.twilio_webhook_client import TwilioWebhookClient, count_rows, fetch_one
+from tests.functions.twilio_webhook_client import (
+    TwilioWebhookClient,
+    count_rows,
+    fetch_one,
+    seed_campaign_message,
+)
 
 PHONE = "+14155550100"
 
@@ -28,41 +33,10 @@ def status(settings: Settings) -> Iterator[TwilioWebhookClient]:
     yield TwilioWebhookClient("status_webhook", settings.status_webhook_url)
 
 
-def seed_message(
-    engine: Engine, status: str = "ACCEPTED", provider_sid: str | None = "new"
-) -> tuple[int, str | None]:
-    """A message of a running campaign to an opted-in user: (id, provider SID)."""
-    sid = "SM" + uuid.uuid4().hex if provider_sid == "new" else provider_sid
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN') ON CONFLICT DO NOTHING"
-            ),
-            {"p": PHONE},
-        )
-        template = conn.execute(
-            text("INSERT INTO templates (name, content) VALUES (:n, 'Hi') RETURNING id"),
-            {"n": uuid.uuid4().hex},
-        ).scalar_one()
-        segment = conn.execute(
-            text("INSERT INTO segments (name, definition) VALUES (:n, '{}'::jsonb) RETURNING id"),
-            {"n": uuid.uuid4().hex},
-        ).scalar_one()
-        campaign = conn.execute(
-            text(
-                "INSERT INTO campaigns (name, template_id, segment_id, status)"
-                " VALUES ('c', :t, :s, 'RUNNING') RETURNING id"
-            ),
-            {"t": template, "s": segment},
-        ).scalar_one()
-        message_id = conn.execute(
-            text(
-                "INSERT INTO messages (campaign_id, recipient_phone, body, status, provider_sid)"
-                " VALUES (:c, :p, 'Hi', :s, :sid) RETURNING id"
-            ),
-            {"c": campaign, "p": PHONE, "s": status, "sid": sid},
-        ).scalar_one()
-    return int(message_id), sid
+def seed_message(engine: Engine, status: str = "ACCEPTED", *, with_sid: bool = True) -> tuple[int, str]:
+    """(message id, the SID Twilio reports for it), the SID recorded on the row unless `with_sid` is False."""
+    sid = "SM" + uuid.uuid4().hex
+    return seed_campaign_message(engine, PHONE, status=status, provider_sid=sid if with_sid else None), sid
 
 
 def callback(sid: str, status: str, **extra: str) -> dict[str, str]:
@@ -117,7 +91,6 @@ def test_forged_missing_and_tampered_signatures_are_refused_and_nothing_is_writt
     status: TwilioWebhookClient, engine: Engine
 ) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     params = callback(sid, "delivered")
     query = query_for(message_id)
     forged = status.post(params, query=query, signature=status.signature(params, query, token="guessed"))
@@ -147,7 +120,6 @@ def test_every_order_of_queued_sent_delivered_read_ends_read_with_first_proof_ti
     status: TwilioWebhookClient, engine: Engine, order: tuple[str, ...]
 ) -> None:
     message_id, sid = seed_message(engine, status="SENDING")
-    assert sid is not None
     windows = {name: deliver(status, message_id, callback(sid, name)) for name in order}
     row = message_row(engine, message_id)
     assert row.status == "READ"
@@ -159,7 +131,6 @@ def test_every_order_of_queued_sent_delivered_read_ends_read_with_first_proof_ti
 
 def test_late_sent_callback_does_not_downgrade_delivered(status: TwilioWebhookClient, engine: Engine) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     deliver(status, message_id, callback(sid, "delivered"))
     deliver(status, message_id, callback(sid, "sent"))
     assert message_row(engine, message_id).status == "DELIVERED"
@@ -170,7 +141,6 @@ def test_sent_and_failed_in_either_order_end_failed_with_the_error(
     status: TwilioWebhookClient, engine: Engine, order: tuple[str, str]
 ) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     windows = {name: deliver(status, message_id, callback(sid, name, ErrorCode="30008")) for name in order}
     row = message_row(engine, message_id)
     assert (row.status, row.error_code) == ("FAILED", 30008)
@@ -185,7 +155,6 @@ def test_a_failure_reported_after_delivery_does_not_undo_it(
     status: TwilioWebhookClient, engine: Engine
 ) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     deliver(status, message_id, callback(sid, "delivered"))
     deliver(status, message_id, callback(sid, "undelivered", ErrorCode="30008"))
     row = message_row(engine, message_id)
@@ -194,7 +163,6 @@ def test_a_failure_reported_after_delivery_does_not_undo_it(
 
 def test_a_failure_is_recorded_in_the_audit_trail(status: TwilioWebhookClient, engine: Engine) -> None:
     message_id, sid = seed_message(engine, status="SENT")
-    assert sid is not None
     deliver(status, message_id, callback(sid, "undelivered", ErrorCode="30003"))
     audit = fetch_one(engine, "SELECT kind, message_id, user_phone, source, detail FROM audit_events")
     assert (audit.kind, audit.message_id, audit.user_phone, audit.source) == (
@@ -213,7 +181,6 @@ def test_the_same_callback_delivered_twice_is_one_receipt_and_the_same_state(
     status: TwilioWebhookClient, engine: Engine
 ) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     params = callback(sid, "delivered")
     deliver(status, message_id, params)
     first = message_row(engine, message_id)
@@ -227,7 +194,6 @@ def test_receipt_keeps_the_raw_payload_the_url_query_and_the_idempotency_token(
     status: TwilioWebhookClient, engine: Engine
 ) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     params = callback(sid, "sent")
     status.post(params, query=query_for(message_id), idempotency_token="tok-1")
     receipt = fetch_one(
@@ -245,8 +211,7 @@ def test_receipt_keeps_the_raw_payload_the_url_query_and_the_idempotency_token(
 def test_an_ambiguous_send_is_reconciled_by_the_message_id_in_the_callback_url(
     status: TwilioWebhookClient, engine: Engine
 ) -> None:
-    message_id, _ = seed_message(engine, status="AMBIGUOUS", provider_sid=None)
-    sid = "SM" + uuid.uuid4().hex
+    message_id, sid = seed_message(engine, status="AMBIGUOUS", with_sid=False)
     window = deliver(status, message_id, callback(sid, "sent"))
     row = message_row(engine, message_id)
     assert (row.status, row.provider_sid) == ("SENT", sid)
@@ -285,7 +250,6 @@ def test_an_opt_out_error_sets_the_user_to_stop(
     status: TwilioWebhookClient, engine: Engine, code: str
 ) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     deliver(status, message_id, callback(sid, "failed", ErrorCode=code))
     assert fetch_one(engine, "SELECT consent_state FROM users WHERE phone_e164 = :p", p=PHONE)[0] == "STOP"
     consent = fetch_one(engine, "SELECT source, detail FROM audit_events WHERE kind = 'consent.changed'")
@@ -296,7 +260,6 @@ def test_an_opt_out_error_sets_the_user_to_stop(
 
 def test_an_ordinary_failure_leaves_consent_alone(status: TwilioWebhookClient, engine: Engine) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     deliver(status, message_id, callback(sid, "failed", ErrorCode="30008"))
     assert fetch_one(engine, "SELECT consent_state FROM users")[0] == "OPT_IN"
 
@@ -316,7 +279,6 @@ def test_a_malformed_callback_is_a_400_with_a_reason_and_kept_for_audit(
     status: TwilioWebhookClient, engine: Engine, drop: str | None, extra: dict[str, str], field: str
 ) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     params = callback(sid, "delivered", **extra)
     if drop:
         del params[drop]
@@ -327,9 +289,20 @@ def test_a_malformed_callback_is_a_400_with_a_reason_and_kept_for_audit(
     assert message_row(engine, message_id).status == "ACCEPTED"
 
 
+def test_a_repeated_malformed_callback_gets_the_same_400_and_is_kept_once(
+    status: TwilioWebhookClient, engine: Engine
+) -> None:
+    message_id, sid = seed_message(engine)
+    params = callback(sid, "failed", ErrorCode="thirty")
+    answers = [status.post(params, query=query_for(message_id)) for _ in range(2)]
+    assert [(r.status_code, r.get_data(as_text=True)) for r in answers] == [
+        (400, answers[0].get_data(as_text=True))
+    ] * 2
+    assert count_rows(engine, "delivery_receipts") == 1
+
+
 def test_a_message_id_that_is_not_a_number_is_a_400(status: TwilioWebhookClient, engine: Engine) -> None:
     message_id, sid = seed_message(engine)
-    assert sid is not None
     response = status.post(callback(sid, "delivered"), query="message_id=abc")
     assert response.status_code == 400
     assert "message_id" in response.get_data(as_text=True)

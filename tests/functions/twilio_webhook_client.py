@@ -1,8 +1,10 @@
 """The webhook functions as Twilio reaches them: signed over the public URL Twilio was given, delivered to
-an app that sees another host and scheme (as a function behind Google's front end does)."""
+an app that sees another host and scheme (as a function behind Google's front end does); and the rows
+the webhook tests start from."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import functions_framework
@@ -54,3 +56,36 @@ def count_rows(engine: Engine, table: str) -> int:
 def fetch_one(engine: Engine, sql: str, **params: Any) -> Any:
     with engine.connect() as conn:
         return conn.execute(text(sql), params).one()
+
+
+def seed_campaign_message(engine: Engine, phone: str, *, status: str, provider_sid: str | None = None) -> int:
+    """A message of a running campaign to an opted-in user; returns its id."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN') ON CONFLICT DO NOTHING"
+            ),
+            {"p": phone},
+        )
+        names = {"n": uuid.uuid4().hex}
+        template = conn.execute(
+            text("INSERT INTO templates (name, content) VALUES (:n, 'Hi') RETURNING id"), names
+        )
+        segment = conn.execute(
+            text("INSERT INTO segments (name, definition) VALUES (:n, '{}'::jsonb) RETURNING id"), names
+        )
+        campaign = conn.execute(
+            text(
+                "INSERT INTO campaigns (name, template_id, segment_id, status)"
+                " VALUES ('c', :t, :s, 'RUNNING') RETURNING id"
+            ),
+            {"t": template.scalar_one(), "s": segment.scalar_one()},
+        ).scalar_one()
+        message_id = conn.execute(
+            text(
+                "INSERT INTO messages (campaign_id, recipient_phone, body, status, provider_sid)"
+                " VALUES (:c, :p, 'Hi', :s, :sid) RETURNING id"
+            ),
+            {"c": campaign, "p": phone, "s": status, "sid": provider_sid},
+        ).scalar_one()
+    return int(message_id)
