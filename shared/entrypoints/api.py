@@ -1,9 +1,32 @@
-"""PLACEHOLDER: replaced by the issue that builds these entry points. Answers 501 until then."""
+"""The `api` function: hands the functions-framework request to the API's own Flask app.
+
+The app is built on the first request, not at import. The same Request object is reused (not rebuilt
+from the environ) so that a body the API streamed is not read a second time by functions-framework.
+"""
 
 from __future__ import annotations
 
-from flask import Request, Response
+import threading
+
+from flask import Flask, Request, Response
+from flask.ctx import RequestContext
+
+from shared.api.app import create_api_app
+
+_lock = threading.Lock()
+_app: Flask | None = None
+
+
+def _get_app() -> Flask:
+    global _app
+    if _app is None:
+        with _lock:
+            if _app is None:
+                _app = create_api_app()
+    return _app
 
 
 def api(request: Request) -> Response:
-    return Response("not implemented yet", status=501)
+    app = _get_app()
+    with RequestContext(app, request.environ, request=request):
+        return app.full_dispatch_request()

@@ -1,0 +1,32 @@
+"""Bearer-token authentication for every API route, failing closed.
+
+Tokens come from settings (filled from Secret Manager in production); several may be configured so one
+can be rotated without downtime. With none configured every request is refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Request, Response
+
+from shared.api.errors import error_response
+from shared.config import Settings
+
+
+def is_authorized(request: Request, settings: Settings) -> bool:
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    candidate = presented.strip().encode()
+    # Compare against every token, without stopping early, so timing does not say which one nearly matched.
+    matches = [hmac.compare_digest(candidate, token.encode()) for token in settings.api_token_list]
+    return any(matches)
+
+
+def unauthorized() -> Response:
+    response = error_response(
+        401, "unauthorized", "send Authorization: Bearer <token> with a valid API token"
+    )
+    response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response

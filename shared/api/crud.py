@@ -1,0 +1,69 @@
+"""Create, read, list, update and delete for the operator-defined resources (templates, segments,
+campaigns): plain rows whose rules live in the domain modules, with database refusals turned into the
+API's 404 and 409 instead of a 500."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from shared.api.errors import Conflict, NotFound
+from shared.db.errors import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate
+from shared.db.models import Base
+
+M = TypeVar("M", bound=Base)
+
+
+def get_row(session: Session, model: type[M], row_id: int, *, lock: bool = False) -> M:
+    row = session.get(model, row_id, with_for_update=lock)
+    if row is None:
+        raise NotFound(_resource(model), row_id)
+    return row
+
+
+def list_rows(
+    session: Session, model: type[M], *, after_id: int | None, limit: int, where: list[ColumnElement[bool]]
+) -> list[M]:
+    """By id: each page is one primary-key range scan from the cursor."""
+    statement = select(model).where(*where).order_by(model.id).limit(limit)  # type: ignore[attr-defined]
+    if after_id is not None:
+        statement = statement.where(model.id > after_id)  # type: ignore[attr-defined]
+    return list(session.scalars(statement))
+
+
+def save_row(session: Session, row: M, values: Mapping[str, Any]) -> M:
+    """Apply `values` and flush, so a duplicate name is a 409 here rather than at commit."""
+    for key, value in values.items():
+        setattr(row, key, value)
+    session.add(row)
+    try:
+        session.flush()
+    except DBAPIError as exc:
+        if sqlstate(exc) != UNIQUE_VIOLATION:
+            raise
+        name = values.get("name", getattr(row, "name", None))
+        raise Conflict(
+            "name_taken", f"a {_resource(type(row))} named {name!r} already exists", field="name", value=name
+        ) from None
+    session.refresh(row)
+    return row
+
+
+def delete_row(session: Session, row: Base) -> None:
+    session.delete(row)
+    try:
+        session.flush()
+    except DBAPIError as exc:
+        if sqlstate(exc) != FOREIGN_KEY_VIOLATION:
+            raise
+        raise Conflict(
+            "in_use", f"this {_resource(type(row))} is used by a campaign; delete or change that first"
+        ) from None
+
+
+def _resource(model: type[Base]) -> str:
+    return str(model.__tablename__).rstrip("s")

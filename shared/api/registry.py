@@ -1,0 +1,104 @@
+"""The route table: each `@route` registers a handler once, and both the dispatcher (`shared.api.app`)
+and the OpenAPI document (`shared.api.openapi`) read it, so the two cannot drift apart.
+
+A handler takes the request `Context`, its path parameters by name (typed by its annotations, which are
+validated and documented), and `body=` / `query=` when the route declares those models. It returns its
+response model, `(model, status)` when one route answers with two success codes, or None for 204.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Request
+from pydantic import BaseModel, TypeAdapter
+
+from shared.clock import Clock
+from shared.config import Settings
+from shared.db.engine import get_engine
+from shared.db.unit_of_work import UnitOfWork
+
+PATH_PARAM = re.compile(r"\{(\w+)\}")
+# Every route can fail these ways; 404 is added for routes with path parameters.
+COMMON_ERRORS = frozenset({400, 401, 500, 503})
+
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    clock: Clock
+    request: Request
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(get_engine())
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    other_statuses: tuple[int, ...] = ()
+    errors: frozenset[int] = COMMON_ERRORS
+    # A body the route reads itself (the import stream): OpenAPI `content` by media type.
+    raw_body: dict[str, Any] | None = None
+    path_params: dict[str, TypeAdapter[Any]] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ROUTES: list[Route] = []
+
+
+def route(
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    tag: str,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    other_statuses: tuple[int, ...] = (),
+    extra_errors: tuple[int, ...] = (),
+    raw_body: dict[str, Any] | None = None,
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        hints = typing.get_type_hints(handler, include_extras=True)
+        names = PATH_PARAM.findall(path)
+        errors = set(COMMON_ERRORS) | ({404} if names else set()) | set(extra_errors)
+        ROUTES.append(
+            Route(
+                method=method,
+                path=path,
+                handler=handler,
+                summary=summary,
+                tag=tag,
+                body=body,
+                query=query,
+                response=response,
+                status=status,
+                other_statuses=other_statuses,
+                errors=frozenset(errors),
+                raw_body=raw_body,
+                path_params={name: TypeAdapter(hints[name]) for name in names},
+            )
+        )
+        return handler
+
+    return register

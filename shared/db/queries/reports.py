@@ -1,0 +1,144 @@
+"""SQL for operator reports: one campaign's summary and the monitoring dashboard.
+
+Every figure comes from the message ledger, receipts and audit trail, never from a cursor or a counter
+kept on the side, so a report can be recomputed at any time and always agrees with the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.orm import Session
+
+from shared.db.models import AuditEvent, Campaign, DeliveryReceipt, InboundEvent, Message, User
+from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
+
+# The audit kind the fan-out and sender record when quiet hours move a send (reported as "deferred").
+DEFERRED_KIND = "message.deferred"
+TOP_ERROR_CODES = 10
+DASHBOARD_CAMPAIGNS = 100
+
+
+def status_counts(session: Session, campaign_id: int) -> dict[str, int]:
+    """Served by ix_messages_campaign_id_status (an index-only scan once the table is vacuumed)."""
+    statement = (
+        select(Message.status, func.count())
+        .where(Message.campaign_id == campaign_id)
+        .group_by(Message.status)
+    )
+    return {status: int(count) for status, count in session.execute(statement).tuples()}
+
+
+def reasons(session: Session, campaign_id: int, status: MessageStatus) -> dict[str, int]:
+    reason = func.coalesce(Message.status_reason, "unspecified").label("reason")
+    statement = (
+        select(reason, func.count())
+        .where(Message.campaign_id == campaign_id, Message.status == status.value)
+        .group_by(reason)
+    )
+    return {reason: int(count) for reason, count in session.execute(statement).tuples()}
+
+
+def deferrals(session: Session, campaign_id: int) -> dict[str, int]:
+    """Deferrals by reason, from the audit trail (ix_audit_events_campaign_id_kind)."""
+    reason = func.coalesce(AuditEvent.detail["reason"].astext, "quiet hours").label("reason")
+    statement = (
+        select(reason, func.count())
+        .where(AuditEvent.campaign_id == campaign_id, AuditEvent.kind == DEFERRED_KIND)
+        .group_by(reason)
+    )
+    return {reason: int(count) for reason, count in session.execute(statement).tuples()}
+
+
+def top_error_codes(session: Session, campaign_id: int) -> list[tuple[int, int]]:
+    statement = (
+        select(Message.error_code, func.count().label("n"))
+        .where(Message.campaign_id == campaign_id, Message.error_code.is_not(None))
+        .group_by(Message.error_code)
+        .order_by(func.count().desc(), Message.error_code)
+        .limit(TOP_ERROR_CODES)
+    )
+    return [(code, int(count)) for code, count in session.execute(statement).tuples() if code is not None]
+
+
+def send_window(session: Session, campaign_id: int) -> Row[int, int, datetime | None, datetime | None]:
+    """How many reached Twilio, and the first and last send: the send rate is their ratio."""
+    statement = select(
+        func.count(Message.provider_sid).label("handed_to_twilio"),
+        func.count(Message.sent_at).label("sent"),
+        func.min(Message.sent_at).label("first_sent_at"),
+        func.max(Message.sent_at).label("last_sent_at"),
+    ).where(Message.campaign_id == campaign_id)
+    return session.execute(statement).one()
+
+
+def dashboard(session: Session, now: datetime) -> dict[str, Any]:
+    """Today is the UTC day. The sent/delivered/failed counts scan messages by timestamp; they have no
+    index of their own, which is fine for a dashboard refreshed by a person, not for a poller."""
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    running = session.execute(
+        select(Campaign.id, Campaign.name, Campaign.started_at)
+        .where(Campaign.status == CampaignStatus.RUNNING.value)
+        .order_by(Campaign.started_at)
+        .limit(DASHBOARD_CAMPAIGNS)
+    ).all()
+    today = session.execute(
+        select(
+            func.count().filter(Message.sent_at >= day_start).label("sent"),
+            func.count().filter(Message.delivered_at >= day_start).label("delivered"),
+            func.count().filter(Message.failed_at >= day_start).label("failed"),
+        )
+    ).one()
+    opted_in = session.execute(
+        select(func.count()).select_from(User).where(User.consent_state == ConsentState.OPT_IN.value)
+    ).scalar_one()
+    inbound = session.execute(
+        select(func.count())
+        .select_from(InboundEvent)
+        .where(InboundEvent.received_at >= now - timedelta(hours=1))
+    ).scalar_one()
+    return {
+        "active_campaigns": [dict(row._mapping) for row in running],
+        "opted_in_users": int(opted_in),
+        "sent_today": int(today.sent),
+        "delivered_today": int(today.delivered),
+        "failed_today": int(today.failed),
+        "inbound_last_hour": int(inbound),
+    }
+
+
+def recent_inbound(
+    session: Session, *, before_id: int | None, limit: int
+) -> Sequence[Row[int, str | None, str | None, str | None, datetime]]:
+    """Newest first by id (monotonic with arrival), so the cursor is the last id seen."""
+    statement = (
+        select(
+            InboundEvent.id,
+            InboundEvent.from_phone,
+            InboundEvent.body,
+            InboundEvent.outcome,
+            InboundEvent.received_at,
+        )
+        .order_by(InboundEvent.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        statement = statement.where(InboundEvent.id < before_id)
+    return session.execute(statement).all()
+
+
+def message_receipts(session: Session, message_id: int) -> list[DeliveryReceipt]:
+    """Every status callback for the message, in arrival order (ix_delivery_receipts_message_id)."""
+    statement = (
+        select(DeliveryReceipt).where(DeliveryReceipt.message_id == message_id).order_by(DeliveryReceipt.id)
+    )
+    return list(session.scalars(statement))
+
+
+def message_audit(session: Session, message_id: int) -> list[AuditEvent]:
+    """Why the message is where it is: the decisions recorded about it (ix_audit_events_message_id)."""
+    statement = select(AuditEvent).where(AuditEvent.message_id == message_id).order_by(AuditEvent.id)
+    return list(session.scalars(statement))

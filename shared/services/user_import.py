@@ -1,0 +1,211 @@
+"""Bulk user import: rows stream from the parsed file through validation into PostgreSQL `COPY`, then one
+set-based merge. The file is never held in memory; only rejected rows are (up to a cap).
+
+Rules (ARCHITECTURE.md, "Import never raises consent"):
+- phones are normalized to E.164 (a row's `default_region`, else the request's, for national numbers);
+  an invalid number rejects its row with the reason, and every good row still imports;
+- rows repeating a phone (in any format) merge: attributes per key in file order, so the last row's value
+  wins; the last consent_state given wins; topics add up;
+- a new user gets the file's consent_state (the operator asserts they collected it), else OPT_OUT;
+- an existing user's consent can only be lowered by a file (OPT_IN -> OPT_OUT -> STOP), never raised:
+  a STOP or OPT_OUT user stays so whatever the file says; each change is audited with source "import";
+- empty cells and JSON nulls are "no value": they never erase an attribute;
+- topics subscribe the user; an import never unsubscribes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from shared.db.queries import users as queries
+from shared.db.unit_of_work import UnitOfWork
+from shared.domain.enums import ConsentState
+from shared.domain.errors import DomainError
+from shared.domain.phones import try_normalize_phone
+from shared.services.users import check_attributes, storage_problem
+
+# Detailed rejects kept for the report; past this only the count grows, so a garbage file of a million
+# rows cannot exhaust memory. 10k rows is more than anyone reads; the first ones show the pattern.
+MAX_REJECTS_LISTED = 10_000
+# pg8000 sends one CopyData message per item: batching rows into ~64 KiB keeps the per-message cost low.
+COPY_CHUNK_BYTES = 64 * 1024
+RESERVED_COLUMNS = frozenset({"phone", "consent_state", "default_region", "topics"})
+MAX_TOPIC_LENGTH = 100
+
+Record = Mapping[str, Any]
+
+
+class InvalidImport(DomainError):
+    """The file as a whole cannot be read (no phone column, not UTF-8, broken JSON): nothing is imported."""
+
+    code = "invalid_import"
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    row: int
+    value: str | None
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates_merged: int = 0
+    consent_changes: int = 0
+    rejected: int = 0
+    rejected_rows: list[RejectedRow] = field(default_factory=list)
+
+    @property
+    def rejected_rows_truncated(self) -> bool:
+        return self.rejected > len(self.rejected_rows)
+
+    def reject(self, row: int, value: object, reason: str) -> None:
+        self.rejected += 1
+        if len(self.rejected_rows) < MAX_REJECTS_LISTED:
+            self.rejected_rows.append(RejectedRow(row, None if value is None else str(value), reason))
+
+
+class UnreadableRow(NamedTuple):
+    """A row the parser could read no record from (a bad NDJSON line, too many CSV fields)."""
+
+    value: str | None
+    reason: str
+
+
+NumberedRecord = tuple[int, Record | UnreadableRow]
+
+
+class _RowRejected(Exception):
+    def __init__(self, value: object, reason: str) -> None:
+        self.value = value
+        self.reason = reason
+
+
+def import_users(
+    uow: UnitOfWork, records: Iterable[NumberedRecord], *, default_region: str, at: datetime
+) -> ImportReport:
+    """Import numbered records (from `shared.api.import_formats`) in one transaction; the report says
+    what happened to every row. `InvalidImport` from the parser aborts it with nothing written."""
+    report = ImportReport()
+    parse_failure: list[Exception] = []
+    session = uow.session
+    queries.create_import_staging(session)
+    lines = _copy_lines(records, default_region, report)
+    queries.copy_into_staging(session, _chunks(lines, parse_failure))
+    if parse_failure:
+        raise parse_failure[0]
+    totals = queries.merge_staged_users(session, at)
+    queries.subscribe_staged_users(session)
+    uow.commit()
+    good_rows = report.rows_read - report.rejected
+    report.inserted, report.updated = int(totals.inserted), int(totals.updated)
+    report.unchanged = int(totals.distinct_phones) - report.inserted - report.updated
+    report.duplicates_merged = good_rows - int(totals.distinct_phones)
+    report.consent_changes = int(totals.consent_changes)
+    return report
+
+
+def _chunks(lines: Iterator[str], failure: list[Exception]) -> Iterator[bytes]:
+    # A parse error must not escape mid-COPY: pg8000 would leave the connection inside the COPY
+    # protocol. It is kept, the COPY ends cleanly, and the caller raises it (rolling everything back).
+    buffer: list[str] = []
+    size = 0
+    try:
+        for line in lines:
+            buffer.append(line)
+            size += len(line)
+            if size >= COPY_CHUNK_BYTES:
+                yield "".join(buffer).encode()
+                buffer, size = [], 0
+    except Exception as exc:
+        failure.append(exc)
+        return
+    if buffer:
+        yield "".join(buffer).encode()
+
+
+def _copy_lines(
+    records: Iterable[NumberedRecord], default_region: str, report: ImportReport
+) -> Iterator[str]:
+    for row_no, record in records:
+        report.rows_read += 1
+        if isinstance(record, UnreadableRow):
+            report.reject(row_no, record.value, record.reason)
+            continue
+        try:
+            line = _copy_line(row_no, record, default_region)
+        except _RowRejected as rejected:
+            report.reject(row_no, rejected.value, rejected.reason)
+            continue
+        yield line
+
+
+def _copy_line(row_no: int, record: Record, default_region: str) -> str:
+    """One row in COPY text format (tab-separated, \\N for NULL), or `_RowRejected` saying why not."""
+    problem = storage_problem(record)
+    if problem is not None:
+        raise _RowRejected(None, f"row {problem}, which cannot be stored")
+    phone = _phone(record, default_region)
+    consent = _consent(record.get("consent_state"))
+    topics = _topics(record.get("topics"))
+    attributes = {k: v for k, v in record.items() if k not in RESERVED_COLUMNS and v is not None and v != ""}
+    try:
+        check_attributes(attributes)
+    except DomainError as exc:
+        raise _RowRejected(attributes.get("timezone"), exc.message) from None
+    attributes_json = json.dumps(attributes, ensure_ascii=False, separators=(",", ":"))
+    topics_json = None if topics is None else json.dumps(topics, ensure_ascii=False)
+    fields = (str(row_no), phone, _copy_text(attributes_json), _copy_text(consent), _copy_text(topics_json))
+    return "\t".join(fields) + "\n"
+
+
+def _copy_text(value: str | None) -> str:
+    # NULL is \N; JSON escapes every control character, so a backslash is all that needs escaping.
+    return "\\N" if value is None else value.replace("\\", "\\\\")
+
+
+def _phone(record: Record, default_region: str) -> str:
+    raw = record.get("phone")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str) or not raw.strip():
+        raise _RowRejected(raw, "missing phone")
+    region = record.get("default_region") or default_region
+    if not isinstance(region, str):
+        raise _RowRejected(region, "default_region must be an ISO 3166 code such as US")
+    e164, reason = try_normalize_phone(raw, region.strip())
+    if e164 is None:
+        raise _RowRejected(raw, reason or "invalid phone number")
+    return e164
+
+
+def _consent(raw: object) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str) and raw.strip().upper() in ConsentState.__members__:
+        return raw.strip().upper()
+    raise _RowRejected(raw, "consent_state must be one of OPT_IN, OPT_OUT, STOP")
+
+
+def _topics(raw: object) -> list[str] | None:
+    """A JSON list of names, or text separated by ';' or ',' (a CSV cell)."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        names = [name.strip() for name in raw.replace(";", ",").split(",")]
+    elif isinstance(raw, list) and all(isinstance(name, str) for name in raw):
+        names = [name.strip() for name in raw]
+    else:
+        raise _RowRejected(raw, "topics must be a list of names, or names separated by ';'")
+    names = [name for name in names if name]
+    if any(len(name) > MAX_TOPIC_LENGTH for name in names):
+        raise _RowRejected(raw, f"a topic name is longer than {MAX_TOPIC_LENGTH} characters")
+    return names or None
