@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     sender_rate_limit_per_second: int = Field(default=80, ge=1, le=500)
     fanout_page_size: int = Field(default=500, ge=1, le=10_000)
     fanout_page_max_age_seconds: int = Field(default=6 * 3600, ge=60)
+    # Named Cloud Tasks are created from a small pool: one RPC each, so fan-out is not serialized on them.
+    fanout_task_workers: int = Field(default=16, ge=1, le=64)
+    # Seconds to wait before each retry of a transient send failure; after the last, the message FAILED.
+    # A comma-separated list so e2e tests can use "1,2,3" instead of ARCHITECTURE.md's 1, 5, 15 minutes.
+    retry_delays_seconds: str = Field(default="60,300,900", pattern=r"^\s*\d+(\s*,\s*\d+)*\s*$")
+    # Throughput errors (63017/63018/63038) try again this much later without using a retry.
+    throughput_defer_seconds: int = Field(default=10, ge=1, le=3600)
+    # Sends are spaced (1 + margin) / rate apart, so clock and network jitter cannot push a 1-second window
+    # over the ceiling; 2.5% still lets an 80/s sender average 78/s.
+    rate_safety_margin: float = Field(default=0.025, ge=0.0, le=0.5)
+    # A send whose rate-limit slot is further ahead than this is rescheduled, not held in a sleeping request.
+    send_max_wait_seconds: float = Field(default=1.0, gt=0, le=10)
 
     # --- Twilio ---
     twilio_account_sid: str | None = None
@@ -105,6 +117,10 @@ class Settings(BaseSettings):
     @property
     def fanout_page_max_age(self) -> timedelta:
         return timedelta(seconds=self.fanout_page_max_age_seconds)
+
+    @property
+    def retry_delays(self) -> tuple[timedelta, ...]:
+        return tuple(timedelta(seconds=int(part)) for part in self.retry_delays_seconds.split(","))
 
 
 _settings: Settings | None = None

@@ -147,6 +147,9 @@ class Campaign(TimestampMixin, Base):
     timezone: Mapped[str] = mapped_column(Text, server_default="UTC")
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # Where fan-out plans the next page's first send (spacing by the campaign's rate). Only an estimate:
+    # the rate limiter admits each send; the cursor never says what was sent (the ledger does).
+    plan_cursor: Mapped[datetime | None]
 
 
 class Message(TimestampMixin, Base):
@@ -177,6 +180,16 @@ class Message(TimestampMixin, Base):
     delivered_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]
+    # Bumped whenever the message is rescheduled or parked, so a task for an older generation (a
+    # duplicate dispatch, a task created before a pause) finds nothing to claim.
+    generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Transient send failures retried so far (throughput deferrals and rate-limit waits do not count).
+    retry_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # When send_message claimed it (SENDING): a row SENDING for longer than the Twilio timeout means the
+    # sender died between the call and the commit, and is marked AMBIGUOUS, never resent.
+    claimed_at: Mapped[datetime | None]
+    # The send slot the rate limiter reserved for it when that slot was too far ahead to wait for.
+    slot_at: Mapped[datetime | None]
 
 
 class DeliveryReceipt(Base):
@@ -242,3 +255,41 @@ class AuditEvent(Base):
     # Who or what caused it: inbound_keyword, twilio_opt_out_type, api, import, send_error:21610, ...
     source: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class CampaignRecipient(Base):
+    """The audience frozen when the campaign starts, so later segment or attribute edits cannot change
+    who a running campaign reaches. No foreign keys: a 1M-row freeze must not pay a trigger per row,
+    and fan-out joins users anyway (a deleted user simply drops out)."""
+
+    __tablename__ = "campaign_recipients"
+
+    campaign_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    phone: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class CampaignPage(Base):
+    """One Pub/Sub page of the frozen audience: a key range of campaign_recipients, fanned out once."""
+
+    __tablename__ = "campaign_pages"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    page_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_phone: Mapped[str] = mapped_column(Text)
+    last_phone: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    # Set once the publish was confirmed; a page still NULL is republished by the scheduler's next tick.
+    published_at: Mapped[datetime | None]
+    fanned_out_at: Mapped[datetime | None]
+    # A page delivered after FANOUT_PAGE_MAX_AGE is dropped, not fanned out; the campaign can still end.
+    dropped_at: Mapped[datetime | None]
+
+
+class RateLimiter(Base):
+    """GCRA state per key (campaign:<id>, sender:<from>): the theoretical arrival time of the next send.
+    A send may start at max(now, tat), which then moves on by the key's spacing."""
+
+    __tablename__ = "rate_limiters"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    tat: Mapped[datetime]

@@ -1,0 +1,209 @@
+"""SQL for the message ledger on the send path: fan-out inserts, the claim before a Twilio call, and every
+move a send can make afterwards. Each UPDATE names the status it expects (compare-and-set), so a
+duplicate task, a late status callback or a racing cancel can never be overwritten."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, case, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.db.models import Campaign, CampaignRecipient, Message, Template, User
+from shared.domain.enums import CampaignStatus, MessageStatus
+
+
+@dataclass(frozen=True)
+class Recipient:
+    phone: str
+    attributes: dict[str, Any]
+    consent_state: str
+
+
+def page_recipients(session: Session, campaign_id: int, first: str, last: str) -> list[Recipient]:
+    """The page's frozen recipients with their current attributes and consent, in one query: a range scan
+    on campaign_recipients' primary key joined to users by theirs."""
+    statement = (
+        select(User.phone_e164, User.attributes, User.consent_state)
+        .join(CampaignRecipient, CampaignRecipient.phone == User.phone_e164)
+        .where(CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.phone.between(first, last))
+        .order_by(CampaignRecipient.phone)
+    )
+    return [Recipient(*row) for row in session.execute(statement)]
+
+
+def insert_new(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, datetime]]:
+    """One multi-row INSERT; rows already there are left alone by the unique (campaign_id,
+    recipient_phone) key. Returns (id, created_at) of the rows this call created, by phone."""
+    if not rows:
+        return {}
+    statement = (
+        insert(Message)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=[Message.campaign_id, Message.recipient_phone])
+        .returning(Message.recipient_phone, Message.id, Message.created_at)
+    )
+    return {phone: (mid, created) for phone, mid, created in session.execute(statement)}
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: int
+    generation: int
+    created_at: datetime
+    # None while parked (no task exists for it: written or claimed while the campaign was paused).
+    scheduled_at: datetime | None
+    user_timezone: Any
+
+
+def queued_in_page(session: Session, campaign_id: int, first: str, last: str) -> list[QueuedMessage]:
+    """The page's QUEUED messages: a range scan on the (campaign_id, recipient_phone) unique index."""
+    statement = (
+        select(
+            Message.id,
+            Message.generation,
+            Message.created_at,
+            Message.scheduled_at,
+            User.attributes["timezone"].astext,
+        )
+        .join(User, User.phone_e164 == Message.recipient_phone)
+        .where(
+            Message.campaign_id == campaign_id,
+            Message.recipient_phone.between(first, last),
+            Message.status == MessageStatus.QUEUED.value,
+        )
+        .order_by(Message.recipient_phone)
+    )
+    return [QueuedMessage(*row) for row in session.execute(statement)]
+
+
+def schedule_parked(session: Session, times: Mapping[int, datetime]) -> None:
+    """Give parked messages (QUEUED, no task: scheduled_at NULL) their new send time, in one executemany.
+    The NULL test keeps a message that already has a task from being given a time that task lacks."""
+    if not times:
+        return
+    statement = (
+        update(cast(Table, Message.__table__))
+        .where(Message.id == bindparam("mid"), Message.scheduled_at.is_(None))
+        .values(scheduled_at=bindparam("at"))
+    )
+    session.execute(statement, [{"mid": mid, "at": at} for mid, at in times.items()])
+
+
+@dataclass(frozen=True)
+class SendContext:
+    id: int
+    campaign_id: int
+    recipient_phone: str
+    body: str | None
+    content_variables: dict[str, str] | None
+    status: MessageStatus
+    generation: int
+    retry_count: int
+    claimed_at: datetime | None
+    slot_at: datetime | None
+    scheduled_at: datetime | None
+    created_at: datetime
+    consent_state: str
+    last_inbound_at: datetime | None
+    user_timezone: Any
+    campaign_status: CampaignStatus
+    rate_limit_per_second: int
+    quiet_hours_start: time | None
+    quiet_hours_end: time | None
+    campaign_timezone: str
+    content_sid: str | None
+
+
+def lock_for_send(session: Session, message_id: int) -> SendContext | None:
+    """The message with everything the send-time checks need, the message row (only) locked.
+
+    Locking it before deciding makes every later UPDATE a safe compare-and-set, and a duplicate task
+    waits here, then sees the row already moved on. Users and campaigns are read, not locked: a STOP or a
+    pause committed after this read is caught by the next task or by the callback path."""
+    statement = (
+        select(
+            Message.id,
+            Message.campaign_id,
+            Message.recipient_phone,
+            Message.body,
+            Message.content_variables,
+            Message.status,
+            Message.generation,
+            Message.retry_count,
+            Message.claimed_at,
+            Message.slot_at,
+            Message.scheduled_at,
+            Message.created_at,
+            User.consent_state,
+            User.last_inbound_at,
+            User.attributes["timezone"].astext,
+            Campaign.status,
+            Campaign.rate_limit_per_second,
+            Campaign.quiet_hours_start,
+            Campaign.quiet_hours_end,
+            Campaign.timezone,
+            Template.content_sid,
+        )
+        .join(User, User.phone_e164 == Message.recipient_phone)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .join(Template, Template.id == Campaign.template_id)
+        .where(Message.id == message_id)
+        .with_for_update(of=Message)
+    )
+    row = session.execute(statement).first()
+    if row is None:
+        return None
+    values = list(row)
+    values[5] = MessageStatus(values[5])
+    values[15] = CampaignStatus(values[15])
+    return SendContext(*values)
+
+
+def set_fields(session: Session, message_id: int, expected: MessageStatus, **values: Any) -> bool:
+    """Compare-and-set on the status: change the row only if it is still `expected`."""
+    statement = (
+        update(Message)
+        .where(Message.id == message_id, Message.status == expected.value)
+        .values(**values)
+        .returning(Message.id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def record_accepted(session: Session, message_id: int, sid: str, now: datetime) -> bool:
+    """Twilio accepted: keep the SID and move SENDING (or AMBIGUOUS) to ACCEPTED. A status callback that
+    already moved the row further (it can beat this commit) is not downgraded: only the SID is filled."""
+    statement = (
+        update(Message)
+        .where(Message.id == message_id)
+        .values(
+            provider_sid=sid,
+            status=_accepted_unless_further(),
+            status_reason=None,
+            error_code=None,
+            updated_at=now,
+        )
+        .returning(Message.id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def _accepted_unless_further() -> Any:
+    early = (MessageStatus.SENDING.value, MessageStatus.AMBIGUOUS.value)
+    return case((Message.status.in_(early), MessageStatus.ACCEPTED.value), else_=Message.status)
+
+
+def withhold_queued(session: Session, campaign_id: int, reason: str, now: datetime) -> int:
+    """Cancel: every message still waiting is withheld with the reason, in one UPDATE over the
+    (campaign_id, status) index. Messages already SENDING finish; their outcome is recorded normally."""
+    statement = (
+        update(Message)
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.QUEUED.value)
+        .values(status=MessageStatus.WITHHELD.value, status_reason=reason, updated_at=now)
+    )
+    return session.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]

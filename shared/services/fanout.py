@@ -1,0 +1,244 @@
+"""Fan-out of one page of a running campaign: a message row per recipient (or a recorded skip), a planned
+send time for each, and one named Cloud Task per queued message.
+
+Idempotent by construction: the page row is locked, so a second delivery waits and then finds the page
+fanned out; rows are unique per (campaign, recipient); task names derive from (message, generation), so
+re-creating a task that exists is a no-op. Tasks are created only after the commit, so send_message always
+finds its row; if creating them fails, the page is redelivered and only the tasks are created again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from shared.adapters.tasks import SendTask, TaskScheduler
+from shared.clock import Clock
+from shared.db.audit import record_audit, record_audit_many
+from shared.db.queries import campaigns as campaign_sql
+from shared.db.queries import messages as message_sql
+from shared.db.unit_of_work import UnitOfWork
+from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
+from shared.domain.errors import DomainError
+from shared.domain.quiet_hours import QuietHours, resolve_timezone
+from shared.domain.send_schedule import PlannedSend, plan_sends, sendable_now, spacing
+from shared.domain.templates import recipient_variables, render, render_content_variables
+from shared.services.campaign_lifecycle import CANCELLED_REASON, complete_if_done
+from shared.services.page_publishing import PageMessage
+from shared.transport import Outcome, Result
+
+log = logging.getLogger(__name__)
+
+NO_CONSENT_REASON = "no consent: the user is not opted in"
+
+
+@dataclass(frozen=True)
+class FanoutConfig:
+    max_page_age: timedelta
+    rate_margin: float
+
+
+@dataclass(frozen=True)
+class _Draft:
+    phone: str
+    zone: ZoneInfo
+    body: str | None = None
+    content_variables: dict[str, str] | None = None
+    skip_reason: str | None = None
+
+
+def fanout_page(
+    uow: UnitOfWork, tasks: TaskScheduler, clock: Clock, page: PageMessage, config: FanoutConfig
+) -> Result:
+    now = clock.now()
+    if now - page.published_at > config.max_page_age:
+        return _drop_stale_page(uow, clock, page, now)
+    with uow:
+        context = campaign_sql.lock_page(uow.session, page.campaign_id, page.page_no)
+        if context is None:
+            return Result(Outcome.MALFORMED, f"no page {page.page_no} of campaign {page.campaign_id}")
+        if context.campaign_status not in (
+            CampaignStatus.RUNNING,
+            CampaignStatus.PAUSED,
+            CampaignStatus.CANCELLED,
+        ):
+            return Result(Outcome.DONE, f"campaign is {context.campaign_status.value}: nothing to fan out")
+        to_send = _fan_out_locked(uow.session, page, context, now, config)
+        uow.commit()
+    try:
+        tasks.schedule(to_send)
+    except Exception as error:  # any RPC failure: the rows are safe; a redelivery re-creates the tasks
+        log.warning(
+            "creating send tasks failed", extra={"campaign_id": page.campaign_id, "error": repr(error)}
+        )
+        return Result(Outcome.TRANSIENT_FAILURE, f"creating send tasks failed: {type(error).__name__}")
+    if context.campaign_status is CampaignStatus.RUNNING:
+        complete_if_done(uow, page.campaign_id, clock)
+    return Result(Outcome.DONE, details={"tasks": len(to_send)})
+
+
+def _fan_out_locked(
+    session: Session,
+    page: PageMessage,
+    context: campaign_sql.PageContext,
+    now: datetime,
+    config: FanoutConfig,
+) -> list[SendTask]:
+    """Everything under the page lock; returns the tasks to create once committed.
+
+    A first delivery writes the page's rows. Any delivery (a redelivery, or the republish that resumes a
+    paused campaign) then plans the page's parked messages and re-creates every queued message's task."""
+    running = context.campaign_status is CampaignStatus.RUNNING
+    existing = message_sql.queued_in_page(session, page.campaign_id, context.first_phone, context.last_phone)
+    drafts = [] if context.fanned_out else _drafts(session, page.campaign_id, context)
+    fresh = [d for d in drafts if d.skip_reason is None]
+    parked = [q for q in existing if q.scheduled_at is None] if running else []
+    zones = [d.zone for d in fresh] + [_zone(q.user_timezone, context.timezone) for q in parked]
+    plans = _plan(session, page.campaign_id, context, zones, now, config) if running else []
+    fresh_plans, parked_plans = plans[: len(fresh)], plans[len(fresh) :]
+    inserted = message_sql.insert_new(
+        session, _rows(page.campaign_id, context.campaign_status, drafts, fresh_plans)
+    )
+    message_sql.schedule_parked(session, {q.id: p.at for q, p in zip(parked, parked_plans, strict=True)})
+    _audit(session, page.campaign_id, drafts, inserted, fresh, fresh_plans, now)
+    if not context.fanned_out:
+        campaign_sql.mark_page(session, page.campaign_id, page.page_no, fanned_out_at=now)
+    if not running:
+        return []
+    tasks = [SendTask(q.id, q.generation, q.created_at, q.scheduled_at) for q in existing if q.scheduled_at]
+    tasks += [
+        SendTask(q.id, q.generation, q.created_at, p.at) for q, p in zip(parked, parked_plans, strict=True)
+    ]
+    for draft, plan in zip(fresh, fresh_plans, strict=True):
+        if draft.phone in inserted:
+            message_id, created_at = inserted[draft.phone]
+            tasks.append(SendTask(message_id, 0, created_at, plan.at))
+    return tasks
+
+
+def _drafts(session: Session, campaign_id: int, context: campaign_sql.PageContext) -> list[_Draft]:
+    """Render each recipient's message, or say why it is skipped (consent is read now, not at the freeze)."""
+    drafts = []
+    for recipient in message_sql.page_recipients(
+        session, campaign_id, context.first_phone, context.last_phone
+    ):
+        zone = _zone(recipient.attributes.get("timezone"), context.timezone)
+        if recipient.consent_state != ConsentState.OPT_IN.value:
+            drafts.append(_Draft(recipient.phone, zone, skip_reason=NO_CONSENT_REASON))
+            continue
+        variables = recipient_variables(recipient.phone, recipient.attributes)
+        try:
+            body = render(context.content, variables)
+            content_variables = (
+                render_content_variables(context.content_variables, variables)
+                if context.content_variables
+                else None
+            )
+        except DomainError as error:
+            drafts.append(_Draft(recipient.phone, zone, skip_reason=error.message))
+            continue
+        drafts.append(_Draft(recipient.phone, zone, body, content_variables))
+    return drafts
+
+
+def _plan(
+    session: Session,
+    campaign_id: int,
+    context: campaign_sql.PageContext,
+    zones: Sequence[ZoneInfo],
+    now: datetime,
+    config: FanoutConfig,
+) -> list[PlannedSend]:
+    window = QuietHours.from_columns(context.quiet_hours_start, context.quiet_hours_end)
+    step = spacing(context.rate_limit_per_second, config.rate_margin)
+    slots = sendable_now(zones, now, window)
+    start = campaign_sql.advance_plan_cursor(session, campaign_id, now, slots, step) if slots else now
+    return plan_sends(zones, now, start, step, window)
+
+
+def _rows(
+    campaign_id: int, status: CampaignStatus, drafts: Sequence[_Draft], plans: Sequence[PlannedSend]
+) -> list[dict[str, Any]]:
+    """Message rows for a first delivery: queued with its planned time while running, parked (no time)
+    while paused, withheld once cancelled; skipped recipients are written too, with their reason."""
+    planned = iter(plans)
+    rows = []
+    for draft in drafts:
+        row: dict[str, Any] = {
+            "campaign_id": campaign_id,
+            "recipient_phone": draft.phone,
+            "body": draft.body,
+            "content_variables": draft.content_variables,
+            "status": MessageStatus.QUEUED.value,
+            "status_reason": None,
+            "scheduled_at": None,
+        }
+        if draft.skip_reason is not None:
+            row.update(status=MessageStatus.SKIPPED.value, status_reason=draft.skip_reason)
+        elif status is CampaignStatus.CANCELLED:
+            row.update(status=MessageStatus.WITHHELD.value, status_reason=CANCELLED_REASON)
+        elif status is CampaignStatus.RUNNING:
+            row.update(scheduled_at=next(planned).at)
+        rows.append(row)
+    return rows
+
+
+def _audit(
+    session: Session,
+    campaign_id: int,
+    drafts: Sequence[_Draft],
+    inserted: dict[str, tuple[int, datetime]],
+    fresh: Sequence[_Draft],
+    plans: Sequence[PlannedSend],
+    now: datetime,
+) -> None:
+    def event(kind: str, phone: str, detail: dict[str, Any]) -> dict[str, Any]:
+        message_id = inserted[phone][0] if phone in inserted else None
+        base = {"kind": kind, "campaign_id": campaign_id, "user_phone": phone, "source": "fanout"}
+        return base | {"message_id": message_id, "detail": detail, "occurred_at": now}
+
+    skipped = [event("message.skipped", d.phone, {"reason": d.skip_reason}) for d in drafts if d.skip_reason]
+    deferred = [
+        event(
+            "message.deferred",
+            d.phone,
+            {"reason": "quiet hours", "until": p.at.isoformat(), "timezone": d.zone.key},
+        )
+        for d, p in zip(fresh, plans, strict=False)
+        if p.deferred_to is not None
+    ]
+    record_audit_many(session, skipped + deferred)
+
+
+def _drop_stale_page(uow: UnitOfWork, clock: Clock, page: PageMessage, now: datetime) -> Result:
+    """A page delivered too late (a backlog, a dead subscription revived) is not fanned out days after the
+    operator expected: it is recorded as dropped, and the campaign can still complete."""
+    log.warning(
+        "dropping a stale campaign page", extra={"campaign_id": page.campaign_id, "page_no": page.page_no}
+    )
+    with uow:
+        context = campaign_sql.lock_page(uow.session, page.campaign_id, page.page_no)
+        if context is None or context.fanned_out:
+            return Result(Outcome.DONE, "stale page already handled")
+        campaign_sql.mark_page(uow.session, page.campaign_id, page.page_no, dropped_at=now)
+        record_audit(
+            uow.session,
+            "page.dropped",
+            campaign_id=page.campaign_id,
+            source="fanout",
+            detail={"page_no": page.page_no, "published_at": page.published_at.isoformat()},
+            at=now,
+        )
+        uow.commit()
+    complete_if_done(uow, page.campaign_id, clock)
+    return Result(Outcome.DONE, "stale page dropped")
+
+
+def _zone(user_timezone: object, campaign_timezone: str) -> ZoneInfo:
+    return resolve_timezone(user_timezone, campaign_timezone).zone

@@ -1,0 +1,222 @@
+"""The first transaction of a send: find the message, re-check everything that may have changed since
+fan-out, take a rate-limit slot, and claim the row (SENDING) before any Twilio call.
+
+Every branch is decided under the message's row lock, so a duplicate task waits and then finds the row
+moved on. The rate limiter's rows are touched last, just before the commit, to hold them for as little
+time as possible: every send of the sender passes through one of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from shared.adapters.tasks import SendTask
+from shared.adapters.twilio_send import OutboundMessage
+from shared.adapters.twilio_signature import status_callback_url
+from shared.db.audit import record_audit
+from shared.db.models import Message
+from shared.db.queries import messages as message_sql
+from shared.db.queries.messages import SendContext
+from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
+from shared.domain.quiet_hours import QuietHours, is_quiet, resolve_timezone, window_end
+from shared.domain.session_window import ApprovedTemplate, FreeForm, Withheld, choose_payload
+from shared.services import rate_limiter
+from shared.services.campaign_lifecycle import CANCELLED_REASON
+from shared.services.send_config import SendConfig
+from shared.transport import Outcome, Result
+
+CONSENT_REVOKED_REASON = "consent revoked before sending"
+
+
+@dataclass(frozen=True)
+class Admission:
+    result: Result
+    # A task to create once committed (a reschedule), if any.
+    task: SendTask | None = None
+    # The message reached a final state: its campaign may be complete.
+    finished: bool = False
+    campaign_id: int | None = None
+    # Set when the caller must send: the claimed message, its payload and its reserved slot.
+    claimed: SendContext | None = None
+    outbound: OutboundMessage | None = None
+    slot: datetime | None = None
+
+
+def admit(session: Session, message_id: int, generation: int, now: datetime, config: SendConfig) -> Admission:
+    context = message_sql.lock_for_send(session, message_id)
+    if context is None:
+        return Admission(Result(Outcome.DONE, "no such message"))
+    if context.status is MessageStatus.SENDING and context.generation == generation:
+        admission = _sending_already(session, context, now, config)
+    elif context.status is not MessageStatus.QUEUED:
+        admission = Admission(Result(Outcome.DONE, f"already {context.status.value}"))
+    elif context.generation != generation:
+        admission = _stale_task(context)
+    else:
+        admission = _recheck_and_claim(session, context, now, config)
+    return replace(admission, campaign_id=context.campaign_id)
+
+
+def _sending_already(session: Session, context: SendContext, now: datetime, config: SendConfig) -> Admission:
+    """A retry of the task that claimed this row: its sender died (or is still in its Twilio call).
+    Past the Twilio timeout the call may have reached Twilio, so the row is AMBIGUOUS (the status
+    callback reconciles it); before that, Cloud Tasks is asked to come back when it can be judged."""
+    assert context.claimed_at is not None
+    waited = now - context.claimed_at
+    if waited < config.ambiguous_after:
+        retry_after = math.ceil((config.ambiguous_after - waited).total_seconds())
+        return Admission(Result(Outcome.TRANSIENT_FAILURE, "send in flight", retry_after_seconds=retry_after))
+    reason = "the sender stopped between the Twilio call and recording its answer"
+    message_sql.set_fields(
+        session, context.id, MessageStatus.SENDING, status=MessageStatus.AMBIGUOUS.value, status_reason=reason
+    )
+    audit_message(session, context, "message.ambiguous", now, {"reason": reason})
+    return Admission(Result(Outcome.DONE, "marked ambiguous"), finished=True)
+
+
+def _stale_task(context: SendContext) -> Admission:
+    """An older generation's task. If its successor's task may never have been created (the process
+    rescheduled, committed, and failed to create it), creating it again is free: the name dedupes."""
+    if context.generation > 0 and context.scheduled_at and context.campaign_status is CampaignStatus.RUNNING:
+        task = SendTask(context.id, context.generation, context.created_at, context.scheduled_at)
+        return Admission(Result(Outcome.DONE, "stale task; current task ensured"), task=task)
+    return Admission(Result(Outcome.DONE, "stale task"))
+
+
+def _recheck_and_claim(
+    session: Session, context: SendContext, now: datetime, config: SendConfig
+) -> Admission:
+    if context.consent_state != ConsentState.OPT_IN.value:
+        return _withhold(session, context, now, CONSENT_REVOKED_REASON)
+    if context.campaign_status is CampaignStatus.CANCELLED:
+        return _withhold(session, context, now, CANCELLED_REASON)
+    if context.campaign_status is not CampaignStatus.RUNNING:
+        park(session, context)
+        return Admission(Result(Outcome.DONE, f"parked: campaign is {context.campaign_status.value}"))
+    zone = resolve_timezone(context.user_timezone, context.campaign_timezone).zone
+    window = QuietHours.from_columns(context.quiet_hours_start, context.quiet_hours_end)
+    if is_quiet(now, window, zone):
+        until = window_end(now, window, zone)
+        audit_message(
+            session, context, "message.deferred", now, {"reason": "quiet hours", "until": until.isoformat()}
+        )
+        return reschedule(session, context, until, "deferred: quiet hours")
+    payload = choose_payload(
+        now, context.last_inbound_at, context.body, context.content_sid, context.content_variables
+    )
+    if isinstance(payload, Withheld):
+        return _withhold(session, context, now, payload.reason)
+    return _take_slot_and_claim(session, context, now, config, _outbound(context, payload, config))
+
+
+def _take_slot_and_claim(
+    session: Session, context: SendContext, now: datetime, config: SendConfig, outbound: OutboundMessage
+) -> Admission:
+    # A slot reserved earlier is kept only if it is still ahead; a late arrival must not send off-slot.
+    if context.slot_at is not None and context.slot_at >= now:
+        slot = context.slot_at
+    else:
+        keys = [
+            rate_limiter.campaign_key(context.campaign_id, context.rate_limit_per_second, config.rate_margin),
+            rate_limiter.sender_key(config.sender_id, config.sender_rate, config.rate_margin),
+        ]
+        slot = rate_limiter.reserve_slot(session, keys, now)
+    if slot - now > config.max_wait:
+        # Come back a little early and wait for the slot, rather than risk arriving after it.
+        return reschedule(
+            session, context, slot - config.max_wait / 2, "waiting for a rate slot", slot_at=slot
+        )
+    message_sql.set_fields(
+        session,
+        context.id,
+        MessageStatus.QUEUED,
+        status=MessageStatus.SENDING.value,
+        attempts=Message.attempts + 1,
+        claimed_at=slot,
+        slot_at=None,
+    )
+    return Admission(Result(Outcome.DONE), claimed=context, outbound=outbound, slot=slot)
+
+
+def reschedule(
+    session: Session,
+    context: SendContext,
+    at: datetime,
+    reason: str,
+    *,
+    slot_at: datetime | None = None,
+    expected: MessageStatus = MessageStatus.QUEUED,
+    retried: bool = False,
+    error_code: int | None = None,
+) -> Admission:
+    """A new generation with a task at `at`; the old generation's task (if any) becomes a no-op."""
+    generation = context.generation + 1
+    values: dict[str, object] = {
+        "status": MessageStatus.QUEUED.value,
+        "generation": generation,
+        "scheduled_at": at,
+        "slot_at": slot_at,
+        "status_reason": reason,
+    }
+    if retried:
+        values["retry_count"] = context.retry_count + 1
+    if error_code is not None:
+        values["error_code"] = error_code
+    message_sql.set_fields(session, context.id, expected, **values)
+    task = SendTask(context.id, generation, context.created_at, at)
+    return Admission(Result(Outcome.DONE, reason), task=task)
+
+
+def park(session: Session, context: SendContext, expected: MessageStatus = MessageStatus.QUEUED) -> None:
+    """QUEUED with no task (scheduled_at NULL): resuming the campaign plans and re-creates it."""
+    message_sql.set_fields(
+        session,
+        context.id,
+        expected,
+        status=MessageStatus.QUEUED.value,
+        generation=context.generation + 1,
+        scheduled_at=None,
+        slot_at=None,
+        status_reason="parked: campaign paused",
+    )
+
+
+def _withhold(session: Session, context: SendContext, now: datetime, reason: str) -> Admission:
+    message_sql.set_fields(
+        session, context.id, MessageStatus.QUEUED, status=MessageStatus.WITHHELD.value, status_reason=reason
+    )
+    audit_message(session, context, "message.withheld", now, {"reason": reason})
+    return Admission(Result(Outcome.DONE, f"withheld: {reason}"), finished=True)
+
+
+def _outbound(
+    context: SendContext, payload: FreeForm | ApprovedTemplate, config: SendConfig
+) -> OutboundMessage:
+    callback = status_callback_url(config.status_callback_base, context.id)
+    if isinstance(payload, FreeForm):
+        return OutboundMessage(context.recipient_phone, callback, body=payload.body)
+    return OutboundMessage(
+        context.recipient_phone,
+        callback,
+        content_sid=payload.content_sid,
+        content_variables=payload.content_variables,
+    )
+
+
+def audit_message(
+    session: Session, context: SendContext, kind: str, now: datetime, detail: dict[str, object]
+) -> None:
+    record_audit(
+        session,
+        kind,
+        campaign_id=context.campaign_id,
+        message_id=context.id,
+        user_phone=context.recipient_phone,
+        source="send_message",
+        detail=detail,
+        at=now,
+    )

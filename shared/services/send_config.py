@@ -1,0 +1,43 @@
+"""What the send path needs from the settings, as one value (tests build it directly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from shared.config import Settings
+
+# Beyond the Twilio timeout, a claim whose sender never came back may have reached Twilio: allow this much
+# more for the sender to commit what it got before judging the message ambiguous.
+COMMIT_GRACE = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class SendConfig:
+    # The WhatsApp sender's rate-limit key: TWILIO_FROM, or the Messaging Service SID.
+    sender_id: str
+    sender_rate: int
+    rate_margin: float
+    max_wait: timedelta
+    retry_delays: tuple[timedelta, ...]
+    throughput_defer: timedelta
+    ambiguous_after: timedelta
+    status_callback_base: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SendConfig:
+        sender = settings.twilio_messaging_service_sid or settings.twilio_from
+        if not sender or not settings.status_webhook_url:
+            raise RuntimeError(
+                "sending needs TWILIO_FROM (or TWILIO_MESSAGING_SERVICE_SID) and STATUS_WEBHOOK_URL"
+            )
+        return cls(
+            sender_id=sender,
+            sender_rate=settings.sender_rate_limit_per_second,
+            rate_margin=settings.rate_safety_margin,
+            max_wait=timedelta(seconds=settings.send_max_wait_seconds),
+            retry_delays=settings.retry_delays,
+            throughput_defer=timedelta(seconds=settings.throughput_defer_seconds),
+            ambiguous_after=timedelta(seconds=settings.twilio_timeout_seconds) + COMMIT_GRACE,
+            status_callback_base=settings.status_webhook_url,
+        )

@@ -1,0 +1,116 @@
+"""The GCRA rate limiter on real PostgreSQL: concurrent reservations from separate connections never put
+more than `rate` send starts in any 1-second window, for a campaign or for the sender across campaigns."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from shared.db.unit_of_work import UnitOfWork
+from shared.services.rate_limiter import RateKey, campaign_key, reserve_slot, sender_key
+
+MARGIN = 0.025
+
+
+def _max_in_any_second(slots: list[datetime]) -> int:
+    ordered = sorted(slots)
+    best, start = 0, 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] >= timedelta(seconds=1):
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _reserve_concurrently(
+    engine: Engine, requests: list[tuple[list[RateKey], datetime]], threads: int
+) -> list[datetime]:
+    """Each thread has its own connection and transaction, as separate send_message instances would."""
+    slots: list[datetime] = []
+    lock = threading.Lock()
+    work = list(requests)
+    barrier = threading.Barrier(threads)
+
+    def worker() -> None:
+        barrier.wait()
+        while True:
+            with lock:
+                if not work:
+                    return
+                keys, now = work.pop()
+            with UnitOfWork(engine) as uow:
+                slot = reserve_slot(uow.session, keys, now)
+                uow.commit()
+            with lock:
+                slots.append(slot)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return slots
+
+
+def test_two_connections_racing_for_one_key_get_distinct_spaced_slots(engine: Engine) -> None:
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    key = campaign_key(1, 20, MARGIN)
+
+    slots = _reserve_concurrently(engine, [([key], now)] * 40, threads=2)
+
+    ordered = sorted(slots)
+    assert ordered[0] == now
+    assert all(b - a >= key.spacing for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+def test_first_sends_deferrals_and_retries_together_never_exceed_the_rate_in_any_second(
+    engine: Engine,
+) -> None:
+    """First sends arrive in a planned stream, deferred sends all at one window end, retries at scattered
+    later instants: naive spacing would pile them onto the same seconds; the limiter spreads them."""
+    rate = 20
+    start = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    key = campaign_key(7, rate, MARGIN)
+    rng = random.Random(5)
+    first_sends = [start + k * key.spacing for k in range(100)]
+    deferred = [start + timedelta(seconds=2)] * 60
+    retries = [start + timedelta(seconds=rng.uniform(1, 4)) for _ in range(60)]
+    requests = [([key], at) for at in first_sends + deferred + retries]
+    rng.shuffle(requests)
+
+    slots = _reserve_concurrently(engine, requests, threads=6)
+
+    assert len(slots) == 220
+    assert _max_in_any_second(slots) <= rate
+    ordered = sorted(slots)
+    assert all(ordered[i + rate] - ordered[i] >= timedelta(seconds=1) for i in range(len(ordered) - rate))
+
+
+def test_the_sender_key_bounds_the_sum_across_campaigns(engine: Engine) -> None:
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    sender = sender_key("whatsapp:+14155238886", 30, MARGIN)
+    campaigns = [campaign_key(c, 25, MARGIN) for c in (1, 2, 3)]
+    requests = [([campaign, sender], now) for campaign in campaigns for _ in range(50)]
+
+    slots = _reserve_concurrently(engine, requests, threads=4)
+
+    assert _max_in_any_second(slots) <= 30
+    for campaign in campaigns:
+        own = [s for (keys, _), s in zip(requests, slots, strict=True) if keys[0] == campaign]
+        assert len(own) == 50 and _max_in_any_second(own) <= 25
+
+
+def test_a_key_idle_for_a_while_starts_again_at_now_without_a_burst(engine: Engine) -> None:
+    key = campaign_key(9, 10, MARGIN)
+    t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    with UnitOfWork(engine) as uow:
+        first = reserve_slot(uow.session, [key], t0)
+        later = t0 + timedelta(minutes=5)
+        second = reserve_slot(uow.session, [key], later)
+        third = reserve_slot(uow.session, [key], later)
+        uow.commit()
+
+    assert (first, second, third) == (t0, later, later + key.spacing)
