@@ -117,7 +117,13 @@ class LocalStack:
             pubsub_port,
             pubsub_emulator.marker(pubsub_port),
         )
-        tasks_argv = [*_python_module("infra.local.cloud_tasks_emulator"), "--port", str(tasks_port)]
+        tasks_argv = [
+            *_python_module("infra.local.cloud_tasks_emulator"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(tasks_port),
+        ]
         self._spawn(
             "cloud-tasks-emulator",
             [*tasks_argv, "--oidc-port", str(oidc_port)],
@@ -350,6 +356,9 @@ def _up(args: argparse.Namespace) -> int:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # Explicitly for SIGINT too: a shell starting `make dev &` hands it down ignored, and Python then
+    # installs no KeyboardInterrupt handler of its own.
+    signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     stack = LocalStack(
         state_dir=args.state_dir,

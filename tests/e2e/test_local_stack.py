@@ -20,7 +20,7 @@ from google.cloud import pubsub_v1, tasks_v2
 from google.oauth2 import id_token
 from sqlalchemy import create_engine, text
 
-from infra.local import processes
+from infra.local import functions_runner, processes
 from infra.local.emulator_clients import cloud_tasks
 from infra.local.migrate import alembic_config
 from infra.local.postgres import LocalPostgres
@@ -28,7 +28,7 @@ from infra.local.processes import ProcessRecord
 from infra.local.pubsub_emulator import dead_letter_subscription, push_subscription
 from infra.local.scheduler import LocalScheduler
 from infra.local.stack import ROOT, LocalStack
-from infra.local.stack_env import REQUIRED_KEYS, read_env_file, uses_real_twilio
+from infra.local.stack_env import REQUIRED_KEYS, StackAddresses, build_env, read_env_file, uses_real_twilio
 from infra.local.tasks_queues import SCHEDULER_QUEUE
 from shared.adapters.twilio_client import make_twilio_client
 from tests.e2e.conftest import stack_environ
@@ -347,3 +347,22 @@ def test_real_twilio_replaces_the_emulator_only_with_an_account_a_sender_and_pub
     environ: dict[str, str], real: bool
 ) -> None:
     assert uses_real_twilio(environ) is real
+
+
+def test_with_real_twilio_the_credentials_and_public_webhooks_pass_through_and_no_emulator_url() -> None:
+    addresses = StackAddresses(
+        database_url="postgresql+pg8000://postgres@127.0.0.1:1/x",
+        pubsub_port=2,
+        tasks_port=3,
+        oidc_certs_url="http://127.0.0.1:4/certs",
+        twilio_port=None,
+        function_ports={name: 10 + i for i, name in enumerate(functions_runner.THREADS)},
+    )
+    environ = REAL_ACCOUNT | {"PUBLIC_BASE_URL": "https://tunnel.example/"}
+
+    env = build_env(addresses, environ)
+
+    assert "TWILIO_API_URL" not in env
+    assert {k: env[k] for k in REAL_ACCOUNT} == REAL_ACCOUNT
+    assert env["INBOUND_WEBHOOK_URL"] == "https://tunnel.example/inbound_webhook"
+    assert env["STATUS_WEBHOOK_URL"] == "https://tunnel.example/status_webhook"
