@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -106,53 +107,30 @@ class LocalStack:
     def _start(self) -> None:
         entries = functions_runner.discover(self.root / "functions" / "main.py")
         self.function_ports = {entry.name: processes.free_port() for entry in entries}
-        pubsub_port, tasks_port, oidc_port = (processes.free_port() for _ in range(3))
-        twilio_port = None if uses_real_twilio(self._environ) else processes.free_port()
+        ports = _EmulatorPorts.pick(twilio=not uses_real_twilio(self._environ))
         if self._record_runner:
             self._records.append(_runner_record())
-        # Emulators first: they need no database, so they boot while PostgreSQL starts.
-        self._spawn(
-            "pubsub-emulator",
-            pubsub_emulator.command(pubsub_port),
-            pubsub_port,
-            pubsub_emulator.marker(pubsub_port),
-        )
-        tasks_argv = [
-            *_python_module("infra.local.cloud_tasks_emulator"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(tasks_port),
-        ]
-        self._spawn(
-            "cloud-tasks-emulator",
-            [*tasks_argv, "--oidc-port", str(oidc_port)],
-            tasks_port,
-            " ".join(tasks_argv),
-        )
+        # The emulators need no database: they boot while PostgreSQL starts and the functions import.
+        self._spawn_google_emulators(ports)
         database_url = self._database_url or self._start_postgres()
         self.env = build_env(
             StackAddresses(
                 database_url=database_url,
-                pubsub_port=pubsub_port,
-                tasks_port=tasks_port,
-                oidc_certs_url=f"http://127.0.0.1:{oidc_port}/certs",
-                twilio_port=twilio_port,
+                pubsub_port=ports.pubsub,
+                tasks_port=ports.tasks,
+                oidc_certs_url=f"http://127.0.0.1:{ports.oidc}/certs",
+                twilio_port=ports.twilio,
                 function_ports=self.function_ports,
             ),
             self._environ,
         )
-        if twilio_port is not None:
-            self._spawn_twilio(twilio_port)
+        if ports.twilio is not None:
+            self._spawn_twilio(ports.twilio)
         for entry in entries:
-            port = self.function_ports[entry.name]
-            argv = functions_runner.command(self.root / "functions" / "main.py", entry, port)
-            extra_env = functions_runner.process_env(entry.name, self.state_dir / "run" / entry.name)
-            extra_env |= caller_env(entry.name, self.env)
-            self._spawn(entry.name, argv, port, functions_runner.marker(entry, port), extra_env)
-        # Functions import the application meanwhile; they touch the database only on a request.
+            self._spawn_function(entry)
+        # Functions touch the database only on a request, so migrating while they import is safe.
         migrate(self.root, database_url)
-        self._wait_ready(pubsub_port, tasks_port, oidc_port, twilio_port)
+        self._wait_ready(ports)
         write_env_file(self.env_file, self.env)
         if self._scheduler_interval is not None:
             self._start_scheduler(self._scheduler_interval)
@@ -203,6 +181,23 @@ class LocalStack:
         self._records.append(record)
         self._write_pids()  # after every start: a crash halfway must still leave a complete record
 
+    def _spawn_google_emulators(self, ports: _EmulatorPorts) -> None:
+        pubsub_argv = pubsub_emulator.command(ports.pubsub)
+        self._spawn("pubsub-emulator", pubsub_argv, ports.pubsub, pubsub_emulator.marker(ports.pubsub))
+        tasks_argv = [*_python_module("infra.local.cloud_tasks_emulator"), "--host", "127.0.0.1"]
+        tasks_argv += ["--port", str(ports.tasks)]
+        marker = " ".join(tasks_argv)
+        self._spawn(
+            "cloud-tasks-emulator", [*tasks_argv, "--oidc-port", str(ports.oidc)], ports.tasks, marker
+        )
+
+    def _spawn_function(self, entry: functions_runner.EntryPoint) -> None:
+        port = self.function_ports[entry.name]
+        argv = functions_runner.command(self.root / "functions" / "main.py", entry, port)
+        extra_env = functions_runner.process_env(entry.name, self.state_dir / "run" / entry.name)
+        extra_env |= caller_env(entry.name, self.env)
+        self._spawn(entry.name, argv, port, functions_runner.marker(entry, port), extra_env)
+
     def _spawn_twilio(self, port: int) -> None:
         argv = [*_python_module("infra.local.twilio_emulator"), "--port", str(port)]
         # Credentials reach the emulator through its environment, not argv, which any local user can read.
@@ -217,20 +212,20 @@ class LocalStack:
             self._write_pids()
         return server.start()
 
-    def _wait_ready(self, pubsub_port: int, tasks_port: int, oidc_port: int, twilio_port: int | None) -> None:
+    def _wait_ready(self, ports: _EmulatorPorts) -> None:
         env = self.env
         project, region = env["GCP_PROJECT"], env["GCP_REGION"]
         checks: list[tuple[str, Callable[[], bool], Callable[[], None] | None]] = [
             (
                 "pubsub-emulator",
-                lambda: processes.port_accepts(pubsub_port),
+                partial(processes.port_accepts, ports.pubsub),
                 lambda: pubsub_emulator.create_topology(
                     env["PUBSUB_EMULATOR_HOST"], project, env["PUBSUB_TOPIC"], env["FANOUT_RECIPIENTS_URL"]
                 ),
             ),
             (
                 "cloud-tasks-emulator",
-                lambda: processes.port_accepts(tasks_port) and processes.port_accepts(oidc_port),
+                lambda: processes.port_accepts(ports.tasks) and processes.port_accepts(ports.oidc),
                 lambda: tasks_queues.create_queues(
                     env["CLOUD_TASKS_EMULATOR_HOST"],
                     project,
@@ -240,7 +235,7 @@ class LocalStack:
                 ),
             ),
         ]
-        if twilio_port is not None:
+        if ports.twilio is not None:
             checks.append(("twilio-emulator", partial(processes.http_answers, env["TWILIO_API_URL"]), None))
         for name, port in self.function_ports.items():
             # functions-framework answers /robots.txt itself (404, or 405 for event functions): the probe
@@ -296,6 +291,20 @@ class LocalStack:
         tmp = self.pids_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.pids_file)
+
+
+@dataclass(frozen=True)
+class _EmulatorPorts:
+    pubsub: int
+    tasks: int
+    oidc: int
+    twilio: int | None  # None: real Twilio, no emulator
+
+    @classmethod
+    def pick(cls, *, twilio: bool) -> _EmulatorPorts:
+        # Picked before anything starts, because every function's settings name all of them.
+        free = processes.free_port
+        return cls(free(), free(), free(), free() if twilio else None)
 
 
 def stop_recorded(state_dir: Path, *, keep_postgres: bool = False) -> str | None:
