@@ -1,0 +1,156 @@
+"""SQL only the dashboard needs (everything else comes from shared.db.queries via the API's handlers).
+
+Sized for 1M users and 100k+ messages: each query is bounded by an index range or a LIMIT, except the
+per-minute send counts, which read the last hour's rows of a table with no sent_at index (a sequential
+scan of 100k rows is ~20 ms here; at 10M rows add an index on messages (sent_at)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, func, literal, literal_column, select
+from sqlalchemy.orm import Session
+
+from shared.db.models import AuditEvent, Campaign, CampaignPage, Message, Segment, Template
+from shared.domain.enums import CampaignStatus, MessageStatus
+
+_WAITING = (MessageStatus.QUEUED.value, MessageStatus.SENDING.value)
+_DELIVERED = (MessageStatus.DELIVERED.value, MessageStatus.READ.value)
+_LIVE = (CampaignStatus.RUNNING.value, CampaignStatus.PAUSED.value)
+CONSENT_KIND = "consent.changed"
+
+
+def sends_per_bucket(
+    session: Session, since: datetime, bucket: timedelta, *, campaign_id: int | None = None
+) -> dict[datetime, int]:
+    """Messages sent per time bucket from `since` (bucket starts aligned on `since`). For one campaign the
+    (campaign_id, status) index narrows the rows first."""
+    start = func.date_bin(literal(bucket), Message.sent_at, literal(since))
+    # Grouped by position: the bound parameters make two spellings of date_bin(...) different expressions.
+    statement = select(start, func.count()).where(Message.sent_at >= since).group_by(literal_column("1"))
+    if campaign_id is not None:
+        statement = statement.where(Message.campaign_id == campaign_id)
+    return {at: int(n) for at, n in session.execute(statement)}
+
+
+@dataclass(frozen=True)
+class Progress:
+    audience: int
+    messages: int
+    waiting: int
+    handed_to_twilio: int
+    delivered: int
+
+    @property
+    def done(self) -> int:
+        return self.messages - self.waiting
+
+    @property
+    def fraction(self) -> float:
+        total = max(self.audience, self.messages)
+        return self.done / total if total else 0.0
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return self.delivered / self.handed_to_twilio if self.handed_to_twilio else None
+
+
+def campaign_progress(session: Session, campaign_ids: Sequence[int]) -> dict[int, Progress]:
+    """Progress of one page of campaigns in two grouped queries (not two per campaign)."""
+    if not campaign_ids:
+        return {}
+    audience = dict(
+        session.execute(
+            select(CampaignPage.campaign_id, func.sum(CampaignPage.size))
+            .where(CampaignPage.campaign_id.in_(campaign_ids))
+            .group_by(CampaignPage.campaign_id)
+        ).all()
+    )
+    counts = {
+        row.campaign_id: row
+        for row in session.execute(
+            select(
+                Message.campaign_id,
+                func.count().label("messages"),
+                func.count().filter(Message.status.in_(_WAITING)).label("waiting"),
+                func.count(Message.provider_sid).label("handed"),
+                func.count().filter(Message.status.in_(_DELIVERED)).label("delivered"),
+            )
+            .where(Message.campaign_id.in_(campaign_ids))
+            .group_by(Message.campaign_id)
+        )
+    }
+    result = {}
+    for campaign_id in campaign_ids:
+        row = counts.get(campaign_id)
+        result[campaign_id] = Progress(
+            audience=int(audience.get(campaign_id) or 0),
+            messages=int(row.messages) if row else 0,
+            waiting=int(row.waiting) if row else 0,
+            handed_to_twilio=int(row.handed) if row else 0,
+            delivered=int(row.delivered) if row else 0,
+        )
+    return result
+
+
+def consent_history(session: Session, phone_e164: str, limit: int = 50) -> list[Row[Any]]:
+    """Newest first, from ix_audit_events_user_phone_occurred_at."""
+    statement = (
+        select(AuditEvent.occurred_at, AuditEvent.source, AuditEvent.detail)
+        .where(AuditEvent.user_phone == phone_e164, AuditEvent.kind == CONSENT_KIND)
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(statement).all())
+
+
+def recent_errors(session: Session, limit: int = 20) -> list[Row[Any]]:
+    """The newest messages carrying a Twilio error code: a backward walk of the primary key that stops
+    after `limit` matches, so it is cheap while errors are common and bounded by the table otherwise."""
+    statement = (
+        select(
+            Message.id,
+            Message.campaign_id,
+            Message.recipient_phone,
+            Message.status,
+            Message.error_code,
+            Message.updated_at,
+        )
+        .where(Message.error_code.is_not(None))
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(statement).all())
+
+
+def backlog(session: Session, now: datetime) -> list[Row[Any]]:
+    """Per running or paused campaign, what is still waiting to be sent and how much of it is overdue.
+    Campaigns come first (few), then ix_messages_campaign_id_status finds each one's waiting rows."""
+    statement = (
+        select(
+            Campaign.id,
+            Campaign.name,
+            Campaign.status,
+            func.count(Message.id).filter(Message.status == MessageStatus.QUEUED.value).label("queued"),
+            func.count(Message.id).filter(Message.status == MessageStatus.SENDING.value).label("sending"),
+            func.count(Message.id).filter(Message.scheduled_at <= now).label("overdue"),
+            func.min(Message.scheduled_at).label("next_send_at"),
+        )
+        .outerjoin(Message, (Message.campaign_id == Campaign.id) & Message.status.in_(_WAITING))
+        .where(Campaign.status.in_(_LIVE))
+        .group_by(Campaign.id)
+        .order_by(Campaign.id)
+    )
+    return list(session.execute(statement).all())
+
+
+def choices(
+    session: Session, model: type[Template] | type[Segment], limit: int = 500
+) -> list[tuple[int, str]]:
+    """(id, name) for a form's select, by name."""
+    statement = select(model.id, model.name).order_by(model.name).limit(limit)
+    return [(int(i), str(n)) for i, n in session.execute(statement)]

@@ -1,0 +1,1 @@
+"""Dashboard pages, one blueprint per area."""

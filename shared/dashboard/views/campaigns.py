@@ -1,0 +1,156 @@
+"""Campaigns: the list with progress, the create form, the detail page and the lifecycle buttons. Every
+rule is the API's: the form builds its request model and calls its handler."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from pydantic import ValidationError
+
+from shared.api.errors import ApiError
+from shared.api.routes import campaigns as api
+from shared.api.routes import messages as message_api
+from shared.api.routes import reports
+from shared.dashboard import charts, queries
+from shared.dashboard.web import FormErrors, api_context, form_errors, notice
+from shared.db.models import Segment, Template
+from shared.domain.enums import CampaignStatus, MessageStatus
+from shared.domain.errors import DomainError
+from shared.domain.quiet_hours import load_timezone
+from shared.domain.twilio_errors import describe
+
+bp = Blueprint("campaigns", __name__)
+
+PAGE_SIZE = 50
+MESSAGES_PAGE_SIZE = 50
+# The sends-over-time chart keeps about this many bars, however long the campaign ran.
+CHART_BARS = 60
+ACTIONS = {
+    "ready": (api.ready_campaign, "ready"),
+    "trigger": (api.trigger_campaign, "triggered"),
+    "pause": (api.pause_campaign, "paused"),
+    "resume": (api.resume_campaign, "resumed"),
+    "cancel": (api.cancel_campaign, "cancelled"),
+}
+_FORM_FIELDS = ("name", "template_id", "segment_id", "topic", "rate_limit_per_second", "timezone")
+_OPTIONAL_TIMES = ("quiet_hours_start", "quiet_hours_end")
+
+
+@bp.get("/campaigns")
+def campaign_list() -> str:
+    context = api_context()
+    status = request.args.get("status") or None
+    query = api.CampaignListQuery(
+        limit=PAGE_SIZE,
+        cursor=request.args.get("cursor") or None,
+        status=CampaignStatus(status) if status in CampaignStatus.__members__ else None,
+    )
+    page = api.list_campaigns(context, query)
+    with context.uow() as uow:
+        progress = queries.campaign_progress(uow.session, [c.id for c in page.items])
+    return render_template(
+        "campaigns.html", page=page, progress=progress, status=query.status, statuses=list(CampaignStatus)
+    )
+
+
+@bp.get("/campaigns/new")
+def campaign_new() -> str:
+    return _form_page({"rate_limit_per_second": "80", "timezone": "UTC"}, FormErrors())
+
+
+@bp.post("/campaigns/new")
+def campaign_create() -> Response | tuple[str, int]:
+    values = request.form.to_dict()
+    try:
+        body = api.CampaignIn.model_validate(_campaign_values(values))
+        created = api.create_campaign(api_context(), body)
+    except (ValidationError, ApiError, DomainError) as exc:
+        return _form_page(values, form_errors(exc)), 400
+    return redirect(url_for("campaigns.campaign_detail", campaign_id=created.id, notice="created"))
+
+
+def _campaign_values(form: dict[str, str]) -> dict[str, Any]:
+    """Form text to the API's shape: blanks are absent, and the schedule, typed as a wall-clock time,
+    is read in the campaign's timezone."""
+    values: dict[str, Any] = {name: form[name].strip() for name in _FORM_FIELDS if form.get(name, "").strip()}
+    for name in _OPTIONAL_TIMES:
+        if form.get(name):
+            values[name] = form[name]
+    if form.get("schedule_time"):
+        zone = load_timezone(values.get("timezone", "UTC"))
+        try:
+            values["schedule_time"] = datetime.fromisoformat(form["schedule_time"]).replace(tzinfo=zone)
+        except ValueError:
+            values["schedule_time"] = form["schedule_time"]  # the model says what is wrong with it
+    return values
+
+
+def _form_page(values: dict[str, str], errors: FormErrors) -> str:
+    context = api_context()
+    with context.uow() as uow:
+        templates = queries.choices(uow.session, Template)
+        segments = queries.choices(uow.session, Segment)
+    return render_template(
+        "campaign_form.html", values=values, errors=errors, templates=templates, segments=segments
+    )
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
+    context = api_context()
+    campaign = api.get_campaign(context, campaign_id)
+    summary = reports.campaign_summary(context, campaign_id)
+    status = request.args.get("status") or None
+    messages = message_api.list_messages(
+        context,
+        message_api.MessageListQuery(
+            campaign_id=campaign_id,
+            status=MessageStatus(status) if status in MessageStatus.__members__ else None,
+            limit=MESSAGES_PAGE_SIZE,
+            cursor=request.args.get("cursor") or None,
+        ),
+    )
+    with context.uow() as uow:
+        progress = queries.campaign_progress(uow.session, [campaign_id])[campaign_id]
+        chart = _sends_chart(uow.session, summary)
+    return render_template(
+        "campaign_detail.html",
+        campaign=campaign,
+        summary=summary,
+        progress=progress,
+        chart=chart,
+        messages=messages,
+        message_status=status,
+        statuses=list(MessageStatus),
+        errors=[(e.error_code, e.count, describe(e.error_code)) for e in summary.top_error_codes],
+        notice=notice(),
+        action_error=action_error,
+    )
+
+
+def _sends_chart(session: Any, summary: reports.CampaignSummaryOut) -> charts.BarChart | None:
+    if summary.first_sent_at is None or summary.last_sent_at is None:
+        return None
+    span = summary.last_sent_at - summary.first_sent_at
+    bucket = max(timedelta(seconds=1), timedelta(seconds=int(span.total_seconds() / CHART_BARS) + 1))
+    since = summary.first_sent_at.replace(microsecond=0)
+    counts = queries.sends_per_bucket(session, since, bucket, campaign_id=summary.campaign_id)
+    return charts.bar_chart(
+        counts, charts.bucket_starts(since, summary.last_sent_at + bucket, bucket), "sent"
+    )
+
+
+@bp.post("/campaigns/<int:campaign_id>/<action>")
+def campaign_action(campaign_id: int, action: str) -> Response | tuple[str, int]:
+    if action not in ACTIONS:
+        return campaign_detail(campaign_id, action_error=f"Unknown action {action!r}."), 404
+    handler, done = ACTIONS[action]
+    try:
+        handler(api_context(), campaign_id)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        return campaign_detail(campaign_id, action_error=exc.message), exc.status
+    return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id, notice=done))

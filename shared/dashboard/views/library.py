@@ -1,0 +1,159 @@
+"""Templates and segments: list, create and edit forms with the API's validation, the variables a
+template uses, and audience previews (size and sample) for a definition or a saved segment."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from pydantic import ValidationError
+
+from shared.api.errors import ApiError
+from shared.api.models import PageQuery
+from shared.api.routes import segments as segment_api
+from shared.api.routes import templates as template_api
+from shared.dashboard.web import FormErrors, api_context, form_errors, notice
+from shared.domain.errors import DomainError
+from shared.domain.templates import template_variables, validate_template
+
+bp = Blueprint("library", __name__)
+
+PAGE_SIZE = 100
+SAMPLE_SIZE = 10
+_Invalid = (ValidationError, ApiError, DomainError)
+
+
+class _BadJson(DomainError):
+    code = "invalid_json"
+
+
+def _json_field(name: str, default: Any) -> Any:
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise _BadJson(f"not valid JSON: {exc}", field=name) from None
+
+
+# --- templates ---
+
+
+@bp.get("/templates")
+def template_list(values: dict[str, str] | None = None, errors: FormErrors | None = None) -> str:
+    context = api_context()
+    page = template_api.list_templates(
+        context, PageQuery(limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
+    )
+    editing = request.args.get("edit", type=int)
+    if values is None and editing is not None:
+        row = template_api.get_template(context, editing)
+        values = {
+            "name": row.name,
+            "content": row.content,
+            "content_sid": row.content_sid or "",
+            "content_variables": json.dumps(row.content_variables) if row.content_variables else "",
+        }
+    return render_template(
+        "templates.html",
+        page=page,
+        values=values or {},
+        errors=errors or FormErrors(),
+        editing=editing,
+        notice=notice(),
+    )
+
+
+@bp.post("/templates")
+def template_save() -> Response | tuple[str, int]:
+    editing = request.args.get("edit", type=int)
+    context = api_context()
+    try:
+        values = {
+            "name": request.form.get("name", "").strip(),
+            "content": request.form.get("content", ""),
+            "content_sid": request.form.get("content_sid", "").strip() or None,
+            "content_variables": _json_field("content_variables", {}),
+        }
+        if editing is None:
+            template_api.create_template(context, template_api.TemplateIn.model_validate(values))
+        else:
+            template_api.patch_template(context, editing, template_api.TemplatePatch.model_validate(values))
+    except _Invalid as exc:
+        return template_list(values=request.form.to_dict(), errors=form_errors(exc)), 400
+    return redirect(url_for("library.template_list", notice="saved" if editing else "created"))
+
+
+@bp.post("/templates/variables")
+def template_variables_preview() -> Response:
+    """The live variable list under the content box: the domain's own parser, so it cannot disagree."""
+    content = request.form.get("content", "")
+    try:
+        validate_template(content)
+    except DomainError as exc:
+        return jsonify(variables=[], error=exc.message)
+    return jsonify(variables=template_variables(content), error=None)
+
+
+# --- segments ---
+
+
+@bp.get("/segments")
+def segment_list(values: dict[str, str] | None = None, errors: FormErrors | None = None) -> str:
+    context = api_context()
+    page = segment_api.list_segments(
+        context, PageQuery(limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
+    )
+    editing = request.args.get("edit", type=int)
+    if values is None and editing is not None:
+        row = segment_api.get_segment(context, editing)
+        values = {"name": row.name, "definition": json.dumps(row.definition, indent=2)}
+    return render_template(
+        "segments.html",
+        page=page,
+        values=values or {},
+        errors=errors or FormErrors(),
+        editing=editing,
+        notice=notice(),
+    )
+
+
+@bp.post("/segments")
+def segment_save() -> Response | tuple[str, int]:
+    editing = request.args.get("edit", type=int)
+    context = api_context()
+    try:
+        values = {"name": request.form.get("name", "").strip(), "definition": _json_field("definition", None)}
+        if editing is None:
+            segment_api.create_segment(context, segment_api.SegmentIn.model_validate(values))
+        else:
+            segment_api.patch_segment(context, editing, segment_api.SegmentPatch.model_validate(values))
+    except _Invalid as exc:
+        return segment_list(values=request.form.to_dict(), errors=form_errors(exc)), 400
+    return redirect(url_for("library.segment_list", notice="saved" if editing else "created"))
+
+
+@bp.post("/segments/preview")
+def segment_preview() -> tuple[Response, int]:
+    try:
+        body = segment_api.PreviewIn.model_validate(
+            {
+                "definition": _json_field("definition", None),
+                "topic": request.form.get("topic") or None,
+                "sample_size": SAMPLE_SIZE,
+            }
+        )
+        preview = segment_api.preview_definition(api_context(), body)
+    except _Invalid as exc:
+        errors = form_errors(exc)
+        return jsonify(error=next(iter(errors.fields.values()), None) or "; ".join(errors.general)), 400
+    return jsonify(preview.model_dump()), 200
+
+
+@bp.get("/segments/<int:segment_id>/audience")
+def segment_audience(segment_id: int) -> Response:
+    query = segment_api.PreviewQuery(topic=request.args.get("topic") or None, sample_size=0)
+    preview = segment_api.preview_segment(api_context(), segment_id, query)
+    return jsonify(audience_size=preview.audience_size)

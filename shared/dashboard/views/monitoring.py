@@ -1,0 +1,33 @@
+"""Monitoring: the inbound feed (phones masked), the newest send errors with Twilio's meaning, and the
+send backlog of every running or paused campaign. Refreshes itself."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from shared.api.models import PageQuery
+from shared.api.routes import reports
+from shared.dashboard import queries
+from shared.dashboard.web import api_context
+from shared.domain.twilio_errors import describe
+from shared.log import mask_phone
+
+bp = Blueprint("monitoring", __name__)
+
+FEED_SIZE = 30
+
+
+@bp.get("/monitoring")
+def monitoring() -> str:
+    context = api_context()
+    inbound = reports.recent_inbound(context, PageQuery(limit=FEED_SIZE))
+    with context.uow() as uow:
+        errors = queries.recent_errors(uow.session)
+        backlog = queries.backlog(uow.session, context.clock.now())
+    return render_template(
+        "monitoring.html",
+        inbound=inbound.items,
+        errors=[(row, mask_phone(row.recipient_phone), describe(row.error_code)) for row in errors],
+        backlog=backlog,
+        now=context.clock.now(),
+    )

@@ -1,0 +1,28 @@
+"""Overview: what is running and how sending went today, refreshing itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, render_template
+
+from shared.api.routes import reports
+from shared.dashboard import charts, queries
+from shared.dashboard.web import api_context
+
+bp = Blueprint("overview", __name__)
+
+CHART_SPAN = timedelta(hours=1)
+CHART_BUCKET = timedelta(minutes=1)
+
+
+@bp.get("/")
+def overview() -> str:
+    context = api_context()
+    numbers = reports.dashboard(context)
+    now = context.clock.now()
+    since = (now - CHART_SPAN).replace(second=0, microsecond=0) + CHART_BUCKET
+    with context.uow() as uow:
+        counts = queries.sends_per_bucket(uow.session, since, CHART_BUCKET)
+    chart = charts.bar_chart(counts, charts.bucket_starts(since, now, CHART_BUCKET), "sent")
+    return render_template("overview.html", numbers=numbers, chart=chart)

@@ -1,0 +1,71 @@
+"""What every dashboard view shares: the API handler context, field-level form errors, and notices
+carried across a redirect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import request
+from pydantic import ValidationError
+
+from shared.api.errors import ApiError
+from shared.api.registry import Context
+from shared.clock import SystemClock
+from shared.config import get_settings
+from shared.domain.errors import DomainError
+
+# Notices a redirect may name (?notice=...): a fixed list, so a crafted link cannot put words on a page.
+NOTICES = {
+    "created": "Created.",
+    "saved": "Saved.",
+    "triggered": "Campaign triggered: its audience is frozen and sending has started.",
+    "paused": "Campaign paused: no new send starts.",
+    "resumed": "Campaign resumed.",
+    "cancelled": "Campaign cancelled: everything not yet sent is withheld.",
+    "ready": "Campaign is READY: the scheduler starts it at its schedule time.",
+    "consent": "Consent changed (recorded in the audit trail).",
+}
+
+
+def api_context() -> Context:
+    """The context the API's route handlers take, so the dashboard runs exactly their code."""
+    return Context(settings=get_settings(), clock=SystemClock(), request=request)
+
+
+def notice() -> str | None:
+    return NOTICES.get(request.args.get("notice", ""))
+
+
+@dataclass
+class FormErrors:
+    fields: dict[str, str] = field(default_factory=dict)
+    general: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.general)
+
+
+def form_errors(exc: ValidationError | ApiError | DomainError) -> FormErrors:
+    """Each problem under the form field it is about, or as a general error when it names none."""
+    errors = FormErrors()
+    if isinstance(exc, ValidationError):
+        for error in exc.errors(include_url=False, include_context=False, include_input=False):
+            _add(errors, str(error["loc"][0]) if error["loc"] else None, error["msg"])
+        return errors
+    details: dict[str, Any] = exc.details
+    for nested in details.get("errors", []):
+        _add(
+            errors, str(nested["field"]).split(".")[1] if "." in nested["field"] else None, nested["message"]
+        )
+    if not details.get("errors"):
+        where = details.get("field") or ("definition" if "path" in details else None)
+        _add(errors, where, exc.message)
+    return errors
+
+
+def _add(errors: FormErrors, name: str | None, message: str) -> None:
+    if name:
+        errors.fields.setdefault(name, message)
+    else:
+        errors.general.append(message)

@@ -1,0 +1,129 @@
+"""Dashboard sign-in, session cookie and CSRF, through the `api` function on real PostgreSQL."""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+
+from sqlalchemy import Engine, text
+
+from shared.config import Settings, override_settings
+from tests.conftest import make_settings
+from tests.functions.dashboard_client import DashboardClient, function_client, operator, visitor
+
+__all__ = ["operator", "visitor"]
+
+PHONE = "+14155550100"
+
+
+def set_cookie_attributes(header: str) -> dict[str, str | bool]:
+    morsel = next(iter(SimpleCookie(header).values()))
+    return {key: morsel[key] for key in ("httponly", "samesite", "secure", "path")}
+
+
+def test_page_without_session_redirects_to_sign_in(visitor: DashboardClient) -> None:
+    response = visitor.get("/ui/campaigns?status=RUNNING")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/ui/signin?next=/ui/campaigns?status%3DRUNNING"
+
+
+def test_sign_in_with_wrong_token_is_refused(visitor: DashboardClient) -> None:
+    response = visitor.sign_in("not-the-token")
+    assert response.status_code == 401
+    assert "That token is not valid." in response.get_data(as_text=True)
+    assert visitor.get("/ui/").status_code == 302
+
+
+def test_sign_in_sets_a_signed_httponly_same_site_strict_cookie(visitor: DashboardClient) -> None:
+    response = visitor.sign_in()
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/ui/"
+    attributes = set_cookie_attributes(response.headers["Set-Cookie"])
+    assert attributes == {"httponly": True, "samesite": "Strict", "secure": "", "path": "/ui"}
+    assert "test-api-token" not in response.headers["Set-Cookie"]
+    assert visitor.get("/ui/").status_code == 200
+
+
+def test_sign_in_returns_to_the_page_first_asked_for(visitor: DashboardClient) -> None:
+    response = visitor.post_form(
+        "/ui/signin", {"token": "test-api-token", "next": "/ui/users?q=Lima"}, form_page="/ui/signin"
+    )
+    assert response.headers["Location"] == "/ui/users?q=Lima"
+
+
+def test_next_cannot_send_the_operator_to_another_site(visitor: DashboardClient) -> None:
+    response = visitor.post_form(
+        "/ui/signin", {"token": "test-api-token", "next": "//evil.example/ui/"}, form_page="/ui/signin"
+    )
+    assert response.headers["Location"] == "/ui/"
+
+
+def test_cookie_is_secure_behind_https(settings: Settings) -> None:
+    client = DashboardClient(function_client(), "https://dashboard.example.test")
+    response = client.sign_in()
+    assert set_cookie_attributes(response.headers["Set-Cookie"])["secure"] is True
+
+
+def test_cookie_is_secure_when_google_front_end_forwarded_https(settings: Settings) -> None:
+    client = DashboardClient(function_client(), "http://ese-api-xyz.a.run.app")
+    client.raw.environ_base["HTTP_X_FORWARDED_PROTO"] = "https"
+    response = client.sign_in()
+    assert set_cookie_attributes(response.headers["Set-Cookie"])["secure"] is True
+
+
+def test_post_without_csrf_token_is_refused_and_changes_nothing(operator: DashboardClient, engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN')"), {"p": PHONE})
+    response = operator.post(f"/ui/users/{PHONE}/consent", data={"consent_state": "OPT_OUT"})
+    assert response.status_code == 403
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT consent_state FROM users")).scalar_one() == "OPT_IN"
+
+
+def test_cross_site_post_is_refused_even_with_a_token(operator: DashboardClient, engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN')"), {"p": PHONE})
+    token = operator.csrf_from(f"/ui/users/{PHONE}")
+    response = operator.post(
+        f"/ui/users/{PHONE}/consent",
+        data={"consent_state": "OPT_OUT", "csrf_token": token},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT consent_state FROM users")).scalar_one() == "OPT_IN"
+
+
+def test_csrf_token_from_before_sign_in_is_refused_after_it(visitor: DashboardClient) -> None:
+    stale = visitor.csrf_from("/ui/signin")
+    visitor.sign_in()
+    response = visitor.post("/ui/templates", data={"name": "t", "content": "hi", "csrf_token": stale})
+    assert response.status_code == 403
+
+
+def test_sign_out_ends_the_session(operator: DashboardClient) -> None:
+    response = operator.post_form("/ui/signout", {}, form_page="/ui/")
+    assert response.status_code == 302
+    assert operator.get("/ui/").headers["Location"].startswith("/ui/signin")
+
+
+def test_forged_cookie_is_no_session(visitor: DashboardClient) -> None:
+    visitor.raw.set_cookie("ese_dashboard", "eyJjc3JmIjoieCIsInRvayI6IngifQ.forged.signature", path="/ui")
+    assert visitor.get("/ui/").status_code == 302
+
+
+def test_rotating_the_api_tokens_signs_everyone_out(operator: DashboardClient, database_url: str) -> None:
+    assert operator.get("/ui/").status_code == 200
+    override_settings(make_settings(database_url, api_tokens="a-new-token"))
+    assert operator.get("/ui/").status_code == 302
+
+
+def test_static_assets_need_no_session_and_come_from_the_bundle(visitor: DashboardClient) -> None:
+    response = visitor.get("/ui/static/dashboard.js")
+    assert response.status_code == 200
+    assert "startRefresh" in response.get_data(as_text=True)
+
+
+def test_pages_forbid_inline_and_foreign_scripts(operator: DashboardClient) -> None:
+    policy = operator.get("/ui/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
