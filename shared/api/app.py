@@ -22,6 +22,7 @@ from shared.config import get_settings
 from shared.db.errors import is_transient
 from shared.domain.errors import DomainError
 from shared.log import set_trace
+from shared.services.users import storage_problem
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,20 @@ def _view(entry: Route) -> Any:
 
 def _validated(location: str, parse: Callable[[Any], Any], raw: Any) -> Any:
     try:
-        return parse(raw)
+        parsed = parse(raw)
     except ValidationError as exc:
         details = validation_details(exc, location)
         first = details["errors"][0]
         raise BadRequest("validation_error", f"{first['field']}: {first['message']}", **details) from None
+    problem = storage_problem(parsed.model_dump() if isinstance(parsed, BaseModel) else parsed, location)
+    if problem is not None:
+        field, why = problem
+        raise BadRequest(
+            "validation_error",
+            f"{field}: {why}",
+            errors=[{"field": field, "message": why, "type": "unstorable"}],
+        )
+    return parsed
 
 
 def _reply(entry: Route, result: BaseModel | tuple[BaseModel, int] | None) -> Response:

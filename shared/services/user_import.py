@@ -152,7 +152,8 @@ def _copy_line(row_no: int, record: Record, default_region: str) -> str:
     """One row in COPY text format (tab-separated, \\N for NULL), or `_RowRejected` saying why not."""
     problem = storage_problem(record)
     if problem is not None:
-        raise _RowRejected(None, f"row {problem}, which cannot be stored")
+        where, why = problem
+        raise _RowRejected(where, f"{where or 'a value'} {why}, which cannot be stored")
     phone = _phone(record, default_region)
     consent = _consent(record.get("consent_state"))
     topics = _topics(record.get("topics"))

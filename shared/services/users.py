@@ -80,8 +80,8 @@ def unsubscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> bool:
     return True
 
 
-def storage_problem(value: object) -> str | None:
-    """Why PostgreSQL could not store this JSON-like value, or None.
+def storage_problem(value: object, path: str = "") -> tuple[str, str] | None:
+    """Where and why PostgreSQL could not store this JSON-like value, or None.
 
     text and jsonb refuse NUL characters, UTF-8 cannot encode a lone surrogate (which a JSON "\\ud800"
     escape produces), and jsonb has no NaN or Infinity. Checked before writing, so bad input is a 400 or
@@ -89,19 +89,26 @@ def storage_problem(value: object) -> str | None:
     """
     if isinstance(value, str):
         if "\x00" in value:
-            return "contains a NUL character"
+            return path, "contains a NUL character"
         if not value.isascii():
             try:
                 value.encode()
             except UnicodeEncodeError:
-                return "contains invalid Unicode (a lone surrogate)"
+                return path, "contains invalid Unicode (a lone surrogate)"
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return "contains a number that is not finite"
+        return path, "is a number that is not finite"
+    children: Iterable[tuple[str, object]]
     if isinstance(value, Mapping):
-        items: Iterable[object] = (part for pair in value.items() for part in pair)
+        children = (
+            pair
+            for key, item in value.items()
+            for pair in ((f"{path}.{key}".lstrip("."), key), (f"{path}.{key}".lstrip("."), item))
+        )
     elif isinstance(value, list | tuple):
-        items = value
+        children = ((f"{path}[{index}]", item) for index, item in enumerate(value))
     else:
         return None
-    return next((problem for item in items if (problem := storage_problem(item)) is not None), None)
+    return next(
+        (found for child_path, item in children if (found := storage_problem(item, child_path))), None
+    )

@@ -140,8 +140,8 @@ def list_campaigns(context: Context, query: CampaignListQuery) -> CampaignPage:
         rows = list_rows(
             uow.session, Campaign, after_id=after[0] if after else None, limit=query.limit + 1, where=where
         )
-    items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
-    return CampaignPage(items=[CampaignOut.model_validate(row) for row in items], next_cursor=cursor)
+        items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
+        return CampaignPage(items=[CampaignOut.model_validate(row) for row in items], next_cursor=cursor)
 
 
 @route("GET", "/v1/campaigns/{campaign_id}", summary="One campaign", tag="campaigns", response=CampaignOut)

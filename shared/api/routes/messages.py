@@ -85,8 +85,8 @@ def list_messages(context: Context, query: MessageListQuery) -> MessagePage:
         rows = list_rows(
             uow.session, Message, after_id=after[0] if after else None, limit=query.limit + 1, where=where
         )
-    items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
-    return MessagePage(items=[MessageOut.model_validate(row) for row in items], next_cursor=cursor)
+        items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
+        return MessagePage(items=[MessageOut.model_validate(row) for row in items], next_cursor=cursor)
 
 
 @route(

@@ -98,8 +98,8 @@ def list_segments(context: Context, query: PageQuery) -> SegmentPage:
         rows = list_rows(
             uow.session, Segment, after_id=after[0] if after else None, limit=query.limit + 1, where=[]
         )
-    items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
-    return SegmentPage(items=[SegmentOut.model_validate(row) for row in items], next_cursor=cursor)
+        items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
+        return SegmentPage(items=[SegmentOut.model_validate(row) for row in items], next_cursor=cursor)
 
 
 @route("GET", "/v1/segments/{segment_id}", summary="One segment", tag="segments", response=SegmentOut)

@@ -105,8 +105,8 @@ def list_templates(context: Context, query: PageQuery) -> TemplatePage:
         rows = list_rows(
             uow.session, Template, after_id=after[0] if after else None, limit=query.limit + 1, where=[]
         )
-    items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
-    return TemplatePage(items=[TemplateOut.model_validate(row) for row in items], next_cursor=cursor)
+        items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
+        return TemplatePage(items=[TemplateOut.model_validate(row) for row in items], next_cursor=cursor)
 
 
 @route("GET", "/v1/templates/{template_id}", summary="One template", tag="templates", response=TemplateOut)

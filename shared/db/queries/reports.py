@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from shared.db.models import AuditEvent, Campaign, DeliveryReceipt, InboundEvent, Message, User
@@ -29,28 +29,31 @@ def status_counts(session: Session, campaign_id: int) -> dict[str, int]:
         .where(Message.campaign_id == campaign_id)
         .group_by(Message.status)
     )
-    return {status: int(count) for status, count in session.execute(statement).tuples()}
+    return {status: int(count) for status, count in session.execute(statement).all()}
 
 
 def reasons(session: Session, campaign_id: int, status: MessageStatus) -> dict[str, int]:
-    reason = func.coalesce(Message.status_reason, "unspecified").label("reason")
+    reason = func.coalesce(Message.status_reason, literal_column("'unspecified'")).label("reason")
     statement = (
         select(reason, func.count())
         .where(Message.campaign_id == campaign_id, Message.status == status.value)
         .group_by(reason)
     )
-    return {reason: int(count) for reason, count in session.execute(statement).tuples()}
+    return {reason: int(count) for reason, count in session.execute(statement).all()}
 
 
 def deferrals(session: Session, campaign_id: int) -> dict[str, int]:
     """Deferrals by reason, from the audit trail (ix_audit_events_campaign_id_kind)."""
-    reason = func.coalesce(AuditEvent.detail["reason"].astext, "quiet hours").label("reason")
+    # Literal columns, not bound parameters: the GROUP BY must repeat the select expression exactly.
+    reason = func.coalesce(
+        AuditEvent.detail.op("->>")(literal_column("'reason'")), literal_column("'quiet hours'")
+    ).label("reason")
     statement = (
         select(reason, func.count())
         .where(AuditEvent.campaign_id == campaign_id, AuditEvent.kind == DEFERRED_KIND)
         .group_by(reason)
     )
-    return {reason: int(count) for reason, count in session.execute(statement).tuples()}
+    return {reason: int(count) for reason, count in session.execute(statement).all()}
 
 
 def top_error_codes(session: Session, campaign_id: int) -> list[tuple[int, int]]:
@@ -61,7 +64,7 @@ def top_error_codes(session: Session, campaign_id: int) -> list[tuple[int, int]]
         .order_by(func.count().desc(), Message.error_code)
         .limit(TOP_ERROR_CODES)
     )
-    return [(code, int(count)) for code, count in session.execute(statement).tuples() if code is not None]
+    return [(code, int(count)) for code, count in session.execute(statement).all() if code is not None]
 
 
 def send_window(session: Session, campaign_id: int) -> Row[int, int, datetime | None, datetime | None]:
