@@ -52,12 +52,6 @@ class ProcessRecord:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def spawn(
     name: str, argv: list[str], *, env: Mapping[str, str], log_path: Path, port: int | None, marker: str
 ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:

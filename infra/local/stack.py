@@ -9,6 +9,9 @@ State lives in one directory (default .local, `--state-dir` to change): stack.en
 tools and tests), stack.pids (what to stop) and logs/NAME.log (each process's output). A new `up`
 first stops whatever a previous one recorded there, so a crashed stack never blocks the next.
 
+With real Twilio credentials, a sender and public webhook URLs in the environment, no Twilio emulator
+runs and the functions talk to Twilio itself (infra/local/stack_env.py says exactly what is needed).
+
 Tests use `LocalStack` directly, with their own database and state directory (tests/e2e/conftest.py).
 """
 
@@ -32,7 +35,7 @@ from types import FrameType, TracebackType
 
 from infra.local import functions_runner, processes, pubsub_emulator, tasks_queues
 from infra.local.migrate import migrate
-from infra.local.postgres import LocalPostgres
+from infra.local.postgres import LocalPostgres, free_port
 from infra.local.processes import ProcessRecord
 from infra.local.scheduler import DEFAULT_INTERVAL_SECONDS, LocalScheduler
 from infra.local.stack_env import (
@@ -55,7 +58,8 @@ class LocalStack:
 
     `database_url` None means the developer's cluster (infra/local/postgres.py) and its `ese` database,
     started if needed and stopped again only if this stack started it. Migrations run either way.
-    `scheduler_interval` None runs no scheduler.
+    `scheduler_interval` None runs no scheduler. Call start() from a thread that outlives the stack
+    (the main thread, normally): the kernel stops the children when the thread that started them ends.
     """
 
     def __init__(
@@ -106,7 +110,7 @@ class LocalStack:
 
     def _start(self) -> None:
         entries = functions_runner.discover(self.root / "functions" / "main.py")
-        self.function_ports = {entry.name: processes.free_port() for entry in entries}
+        self.function_ports = {entry.name: free_port() for entry in entries}
         ports = _EmulatorPorts.pick(twilio=not uses_real_twilio(self._environ))
         if self._record_runner:
             self._records.append(_runner_record())
@@ -303,7 +307,7 @@ class _EmulatorPorts:
     @classmethod
     def pick(cls, *, twilio: bool) -> _EmulatorPorts:
         # Picked before anything starts, because every function's settings name all of them.
-        free = processes.free_port
+        free = free_port
         return cls(free(), free(), free(), free() if twilio else None)
 
 
@@ -406,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "stop", "env"])
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     parser.add_argument(
-        "--database-url", help="use this (migrated to head) instead of the local cluster's `ese`"
+        "--database-url", help="a database to use instead of the local cluster's `ese` (migrated on start)"
     )
     parser.add_argument(
         "--scheduler-interval",

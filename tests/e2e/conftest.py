@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,12 +38,18 @@ def stack_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in MANAGED_KEYS and k != "PUBLIC_BASE_URL"}
 
 
-@pytest.fixture(scope="session")
-def stack_database_url(pg: LocalPostgres, template_database: str) -> Iterator[str]:
-    name = f"e2e_{uuid.uuid4().hex[:12]}"
-    pg.admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+@contextmanager
+def cloned_database(pg: LocalPostgres, template: str, prefix: str) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    pg.admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield pg.url(name)
     pg.admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def stack_database_url(pg: LocalPostgres, template_database: str) -> Iterator[str]:
+    with cloned_database(pg, template_database, "e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

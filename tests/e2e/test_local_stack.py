@@ -4,7 +4,6 @@ production, writes settings that work, and leaves no process or port behind when
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from infra.local.stack import ROOT, LocalStack
 from infra.local.stack_env import REQUIRED_KEYS, StackAddresses, build_env, read_env_file, uses_real_twilio
 from infra.local.tasks_queues import SCHEDULER_QUEUE
 from shared.adapters.twilio_client import make_twilio_client
-from tests.e2e.conftest import stack_environ
+from tests.e2e.conftest import cloned_database, stack_environ
 from tests.emulators.conftest import RecordingTarget
 
 e2e = pytest.mark.e2e
@@ -203,10 +202,8 @@ def test_each_function_gets_productions_concurrency_and_allowed_caller(local_sta
 
 @pytest.fixture
 def cli_database_url(pg: LocalPostgres, template_database: str) -> Iterator[str]:
-    name = f"cli_{os.getpid()}_{time.monotonic_ns()}"
-    pg.admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield pg.url(name)
-    pg.admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg, template_database, "cli") as url:
+        yield url
 
 
 def start_cli_stack(state_dir: Path, database_url: str) -> subprocess.Popen[bytes]:
