@@ -11,8 +11,13 @@ import functions_framework
 from cloudevents.http import CloudEvent
 from flask import Request, Response
 
+from shared.config import get_settings
 from shared.entrypoints import api as api_routes
 from shared.entrypoints import pipeline, webhooks
+from shared.log import configure_logging
+
+# JSON lines on stdout are what Cloud Logging parses; cheap, so it happens at import.
+configure_logging(get_settings().log_level)
 
 
 @functions_framework.http

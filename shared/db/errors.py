@@ -3,7 +3,8 @@ violations to IntegrityError; the SQLSTATE in the server's error fields says wha
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
@@ -22,7 +23,10 @@ def sqlstate(exc: BaseException) -> str | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A connection-level failure or a lost serialization race: the caller should retry later."""
+    """The database is unreachable, the pool is exhausted, or a transaction lost a race: the caller
+    should answer "retry later". pg8000 reports a refused connection as InterfaceError."""
+    if isinstance(exc, InterfaceError | OperationalError | PoolTimeout):
+        return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return sqlstate(exc) in TRANSIENT_SQLSTATES

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 
 from flask import Request, Response
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.adapters.twilio_signature import (
@@ -76,9 +76,7 @@ def _unless_db_unavailable(handle: Callable[[], Result]) -> Result:
     try:
         return handle()
     except (DBAPIError, PoolTimeout) as exc:
-        # pg8000 reports a refused connection as InterfaceError, which is_transient does not cover.
-        unavailable = isinstance(exc, InterfaceError | OperationalError | PoolTimeout)
-        if not (unavailable or is_transient(exc)):
+        if not is_transient(exc):
             raise
         log.warning("database unavailable; asking Twilio to retry", extra={"error": type(exc).__name__})
         return Result(Outcome.TRANSIENT_FAILURE, reason="database unavailable")
