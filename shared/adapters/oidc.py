@@ -65,10 +65,15 @@ def verified_caller(authorization: str | None, settings: Settings) -> str | None
     email = claims.get("email")
     if not isinstance(email, str) or not claims.get("email_verified"):
         return None
-    expected = settings.tasks_service_account_email
-    if expected and email != expected:
-        return None
-    return email
+    allowed = _allowed_callers(settings)
+    return email if not allowed or email in allowed else None
+
+
+def _allowed_callers(settings: Settings) -> set[str]:
+    """OIDC_ALLOWED_EMAILS (terraform's function_callers) if set, else the queue's service account."""
+    if settings.oidc_allowed_emails:
+        return {e.strip() for e in settings.oidc_allowed_emails.split(",") if e.strip()}
+    return {settings.tasks_service_account_email} if settings.tasks_service_account_email else set()
 
 
 def _verify(token: str, settings: Settings) -> Any:

@@ -1,18 +1,164 @@
-"""PLACEHOLDER: replaced by the issue that builds these entry points. Answers 501 until then."""
+"""The campaign pipeline's three doors: trigger_campaign (Cloud Scheduler, operators), fanout_recipients
+(Pub/Sub push) and send_message (Cloud Tasks). Each parses, calls one service, and maps its outcome.
+
+Clients (Pub/Sub publisher, Cloud Tasks, Twilio) are built on first use and kept for the instance.
+"""
 
 from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import logging
+import time
+from typing import Any
 
 from cloudevents.http import CloudEvent
 from flask import Request, Response
 
+from shared.adapters.oidc import verified_caller
+from shared.adapters.pubsub import PubSubPublisher, make_publisher
+from shared.adapters.tasks import CloudTasksScheduler, make_task_scheduler
+from shared.adapters.twilio_client import make_twilio_client
+from shared.adapters.twilio_send import TwilioMessageSender
+from shared.clock import SystemClock
+from shared.config import get_settings
+from shared.db.engine import get_engine
+from shared.db.unit_of_work import UnitOfWork
+from shared.entrypoints.webhooks import _unless_db_unavailable
+from shared.log import set_trace
+from shared.services import campaign_lifecycle as lifecycle
+from shared.services.fanout import FanoutConfig, fanout_page
+from shared.services.page_publishing import PageMessage
+from shared.services.send_config import SendConfig
+from shared.services.sender import send_message as send_one
+from shared.transport import Outcome, Result, for_cloud_tasks, for_pubsub
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def publisher() -> PubSubPublisher:
+    return make_publisher(get_settings())
+
+
+@functools.cache
+def task_scheduler() -> CloudTasksScheduler:
+    return make_task_scheduler(get_settings())
+
+
+@functools.cache
+def twilio_sender() -> TwilioMessageSender:
+    settings = get_settings()
+    if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+        raise RuntimeError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set to send messages")
+    client = make_twilio_client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio_api_url,
+        settings.twilio_timeout_seconds,
+    )
+    return TwilioMessageSender(client, settings.twilio_from, settings.twilio_messaging_service_sid)
+
 
 def trigger_campaign(request: Request) -> Response:
-    return Response("not implemented yet", status=501)
-
-
-def send_message(request: Request) -> Response:
-    return Response("not implemented yet", status=501)
+    """No body: start every due campaign (the scheduler's tick). `{"campaign_id": N}`: start that one now."""
+    settings = get_settings()
+    set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
+    body = request.get_json(silent=True) if request.get_data() else {}
+    campaign_id = body.get("campaign_id") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or (campaign_id is not None and not _positive_int(campaign_id)):
+        return _json({"error": 'expected no body, or {"campaign_id": <positive integer>}'}, 400)
+    uow, clock = UnitOfWork(get_engine()), SystemClock()
+    if campaign_id is None:
+        results = lifecycle.start_due_campaigns(uow, publisher(), clock, settings.fanout_page_size)
+        return _json({"started": [_start_json(r) for r in results]}, 200)
+    result = lifecycle.start_campaign(uow, publisher(), campaign_id, clock, settings.fanout_page_size)
+    status = 200 if result.started else 404 if result.status is None else 409
+    return _json(_start_json(result), status)
 
 
 def fanout_recipients(cloud_event: CloudEvent) -> None:
-    raise NotImplementedError("fanout_recipients is not built yet")
+    settings = get_settings()
+    try:
+        page = PageMessage.decode(_pubsub_data(cloud_event))
+    except ValueError as error:
+        for_pubsub(Result(Outcome.MALFORMED, str(error)))
+        return
+    config = FanoutConfig(settings.fanout_page_max_age, settings.rate_safety_margin)
+    for_pubsub(
+        _unless_db_unavailable(
+            lambda: fanout_page(UnitOfWork(get_engine()), task_scheduler(), SystemClock(), page, config)
+        )
+    )
+
+
+def send_message(request: Request) -> Response:
+    settings = get_settings()
+    set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
+    if verified_caller(request.headers.get("Authorization"), settings) is None:
+        log.warning("send_message refused: missing or invalid OIDC token")
+        return for_cloud_tasks(Result(Outcome.FORBIDDEN))
+    task = _task_body(request)
+    if task is None:
+        return for_cloud_tasks(
+            Result(Outcome.MALFORMED, "expected {message_id: int >= 1, generation: int >= 0}")
+        )
+    message_id, generation = task
+    config = SendConfig.from_settings(settings)
+    result = _unless_db_unavailable(
+        lambda: send_one(
+            UnitOfWork(get_engine()),
+            twilio_sender(),
+            task_scheduler(),
+            SystemClock(),
+            time.sleep,
+            config,
+            message_id,
+            generation,
+        )
+    )
+    return for_cloud_tasks(result)
+
+
+def _task_body(request: Request) -> tuple[int, int] | None:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return None
+    message_id, generation = body.get("message_id"), body.get("generation")
+    if not _positive_int(message_id) or not (generation == 0 or _positive_int(generation)):
+        return None
+    return int(message_id), int(generation)
+
+
+def _pubsub_data(cloud_event: CloudEvent) -> bytes:
+    """The Pub/Sub message's payload from the push envelope functions-framework turned into a CloudEvent."""
+    data = cloud_event.get_data()
+    message = data.get("message") if isinstance(data, dict) else None
+    encoded = message.get("data") if isinstance(message, dict) else None
+    if not isinstance(encoded, str):
+        raise ValueError("the event carries no Pub/Sub message data")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise ValueError("the Pub/Sub message data is not base64") from None
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _start_json(result: lifecycle.StartResult) -> dict[str, Any]:
+    return {
+        "campaign_id": result.campaign_id,
+        "started": result.started,
+        "status": result.status.value if result.status else None,
+        "recipients": result.recipients,
+        "pages": result.pages,
+        "problem": result.problem,
+    }
+
+
+def _json(payload: dict[str, Any], status: int) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype="application/json")

@@ -3,6 +3,7 @@ more than `rate` send starts in any 1-second window, for a campaign or for the s
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from datetime import UTC, datetime, timedelta
@@ -63,7 +64,7 @@ def test_two_connections_racing_for_one_key_get_distinct_spaced_slots(engine: En
 
     ordered = sorted(slots)
     assert ordered[0] == now
-    assert all(b - a >= key.spacing for a, b in zip(ordered, ordered[1:], strict=False))
+    assert all(b - a >= key.spacing for a, b in itertools.pairwise(ordered))
 
 
 def test_first_sends_deferrals_and_retries_together_never_exceed_the_rate_in_any_second(

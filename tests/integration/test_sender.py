@@ -1,0 +1,383 @@
+"""send_message's service on real PostgreSQL against the Twilio emulator (through the real SDK), with a
+clock the test sets and a recording stand-in for Cloud Tasks."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import time, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select, update
+
+from infra.local.twilio_emulator import TwilioEmulator
+from shared.adapters.twilio_client import make_twilio_client
+from shared.adapters.twilio_send import TwilioMessageSender
+from shared.clock import FixedClock
+from shared.db.models import AuditEvent, Campaign, Message, User
+from shared.db.unit_of_work import UnitOfWork
+from shared.domain.session_window import NO_TEMPLATE_REASON
+from shared.services.send_admission import CONSENT_REVOKED_REASON
+from shared.services.send_config import SendConfig
+from shared.services.sender import send_message
+from shared.transport import Outcome, Result
+from tests.integration.pipeline_support import T0, RecordingTasks, add_campaign, add_users, campaign_row
+
+SENDER = "whatsapp:+14155238886"
+CONTENT_SID = "HX" + "ab" * 16
+CONFIG = SendConfig(
+    sender_id=SENDER,
+    sender_rate=80,
+    rate_margin=0.025,
+    max_wait=timedelta(seconds=1),
+    retry_delays=(timedelta(seconds=60), timedelta(seconds=300), timedelta(seconds=900)),
+    throughput_defer=timedelta(seconds=10),
+    ambiguous_after=timedelta(seconds=15),
+    status_callback_base="http://127.0.0.1:9/status_webhook",
+)
+
+
+@pytest.fixture
+def twilio() -> Iterator[TwilioEmulator]:
+    with TwilioEmulator(callback_delay=0.01) as emulator:
+        yield emulator
+
+
+class Harness:
+    def __init__(self, engine: Engine, twilio: TwilioEmulator, timeout: float = 5.0) -> None:
+        self.engine, self.twilio = engine, twilio
+        self.clock = FixedClock(T0)
+        self.tasks = RecordingTasks()
+        self.slept: list[float] = []
+        self.sender = _sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.clock.advance(timedelta(seconds=seconds))
+
+    def send(self, message_id: int, generation: int = 0) -> Result:
+        return send_message(
+            UnitOfWork(self.engine),
+            self.sender,
+            self.tasks,
+            self.clock,
+            self.sleep,
+            CONFIG,
+            message_id,
+            generation,
+        )
+
+    def message(self, message_id: int) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(Message).where(Message.id == message_id)).one()
+
+    def audit_kinds(self, message_id: int) -> list[str]:
+        with self.engine.connect() as conn:
+            statement = (
+                select(AuditEvent.kind).where(AuditEvent.message_id == message_id).order_by(AuditEvent.id)
+            )
+            return list(conn.execute(statement).scalars())
+
+
+def _sender(account_sid: str, auth_token: str, api_url: str, timeout: float) -> TwilioMessageSender:
+    return TwilioMessageSender(make_twilio_client(account_sid, auth_token, api_url, timeout), SENDER, None)
+
+
+@pytest.fixture
+def harness(engine: Engine, twilio: TwilioEmulator) -> Harness:
+    return Harness(engine, twilio)
+
+
+def _queued(engine: Engine, *, inbound_ago: timedelta | None = timedelta(hours=1), **campaign: Any) -> int:
+    """One QUEUED message of a RUNNING campaign to a user who wrote to us `inbound_ago` before T0."""
+    (recipient,) = add_users(engine, 1)
+    campaign_id = add_campaign(engine, status="RUNNING", **campaign)
+    with engine.begin() as conn:
+        if inbound_ago is not None:
+            conn.execute(update(User).values(last_inbound_at=T0 - inbound_ago))
+        return int(
+            conn.execute(
+                insert(Message).returning(Message.id),
+                [
+                    {
+                        "campaign_id": campaign_id,
+                        "recipient_phone": recipient,
+                        "body": "Hi U0",
+                        "content_variables": {"1": "U0"},
+                        "scheduled_at": T0,
+                    }
+                ],
+            ).scalar_one()
+        )
+
+
+def test_a_send_is_claimed_sent_once_and_recorded_with_its_sid(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+
+    assert harness.send(message_id).outcome is Outcome.DONE
+
+    row = harness.message(message_id)
+    (sent,) = harness.twilio.messages()
+    assert (row.status, row.provider_sid, row.attempts) == ("ACCEPTED", sent["sid"], 1)
+    assert (sent["to"], sent["body"], sent["content_sid"]) == (
+        f"whatsapp:{row.recipient_phone}",
+        "Hi U0",
+        None,
+    )
+    assert sent["status_callback"] == f"{CONFIG.status_callback_base}?message_id={message_id}"
+
+
+def test_the_same_task_dispatched_twice_sends_once(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+
+    harness.send(message_id)
+    assert harness.send(message_id).outcome is Outcome.DONE
+
+    assert len(harness.twilio.messages()) == 1
+    assert harness.message(message_id).attempts == 1
+
+
+def test_a_task_of_an_older_generation_sends_nothing(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    with harness.engine.begin() as conn:
+        conn.execute(update(Message).values(generation=2))
+
+    harness.send(message_id, generation=1)
+
+    assert harness.twilio.messages() == []
+    assert harness.message(message_id).status == "QUEUED"
+
+
+def test_a_stop_after_fan_out_wins_over_the_queued_message(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    with harness.engine.begin() as conn:
+        conn.execute(update(User).values(consent_state="STOP"))
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    assert (row.status, row.status_reason) == ("WITHHELD", CONSENT_REVOKED_REASON)
+    assert harness.twilio.messages() == []
+    assert harness.audit_kinds(message_id) == ["message.withheld"]
+
+
+def test_a_paused_campaign_parks_the_message_without_a_task(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    with harness.engine.begin() as conn:
+        conn.execute(update(Campaign).values(status="PAUSED", paused_from="RUNNING"))
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    assert (row.status, row.generation, row.scheduled_at) == ("QUEUED", 1, None)
+    assert harness.twilio.messages() == [] and harness.tasks.tasks == []
+
+
+def test_a_cancelled_campaign_withholds_the_message(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    with harness.engine.begin() as conn:
+        conn.execute(update(Campaign).values(status="CANCELLED"))
+
+    harness.send(message_id)
+
+    assert (harness.message(message_id).status, harness.message(message_id).status_reason) == (
+        "WITHHELD",
+        "campaign cancelled",
+    )
+    assert harness.twilio.messages() == []
+
+
+def test_a_message_due_inside_quiet_hours_is_deferred_to_the_window_end(harness: Harness) -> None:
+    # T0 is 12:00 UTC; the campaign's quiet hours 11:00-13:00 in UTC cover it.
+    message_id = _queued(harness.engine, quiet=(time(11), time(13)))
+
+    harness.send(message_id)
+
+    (task,) = harness.tasks.tasks
+    window_end = T0 + timedelta(hours=1)
+    assert (task.message_id, task.generation, task.at) == (message_id, 1, window_end)
+    row = harness.message(message_id)
+    assert (row.status, row.generation, row.scheduled_at) == ("QUEUED", 1, window_end)
+    assert harness.twilio.messages() == []
+
+    harness.clock.set(window_end)
+    harness.send(message_id, generation=1)
+    assert len(harness.twilio.messages()) == 1
+
+
+def test_outside_the_24_hour_window_the_template_content_sid_is_sent(harness: Harness) -> None:
+    message_id = _queued(harness.engine, inbound_ago=timedelta(hours=25), content_sid=CONTENT_SID)
+
+    harness.send(message_id)
+
+    (sent,) = harness.twilio.messages()
+    assert (sent["content_sid"], sent["content_variables"]) == (CONTENT_SID, {"1": "U0"})
+    assert not sent["body"]
+
+
+def test_outside_the_window_without_a_content_sid_the_message_is_withheld(harness: Harness) -> None:
+    message_id = _queued(harness.engine, inbound_ago=None)
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    assert (row.status, row.status_reason) == ("WITHHELD", NO_TEMPLATE_REASON)
+    assert harness.twilio.messages() == []
+
+
+def test_transient_errors_are_retried_after_the_configured_delays_then_fail(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    harness.twilio.set_faults({"rate": 1, "http_status": 429, "error_code": 20429})
+
+    scheduled = []
+    for generation in range(3):
+        harness.send(message_id, generation)
+        task = harness.tasks.tasks[-1]
+        scheduled.append(task.at - harness.clock.now())
+        harness.clock.set(task.at)
+    result = harness.send(message_id, 3)
+
+    assert scheduled == list(CONFIG.retry_delays)
+    row = harness.message(message_id)
+    assert (result.outcome, row.status, row.error_code, row.retry_count, row.attempts) == (
+        Outcome.PERMANENT_FAILURE,
+        "FAILED",
+        20429,
+        3,
+        4,
+    )
+    assert harness.audit_kinds(message_id) == ["message.retried"] * 3 + ["message.failed"]
+
+
+def test_a_throughput_error_comes_back_later_without_using_a_retry(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    harness.twilio.set_faults({"rate": 1, "http_status": 429, "error_code": 63018})
+
+    harness.send(message_id)
+
+    (task,) = harness.tasks.tasks
+    row = harness.message(message_id)
+    assert (row.status, row.retry_count, task.at) == (
+        "QUEUED",
+        0,
+        harness.clock.now() + CONFIG.throughput_defer,
+    )
+
+
+def test_a_permanent_error_fails_the_message_at_once(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    harness.twilio.set_faults({"rate": 1, "http_status": 400, "error_code": 21211})
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    assert (row.status, row.error_code, harness.tasks.tasks) == ("FAILED", 21211, [])
+
+
+def test_an_opt_out_error_fails_the_message_and_records_stop(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    harness.twilio.set_faults({"rate": 1, "http_status": 400, "error_code": 21610})
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    with harness.engine.connect() as conn:
+        consent = conn.execute(select(User.consent_state)).scalar_one()
+        source = conn.execute(
+            select(AuditEvent.source).where(AuditEvent.kind == "consent.changed")
+        ).scalar_one()
+    assert (row.status, consent, source) == ("FAILED", "STOP", "send_error:21610")
+
+
+def test_a_credentials_error_pauses_the_campaign_and_parks_the_message(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    harness.twilio.set_faults({"rate": 1, "http_status": 401, "error_code": 20003})
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    assert (row.status, row.scheduled_at, row.retry_count) == ("QUEUED", None, 0)
+    assert campaign_row(harness.engine, row.campaign_id).status == "PAUSED"
+
+
+def test_a_timeout_after_twilio_accepted_is_ambiguous_and_never_resent(
+    engine: Engine, twilio: TwilioEmulator
+) -> None:
+    harness = Harness(engine, twilio, timeout=0.3)
+    message_id = _queued(engine)
+    twilio.set_faults({"rate": 1, "accept": True, "delay": 1.0})
+
+    harness.send(message_id)
+    twilio.set_faults({"rate": 0})
+    harness.clock.advance(timedelta(minutes=5))
+    harness.send(message_id)
+
+    assert harness.message(message_id).status == "AMBIGUOUS"
+    assert len(twilio.messages()) == 1
+    assert harness.tasks.tasks == []
+
+
+def test_an_unreachable_twilio_is_retried_because_nothing_was_sent(harness: Harness) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    harness.sender = _sender("AC" + "0" * 32, "token", f"http://127.0.0.1:{port}", timeout=2)
+    message_id = _queued(harness.engine)
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    assert (row.status, row.retry_count, row.generation) == ("QUEUED", 1, 1)
+
+
+def test_a_claim_whose_sender_died_is_retried_later_then_marked_ambiguous(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+    with harness.engine.begin() as conn:  # what a sender killed between its Twilio call and commit leaves
+        conn.execute(update(Message).values(status="SENDING", claimed_at=T0, attempts=1))
+
+    early = harness.send(message_id)
+    harness.clock.advance(CONFIG.ambiguous_after)
+    late = harness.send(message_id)
+
+    assert (early.outcome, early.retry_after_seconds) == (Outcome.TRANSIENT_FAILURE, 15)
+    assert late.outcome is Outcome.DONE
+    assert harness.message(message_id).status == "AMBIGUOUS"
+    assert harness.twilio.messages() == []
+
+
+def test_a_send_waits_for_its_rate_slot_and_a_far_slot_is_rescheduled(harness: Harness) -> None:
+    first = _queued(harness.engine, rate=2)
+    phones = add_users(harness.engine, 2, start=1)
+    with harness.engine.begin() as conn:  # two more messages of the same campaign
+        conn.execute(update(User).values(last_inbound_at=T0))
+        campaign_id = conn.execute(select(Message.campaign_id)).scalar_one()
+        second, third = conn.execute(
+            insert(Message).returning(Message.id),
+            [{"campaign_id": campaign_id, "recipient_phone": p, "body": "Hi"} for p in phones],
+        ).scalars()
+
+    harness.send(first)
+    harness.clock.set(T0)
+    harness.send(second)
+    harness.clock.set(T0)
+    harness.send(third)
+
+    step = 1.025 / 2
+    assert harness.slept == [pytest.approx(step)]
+    assert [m["to"] for m in harness.twilio.messages()] == [
+        f"whatsapp:{harness.message(first).recipient_phone}",
+        f"whatsapp:{harness.message(second).recipient_phone}",
+    ]
+    (task,) = harness.tasks.tasks
+    row = harness.message(third)
+    assert row.slot_at == T0 + 2 * timedelta(seconds=step)
+    assert task.at == row.slot_at - CONFIG.max_wait / 2
+
+
+def test_the_last_finished_message_completes_the_campaign(harness: Harness) -> None:
+    message_id = _queued(harness.engine)
+
+    harness.send(message_id)
+
+    assert campaign_row(harness.engine, harness.message(message_id).campaign_id).status == "COMPLETED"
