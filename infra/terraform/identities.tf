@@ -1,0 +1,68 @@
+# The machine callers of the private functions, and what each function's own account may do.
+# Roles are granted on the one resource they concern (topic, queue, secret, service account) rather
+# than on the project wherever the API allows it.
+
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.name_prefix}-scheduler"
+  display_name = "Cloud Scheduler calling trigger_campaign"
+}
+
+resource "google_service_account" "pubsub_push" {
+  account_id   = "${var.name_prefix}-pubsub-push"
+  display_name = "Pub/Sub pushing recipient pages to fanout_recipients"
+}
+
+resource "google_service_account" "tasks_invoker" {
+  account_id   = "${var.name_prefix}-tasks-invoker"
+  display_name = "Cloud Tasks calling send_message"
+}
+
+locals {
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# Every function talks to PostgreSQL through the Cloud SQL connector, scoped to this one instance.
+resource "google_project_iam_member" "function_sql_client" {
+  for_each = local.entry_points
+  project  = var.project_id
+  role     = "roles/cloudsql.client"
+  member   = google_service_account.function[each.key].member
+
+  condition {
+    title      = "only-${google_sql_database_instance.main.name}"
+    expression = "resource.name == 'projects/${var.project_id}/instances/${google_sql_database_instance.main.name}' && resource.service == 'sqladmin.googleapis.com'"
+  }
+}
+
+# start_campaign publishes recipient pages; both the scheduler tick and the API's trigger call it.
+resource "google_pubsub_topic_iam_member" "function_publishes_pages" {
+  for_each = toset(["trigger_campaign", "api"])
+  topic    = google_pubsub_topic.campaign_recipients.id
+  role     = "roles/pubsub.publisher"
+  member   = google_service_account.function[each.key].member
+}
+
+# fanout creates one task per message; send_message reschedules deferred and retried sends.
+resource "google_cloud_tasks_queue_iam_member" "function_enqueues_sends" {
+  for_each = toset(["fanout_recipients", "send_message"])
+  location = var.region
+  name     = google_cloud_tasks_queue.send_messages.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = google_service_account.function[each.key].member
+}
+
+# A task carrying an OIDC token for tasks_invoker may only be created by an account that can act as it.
+resource "google_service_account_iam_member" "function_acts_as_tasks_invoker" {
+  for_each           = toset(["fanout_recipients", "send_message"])
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.function[each.key].member
+}
+
+# Pub/Sub mints the push subscription's OIDC tokens as pubsub_push (needed in projects created before
+# April 2021, harmless after).
+resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
+  service_account_id = google_service_account.pubsub_push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}

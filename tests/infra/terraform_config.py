@@ -1,0 +1,73 @@
+"""infra/terraform parsed with python-hcl2 into plain dicts, for tests that hold it against the code.
+
+Terraform itself cannot load this configuration here (its providers cannot be downloaded), so the
+tests read the HCL: literal values come back as Python values, expressions as "${...}" strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hcl2
+from hcl2 import SerializationOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM_DIR = ROOT / "infra" / "terraform"
+MAIN_PY = ROOT / "functions" / "main.py"
+
+_OPTIONS = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+
+
+@dataclass(frozen=True)
+class TerraformConfig:
+    resources: dict[str, dict[str, dict[str, Any]]]
+    locals: dict[str, Any]
+    variables: dict[str, dict[str, Any]]
+
+    def resource(self, kind: str, name: str) -> dict[str, Any]:
+        return self.resources[kind][name]
+
+    def default(self, variable: str) -> Any:
+        return self.variables[variable]["default"]
+
+
+def load_terraform(directory: Path = TERRAFORM_DIR) -> TerraformConfig:
+    resources: dict[str, dict[str, dict[str, Any]]] = {}
+    local_values: dict[str, Any] = {}
+    variables: dict[str, dict[str, Any]] = {}
+    for path in sorted(directory.glob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle, serialization_options=_OPTIONS)
+        for entry in parsed.get("resource", []):
+            for kind, named in entry.items():
+                resources.setdefault(kind, {}).update(named)
+        for entry in parsed.get("locals", []):
+            local_values.update(entry)
+        for entry in parsed.get("variable", []):
+            variables.update(entry)
+    return TerraformConfig(resources=resources, locals=local_values, variables=variables)
+
+
+def block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The one nested block called `name` (hcl2 returns every block as a list)."""
+    (only,) = body[name]
+    return dict(only)
+
+
+def dynamic_block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """A `dynamic "name"` block: its for_each and its content."""
+    (found,) = [entry[name] for entry in body.get("dynamic", []) if name in entry]
+    return dict(found)
+
+
+def bundle_files(config: TerraformConfig) -> dict[str, Path]:
+    """The source bundle as bundle.tf builds it: path in the zip => file in the repository."""
+    files = {name: ROOT / source for name, source in config.locals["bundle_fixed_files"].items()}
+    for pattern in config.locals["bundle_globs"]:
+        for path in ROOT.glob(pattern):
+            relative = path.relative_to(ROOT).as_posix()
+            if path.is_file() and "__pycache__/" not in relative and not relative.endswith(".pyc"):
+                files[relative] = path
+    return files

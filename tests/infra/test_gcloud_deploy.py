@@ -1,0 +1,150 @@
+"""infra/deploy/gcloud_deploy.sh: valid, shellcheck-clean, and deploying what the terraform deploys."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.infra.terraform_config import ROOT, TerraformConfig, block, bundle_files, load_terraform
+
+SCRIPT = ROOT / "infra" / "deploy" / "gcloud_deploy.sh"
+INGRESS = {"all": "ALLOW_ALL", "internal-only": "ALLOW_INTERNAL_ONLY"}
+
+
+@pytest.fixture(scope="module")
+def tf() -> TerraformConfig:
+    return load_terraform()
+
+
+def script_functions() -> dict[str, dict[str, str]]:
+    """The FUNCTIONS table of the script, by entry point."""
+    table = re.search(r"^FUNCTIONS=\(\n(.*?)^\)", SCRIPT.read_text(), re.M | re.S)
+    assert table is not None
+    columns = ["trigger", "public", "ingress", "memory", "cpu", "timeout", "concurrency", "min", "max"]
+    rows = [line.strip().strip('"').split() for line in table.group(1).splitlines()]
+    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
+
+
+def run_script_function(name: str, *args: str) -> str:
+    """Runs one shell function of the script without running the script's main `case`."""
+    source = SCRIPT.read_text().split('\ncase "${1:-}" in')[0]
+    result = subprocess.run(
+        ["bash", "-c", f'{source}\n{name} "$@"', "gcloud_deploy", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PROJECT_ID": "ese-prod-123"},
+    )
+    return result.stdout.strip()
+
+
+def test_script_is_valid_bash() -> None:
+    result = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_script_is_shellcheck_clean() -> None:
+    subprocess.run(["make", "-s", "infra-venv"], cwd=ROOT, check=True, capture_output=True)
+    result = subprocess.run(
+        [str(ROOT / ".venv-infra" / "bin" / "shellcheck"), str(SCRIPT)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_staged_bundle_is_the_terraform_allowlist(tf: TerraformConfig, tmp_path: Path) -> None:
+    subprocess.run([str(SCRIPT), "stage", str(tmp_path / "bundle")], check=True)
+    staged = {
+        p.relative_to(tmp_path / "bundle").as_posix() for p in (tmp_path / "bundle").rglob("*") if p.is_file()
+    }
+    assert staged == set(bundle_files(tf))
+    assert (tmp_path / "bundle" / "main.py").read_bytes() == (ROOT / "functions" / "main.py").read_bytes()
+
+
+def test_staged_bundle_loads_every_entry_point_on_its_own(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    subprocess.run([str(SCRIPT), "stage", str(bundle)], check=True)
+    # -I: no PYTHONPATH and no current directory, so only the bundle and the installed packages count.
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import main, shared; "
+        "assert shared.__file__.startswith(sys.argv[1]), shared.__file__; "
+        "print(' '.join(n for n in ('inbound_webhook', 'status_webhook', 'api', 'trigger_campaign', "
+        "'fanout_recipients', 'send_message') if callable(getattr(main, n, None))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(bundle)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 6
+
+
+def test_script_sizes_and_exposes_each_function_as_terraform_does(tf: TerraformConfig) -> None:
+    sizing = tf.default("functions")
+    entry_points = tf.locals["entry_points"]
+    for ep, row in script_functions().items():
+        assert row["trigger"] == entry_points[ep]["trigger"]
+        assert (row["public"] == "yes") == entry_points[ep]["public"]
+        assert INGRESS[row["ingress"]] == entry_points[ep]["ingress"]
+        expected = sizing[ep]
+        assert (row["memory"], row["cpu"]) == (expected["memory"], expected["cpu"])
+        assert [int(row[k]) for k in ("timeout", "concurrency", "min", "max")] == [
+            expected[k] for k in ("timeout", "concurrency", "min_instances", "max_instances")
+        ]
+    assert set(script_functions()) == set(sizing)
+
+
+def test_script_defaults_equal_the_terraform_variable_defaults(tf: TerraformConfig) -> None:
+    defaults = dict(re.findall(r'^([A-Z_]+)="\$\{\1:-([^}]*)\}"$', SCRIPT.read_text(), re.M))
+    assert "DB_POOL_SIZE" in defaults
+    for name, value in defaults.items():
+        assert str(tf.default(name.lower())) == value, name
+
+
+def test_script_gives_each_function_the_secrets_terraform_gives_it(tf: TerraformConfig) -> None:
+    for ep, keys in tf.locals["function_secrets"].items():
+        assert set(run_script_function("secrets_for", ep).split()) == set(keys)
+    assert {run_script_function("secret_id", k) for k in tf.locals["secrets"]} == {
+        v.replace("${var.name_prefix}", "ese") for v in tf.locals["secrets"].values()
+    }
+
+
+def test_script_configures_queue_and_subscription_as_terraform_does(tf: TerraformConfig) -> None:
+    text = " ".join(SCRIPT.read_text().split())
+    retry = block(tf.resource("google_cloud_tasks_queue", "send_messages"), "retry_config")
+    for flag, key in [
+        ("--max-attempts", "max_attempts"),
+        ("--min-backoff", "min_backoff"),
+        ("--max-backoff", "max_backoff"),
+        ("--max-doublings", "max_doublings"),
+        ("--max-retry-duration", "max_retry_duration"),
+    ]:
+        assert f"{flag} {retry[key]} " in text
+    subscription = tf.resource("google_pubsub_subscription", "fanout_push")
+    policy = block(subscription, "retry_policy")
+    assert (
+        f"--min-retry-delay {policy['minimum_backoff']} --max-retry-delay {policy['maximum_backoff']}" in text
+    )
+    assert '--ack-deadline "$(timeout_of fanout_recipients)"' in text
+    assert subscription["ack_deadline_seconds"] == '${var.functions["fanout_recipients"].timeout}'
+
+
+def test_script_predicts_the_same_function_urls(tf: TerraformConfig) -> None:
+    url = run_script_function("function_url", "send_message")
+    # The same form as local.function_urls (tests/infra/test_terraform.py) with the same defaults.
+    assert (tf.default("region"), tf.default("name_prefix")) == ("us-central1", "ese")
+    assert url == "https://us-central1-ese-prod-123.cloudfunctions.net/ese-send-message"
+
+
+def test_script_creates_the_database_with_terraforms_flags(tf: TerraformConfig) -> None:
+    flags = re.search(r'--database-flags "([^"]+)"', SCRIPT.read_text())
+    assert flags is not None
+    scripted = dict(pair.split("=", 1) for pair in flags.group(1).split(","))
+    settings = block(tf.resource("google_sql_database_instance", "main"), "settings")
+    declared = {f["name"]: f["value"] for f in settings["database_flags"]}
+    assert declared.pop("max_connections") == "${tostring(var.db_max_connections)}"
+    assert scripted.pop("max_connections") == "${DB_MAX_CONNECTIONS}"
+    assert scripted == declared

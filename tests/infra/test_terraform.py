@@ -1,0 +1,346 @@
+"""infra/terraform held against the code it deploys: entry points, triggers, secrets, settings, bundle."""
+
+from __future__ import annotations
+
+import ast
+import re
+import typing
+
+import pytest
+from pydantic import SecretStr
+
+from infra.local.cloud_tasks_emulator.backoff import RetryPolicy
+from shared.config import Settings
+from tests.infra.import_closure import (
+    app_files_imported_by,
+    distribution_of,
+    distributions_installed_by,
+    third_party_modules,
+)
+from tests.infra.terraform_config import (
+    MAIN_PY,
+    ROOT,
+    TerraformConfig,
+    block,
+    bundle_files,
+    dynamic_block,
+    load_terraform,
+)
+
+TRIGGER_FOR_DECORATOR = {"http": "http", "cloud_event": "pubsub"}
+GUIDE = ROOT / "infra" / "terraform" / "OPERATOR_GUIDE.md"
+
+# Who reads which secret, as OPERATOR_GUIDE.md documents it: every function touches PostgreSQL; the
+# webhooks verify Twilio signatures and send_message calls Twilio; only the api checks bearer tokens.
+SECRETS_NEEDED = {
+    "inbound_webhook": {"DB_PASSWORD", "TWILIO_AUTH_TOKEN"},
+    "status_webhook": {"DB_PASSWORD", "TWILIO_AUTH_TOKEN"},
+    "api": {"DB_PASSWORD", "API_TOKENS"},
+    "trigger_campaign": {"DB_PASSWORD"},
+    "fanout_recipients": {"DB_PASSWORD"},
+    "send_message": {"DB_PASSWORD", "TWILIO_AUTH_TOKEN"},
+}
+
+# Read by functions-framework's gunicorn, not by Settings.
+RUNTIME_ENV = {"THREADS"}
+
+
+@pytest.fixture(scope="module")
+def tf() -> TerraformConfig:
+    return load_terraform()
+
+
+def entry_points_in_main() -> dict[str, str]:
+    """Each decorated function in functions/main.py and its functions_framework decorator."""
+    found: dict[str, str] = {}
+    for node in ast.parse(MAIN_PY.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if (
+                    isinstance(decorator, ast.Attribute)
+                    and ast.unparse(decorator.value) == "functions_framework"
+                ):
+                    found[node.name] = decorator.attr
+    return found
+
+
+def secret_settings() -> set[str]:
+    """Environment names of the SecretStr settings. DATABASE_URL is excluded: it is the local-only
+    alternative to INSTANCE_CONNECTION_NAME, and the two are refused together."""
+    names = {
+        name.upper()
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)
+    }
+    return names - {"DATABASE_URL"}
+
+
+def function_env_keys(tf: TerraformConfig) -> set[str]:
+    """Every environment variable any function can get: the common map plus the conditional extras."""
+    extras = tf.locals["sender_env"] + tf.locals["function_env"]
+    return set(tf.locals["common_env"]) | set(re.findall(r"\b([A-Z][A-Z0-9_]+) =", extras))
+
+
+def test_every_entry_point_in_main_is_deployed_as_one_function(tf: TerraformConfig) -> None:
+    entry_points = entry_points_in_main()
+    assert len(entry_points) == 6
+    assert set(tf.default("functions")) == set(entry_points)
+    assert set(tf.locals["entry_points"]) == set(entry_points)
+    function = tf.resource("google_cloudfunctions2_function", "fn")
+    assert function["for_each"] == "${var.functions}"
+    assert block(function, "build_config")["entry_point"] == "${each.key}"
+    assert block(function, "build_config")["runtime"] == "python311"
+
+
+def test_each_function_is_triggered_the_way_its_decorator_expects(tf: TerraformConfig) -> None:
+    for entry_point, decorator in entry_points_in_main().items():
+        assert tf.locals["entry_points"][entry_point]["trigger"] == TRIGGER_FOR_DECORATOR[decorator]
+
+    # Every function is served over HTTPS: none has an Eventarc trigger ...
+    function = tf.resource("google_cloudfunctions2_function", "fn")
+    assert "event_trigger" not in function
+    assert not [d for d in function.get("dynamic", []) if "event_trigger" in d]
+
+    # ... and the CloudEvent ones are exactly those a Pub/Sub push subscription delivers to.
+    pushed_to = {
+        match
+        for body in tf.resources["google_pubsub_subscription"].values()
+        if "push_config" in body
+        for match in re.findall(
+            r'google_cloudfunctions2_function\.fn\["(\w+)"\]\.url', str(body["push_config"])
+        )
+    }
+    cloud_event_functions = {ep for ep, d in entry_points_in_main().items() if d == "cloud_event"}
+    assert pushed_to == cloud_event_functions == {"fanout_recipients"}
+
+
+def test_fanout_subscription_reads_the_topic_the_app_publishes_to(tf: TerraformConfig) -> None:
+    subscription = tf.resource("google_pubsub_subscription", "fanout_push")
+    assert subscription["topic"] == "${google_pubsub_topic.campaign_recipients.id}"
+    assert tf.resource("google_pubsub_topic", "campaign_recipients")["name"] == "${local.topic_name}"
+    assert tf.locals["topic_name"] == Settings.model_fields["pubsub_topic"].default
+    assert tf.locals["queue_name"] == Settings.model_fields["tasks_queue"].default
+
+
+def test_fanout_failures_retry_then_dead_letter_into_a_held_subscription(tf: TerraformConfig) -> None:
+    subscription = tf.resource("google_pubsub_subscription", "fanout_push")
+    assert block(subscription, "retry_policy")["minimum_backoff"] == "10s"
+    dead_letter = block(subscription, "dead_letter_policy")
+    assert dead_letter["dead_letter_topic"] == "${google_pubsub_topic.campaign_recipients_dead_letter.id}"
+    assert dead_letter["max_delivery_attempts"] == "${var.fanout_max_delivery_attempts}"
+    hold = tf.resource("google_pubsub_subscription", "dead_letter_hold")
+    assert hold["topic"] == "${google_pubsub_topic.campaign_recipients_dead_letter.id}"
+    # Without these two grants Pub/Sub cannot dead-letter and retries the page forever.
+    agent_grants = {
+        (kind, body["role"])
+        for kind, named in tf.resources.items()
+        for body in named.values()
+        if body.get("member") == "${local.pubsub_service_agent}"
+    }
+    assert ("google_pubsub_topic_iam_member", "roles/pubsub.publisher") in agent_grants
+    assert ("google_pubsub_subscription_iam_member", "roles/pubsub.subscriber") in agent_grants
+
+
+def test_only_the_two_webhook_functions_are_public(tf: TerraformConfig) -> None:
+    public = {ep for ep, e in tf.locals["entry_points"].items() if e["public"]}
+    assert public == {"inbound_webhook", "status_webhook"}
+    anonymous_grants = [
+        (kind, name)
+        for kind, named in tf.resources.items()
+        for name, body in named.items()
+        if body.get("member") in ("allUsers", "allAuthenticatedUsers")
+    ]
+    assert anonymous_grants == [("google_cloud_run_service_iam_member", "public_webhook")]
+    grant = tf.resource("google_cloud_run_service_iam_member", "public_webhook")
+    assert grant["for_each"] == "${{for ep, e in local.entry_points : ep => e if e.public}}"
+
+
+def test_machine_called_functions_are_unreachable_from_the_internet(tf: TerraformConfig) -> None:
+    ingress = {ep: e["ingress"] for ep, e in tf.locals["entry_points"].items()}
+    assert ingress == {
+        "inbound_webhook": "ALLOW_ALL",
+        "status_webhook": "ALLOW_ALL",
+        "api": "ALLOW_ALL",
+        "trigger_campaign": "ALLOW_INTERNAL_ONLY",
+        "fanout_recipients": "ALLOW_INTERNAL_ONLY",
+        "send_message": "ALLOW_INTERNAL_ONLY",
+    }
+    function = tf.resource("google_cloudfunctions2_function", "fn")
+    assert block(function, "service_config")["ingress_settings"] == "${local.entry_points[each.key].ingress}"
+
+
+def test_private_functions_are_invoked_only_by_their_one_caller(tf: TerraformConfig) -> None:
+    invokers = {
+        key: (value["function"], value["member"]) for key, value in tf.locals["machine_invokers"].items()
+    }
+    assert invokers == {
+        "trigger_campaign/scheduler": ("trigger_campaign", "${google_service_account.scheduler.member}"),
+        "fanout_recipients/pubsub_push": (
+            "fanout_recipients",
+            "${google_service_account.pubsub_push.member}",
+        ),
+        "send_message/tasks_invoker": ("send_message", "${google_service_account.tasks_invoker.member}"),
+    }
+    # The tokens those callers present are minted for the same accounts, and the app checks them.
+    scheduler = block(tf.resource("google_cloud_scheduler_job", "trigger_campaign"), "http_target")
+    assert (
+        block(scheduler, "oidc_token")["service_account_email"] == "${google_service_account.scheduler.email}"
+    )
+    push = block(tf.resource("google_pubsub_subscription", "fanout_push"), "push_config")
+    assert block(push, "oidc_token")["service_account_email"] == "${google_service_account.pubsub_push.email}"
+    assert (
+        tf.locals["common_env"]["TASKS_SERVICE_ACCOUNT_EMAIL"]
+        == "${google_service_account.tasks_invoker.email}"
+    )
+    assert "OIDC_ALLOWED_EMAILS = local.function_callers[ep]" in tf.locals["function_env"]
+    assert tf.locals["function_callers"] == {
+        "trigger_campaign": "${google_service_account.scheduler.email}",
+        "fanout_recipients": "${google_service_account.pubsub_push.email}",
+        "send_message": "${google_service_account.tasks_invoker.email}",
+    }
+
+
+def test_scheduler_calls_trigger_campaign_every_minute(tf: TerraformConfig) -> None:
+    job = tf.resource("google_cloud_scheduler_job", "trigger_campaign")
+    assert job["schedule"] == "* * * * *"
+    target = block(job, "http_target")
+    assert target["uri"] == '${google_cloudfunctions2_function.fn["trigger_campaign"].url}'
+    assert block(target, "oidc_token")["audience"] == target["uri"]
+
+
+def test_every_secret_setting_has_a_secret_manager_secret(tf: TerraformConfig) -> None:
+    assert secret_settings() == {"TWILIO_AUTH_TOKEN", "API_TOKENS", "DB_PASSWORD"}
+    assert set(tf.locals["secrets"]) == secret_settings()
+
+
+def test_each_function_receives_exactly_the_secrets_it_reads_from_secret_manager(tf: TerraformConfig) -> None:
+    assert {ep: set(keys) for ep, keys in tf.locals["function_secrets"].items()} == SECRETS_NEEDED
+    assert set().union(*SECRETS_NEEDED.values()) == secret_settings()
+    wiring = dynamic_block(
+        block(tf.resource("google_cloudfunctions2_function", "fn"), "service_config"),
+        "secret_environment_variables",
+    )
+    assert wiring["for_each"] == "${toset(local.function_secrets[each.key])}"
+    content = block(wiring, "content")
+    assert content["key"] == "${secret_environment_variables.key}"
+    assert (
+        content["secret"] == "${google_secret_manager_secret.app[secret_environment_variables.key].secret_id}"
+    )
+    # Each function's account may read those secrets and no others.
+    binding = tf.resource("google_secret_manager_secret_iam_member", "function_reads_secret")
+    assert binding["for_each"] == "${local.secret_readers}"
+    assert "local.function_secrets" in tf.locals["secret_readers"]
+    assert binding["member"] == "${google_service_account.function[each.value.function].member}"
+
+
+def test_no_secret_is_passed_as_a_plain_environment_variable(tf: TerraformConfig) -> None:
+    env = function_env_keys(tf)
+    assert env & (secret_settings() | {"DATABASE_URL"}) == set()
+
+
+def test_every_environment_variable_is_a_setting_the_app_reads(tf: TerraformConfig) -> None:
+    settings = {name.upper() for name in Settings.model_fields}
+    assert function_env_keys(tf) - settings - RUNTIME_ENV == set()
+
+
+def test_every_public_url_setting_is_given_its_functions_url(tf: TerraformConfig) -> None:
+    env = tf.locals["common_env"]
+    url_settings = {name for name in Settings.model_fields if name.endswith("_url")} - {
+        "database_url",
+        "twilio_api_url",
+        "oidc_certs_url",
+    }  # local-only, emulator-only, Google's default
+    for name in url_settings:
+        entry_point = name.removesuffix("_url")
+        assert env[name.upper()] == f'${{local.function_urls["{entry_point}"]}}'
+
+
+def test_function_urls_are_predicted_in_the_gen2_form(tf: TerraformConfig) -> None:
+    assert tf.locals["function_urls"] == (
+        "${{for ep, name in local.function_names : ep => "
+        '"https://${var.region}-${var.project_id}.cloudfunctions.net/${name}"}}'
+    )
+
+
+def test_bundle_ships_every_app_module_that_main_imports(tf: TerraformConfig) -> None:
+    shipped = bundle_files(tf)
+    assert shipped["main.py"] == MAIN_PY
+    assert shipped["requirements.txt"] == ROOT / "requirements.txt"
+    needed = app_files_imported_by(MAIN_PY)
+    assert ROOT / "shared" / "config.py" in needed
+    assert needed - set(shipped.values()) == set()
+
+
+def test_bundle_ships_only_runtime_code(tf: TerraformConfig) -> None:
+    names = set(bundle_files(tf))
+    assert {n.split("/")[0] for n in names} == {"main.py", "requirements.txt", "shared"}
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_every_third_party_import_is_installed_by_requirements() -> None:
+    installed = distributions_installed_by(ROOT / "requirements.txt")
+    modules = third_party_modules(app_files_imported_by(MAIN_PY) | {MAIN_PY})
+    assert "google.cloud.sql.connector" in modules
+    missing = {m: distribution_of(m) for m in modules if distribution_of(m) not in installed}
+    assert missing == {}
+
+
+def documented_settings() -> list[tuple[str, str, str]]:
+    """(resource, setting path, value) rows of the guide's queue and subscription table."""
+    row = re.compile(r"^\| `(google_\w+\.\w+)` \| `([\w.]+)` \| (\S+) \|", re.M)
+    return row.findall(GUIDE.read_text())
+
+
+def resolve(tf: TerraformConfig, value: object) -> object:
+    """A literal, or the default of the variable it names (`var.x` or `var.functions["ep"].field`)."""
+    if not isinstance(value, str):
+        return value
+    if match := re.fullmatch(r"\$\{var\.(\w+)\}", value):
+        return tf.default(match.group(1))
+    if match := re.fullmatch(r'\$\{var\.functions\["(\w+)"\]\.(\w+)\}', value):
+        return tf.default("functions")[match.group(1)][match.group(2)]
+    return value
+
+
+def test_queue_and_subscription_settings_match_the_operator_guide(tf: TerraformConfig) -> None:
+    rows = documented_settings()
+    assert len(rows) == 12
+    for resource, path, documented in rows:
+        kind, name = resource.split(".")
+        body = tf.resource(kind, name)
+        *blocks, attribute = path.split(".")
+        for name_of_block in blocks:
+            body = block(body, name_of_block)
+        assert str(resolve(tf, body[attribute])) == documented, f"{resource} {path}"
+
+
+def test_send_queue_keeps_retrying_a_crashed_send_for_about_forty_minutes(tf: TerraformConfig) -> None:
+    retry = {
+        k: resolve(tf, v)
+        for k, v in block(tf.resource("google_cloud_tasks_queue", "send_messages"), "retry_config").items()
+    }
+    policy = RetryPolicy(
+        max_attempts=int(retry["max_attempts"]),
+        max_retry_duration=float(str(retry["max_retry_duration"]).removesuffix("s")),
+        min_backoff=float(str(retry["min_backoff"]).removesuffix("s")),
+        max_backoff=float(str(retry["max_backoff"]).removesuffix("s")),
+        max_doublings=int(retry["max_doublings"]),
+    )
+    # The service's own backoff formula, as the local Cloud Tasks emulator implements it.
+    window = sum(policy.delay_before_retry(n) for n in range(1, policy.max_attempts))
+    assert 35 * 60 <= window <= 50 * 60
+    assert policy.gives_up(policy.max_attempts, window)
+    assert not policy.gives_up(policy.max_attempts - 1, window)
+
+
+def test_queue_rate_and_the_apps_sender_cap_come_from_one_variable(tf: TerraformConfig) -> None:
+    limits = block(tf.resource("google_cloud_tasks_queue", "send_messages"), "rate_limits")
+    assert limits["max_dispatches_per_second"] == "${var.sender_rate_limit_per_second}"
+    assert (
+        tf.locals["common_env"]["SENDER_RATE_LIMIT_PER_SECOND"]
+        == "${tostring(var.sender_rate_limit_per_second)}"
+    )
+    assert (
+        tf.default("sender_rate_limit_per_second")
+        == Settings.model_fields["sender_rate_limit_per_second"].default
+    )
