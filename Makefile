@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 PYTEST_ARGS ?=
 
 .PHONY: help venv dev stop test lint fmt migrate pg-start pg-stop
+.PHONY: infra-venv infra-check plan deploy
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -49,6 +50,34 @@ lint: venv ## ruff (lint + format check) and mypy on shared/
 fmt: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# --- deployment (infra/terraform, infra/deploy); operator guide: infra/terraform/OPERATOR_GUIDE.md ---
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell sha1sum requirements-infra.txt | cut -c1-12)
+TF_DIR := infra/terraform
+TF_INIT = terraform -chdir=$(TF_DIR) init -input=false \
+	-backend-config="bucket=$(TF_STATE_BUCKET)" -backend-config="prefix=event-stream-engine"
+
+$(INFRA_STAMP): requirements-infra.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	echo '*' > $(INFRA_VENV)/.gitignore  # as Python 3.13's venv does: git and ruff skip the whole dir
+	$(INFRA_VENV)/bin/python -m pip install -q -r requirements-infra.txt
+	rm -f $(INFRA_VENV)/.installed-* && touch $@
+
+infra-venv: $(INFRA_STAMP) ## checkov + shellcheck in .venv-infra (their pins clash with the app's)
+
+infra-check: venv infra-venv ## terraform fmt, checkov, shellcheck and the terraform-vs-code tests (also in make test)
+	$(PY) -m pytest tests/infra
+
+plan: ## terraform plan of infra/terraform (needs TF_STATE_BUCKET and infra/terraform/terraform.tfvars)
+	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET: see infra/terraform/OPERATOR_GUIDE.md" >&2; exit 1; }
+	$(TF_INIT)
+	terraform -chdir=$(TF_DIR) plan -input=false
+
+deploy: ## terraform apply of infra/terraform: shows the plan and asks before changing anything
+	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET: see infra/terraform/OPERATOR_GUIDE.md" >&2; exit 1; }
+	$(TF_INIT)
+	terraform -chdir=$(TF_DIR) apply
 
 # --- benchmarks (infra/bench): figures, baselines measured in the same run, BENCHMARKS.md ---
 .PHONY: bench bench-smoke
