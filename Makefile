@@ -37,10 +37,10 @@ dev: venv ## run the whole local stack in the foreground (Ctrl-C stops it)
 stop: ## stop a local stack left running (by the PIDs it recorded)
 	@test ! -x $(PY) || $(PY) -m infra.local.stack stop
 
+# PostgreSQL and the emulators are started by the test fixtures (tests/conftest.py, tests/e2e/conftest.py),
+# which stop what they started and leave a running `make dev` alone.
 test: venv ## the whole suite on real PostgreSQL and emulators; starts and stops what it needs
-	@$(PY) -m infra.local.postgres start >/dev/null
-	@status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
-	  $(PY) -m infra.local.postgres stop; exit $$status
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint + format check) and mypy on shared/
 	$(PY) -m ruff check .

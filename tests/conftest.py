@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 
+from infra.local.migrate import alembic_config as migration_config
 from infra.local.postgres import LocalPostgres
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
@@ -24,8 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def alembic_config(connection: object | None = None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = migration_config(ROOT)
     if connection is not None:
         config.attributes["connection"] = connection
     return config
