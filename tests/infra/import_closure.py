@@ -93,7 +93,7 @@ def _distribution_by_file() -> dict[str, str]:
 
 def distributions_installed_by(requirements: Path) -> set[str]:
     """Canonical names of every distribution pip installs for `requirements`, dependencies included."""
-    environment = default_environment()
+    environment = {key: str(value) for key, value in default_environment().items()}
     pending = [Requirement(line).name for line in _requirement_lines(requirements)]
     found: set[str] = set()
     while pending:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import typing
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -291,7 +292,7 @@ def documented_settings() -> list[tuple[str, str, str]]:
     return row.findall(GUIDE.read_text())
 
 
-def resolve(tf: TerraformConfig, value: object) -> object:
+def resolve(tf: TerraformConfig, value: Any) -> Any:
     """A literal, or the default of the variable it names (`var.x` or `var.functions["ep"].field`)."""
     if not isinstance(value, str):
         return value

@@ -45,6 +45,7 @@ def terraform_env(tmp_path: Path) -> dict[str, str]:
 
 @needs_terraform
 def test_terraform_files_are_formatted(tmp_path: Path) -> None:
+    assert TERRAFORM is not None
     result = subprocess.run(
         [TERRAFORM, "fmt", "-check", "-recursive", "-diff", str(TERRAFORM_DIR)],
         capture_output=True,
@@ -108,7 +109,7 @@ def more_send_message_instances() -> dict[str, dict[str, Any]]:
     return functions
 
 
-REFUSED = {
+REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     # 20 instances x (4 + 2) = 120 connections, but only 100 - 20 are left for the functions.
     "pools_that_would_exhaust_max_connections": ({"db_max_connections": 100}, "Connection budget exceeded"),
     "scaling_out_past_the_budget": (
