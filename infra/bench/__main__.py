@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--figures", default=",".join(FIGURES), help=f"comma-separated subset of {list(FIGURES)}"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy each figure's server into .local/bench/profiles/"
+    )
     parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--json", type=Path, default=ROOT / "infra" / "bench" / "results.json")
     args = parser.parse_args(argv)
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = describe_machine()
     with bench_stack() as stack:
         ctx = BenchContext(env=stack.env, function_ports=stack.function_ports, smoke=args.smoke)
-        outcome = run_figures(ctx, names)
+        outcome = run_figures(ctx, names, profile=args.profile)
     write_report(outcome.measurements, machine, args.markdown, args.json)
     print(f"wrote {args.markdown} and {args.json}")
     for name, trace in outcome.errors.items():

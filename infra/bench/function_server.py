@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from infra.local.functions_runner import EntryPoint, command, marker, process_env
-from infra.local.processes import free_port, http_answers, spawn, stop_processes, tail
+from infra.local.postgres import free_port
+from infra.local.processes import http_answers, spawn, stop_processes, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = ROOT / ".local" / "bench" / "logs"

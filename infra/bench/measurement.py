@@ -7,7 +7,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 
 @dataclass(frozen=True)
@@ -50,3 +50,19 @@ def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
+
+
+T = TypeVar("T")
+
+
+def repeat_within(budget_seconds: float, max_runs: int, once: Callable[[], T]) -> list[T]:
+    """One run, then more (up to `max_runs`) while another as long as the slowest so far still fits the
+    budget: a figure that takes minutes per run gets fewer runs instead of stretching `make bench`."""
+    results, started, slowest = [], time.perf_counter(), 0.0
+    while len(results) < max_runs:
+        run_started = time.perf_counter()
+        results.append(once())
+        slowest = max(slowest, time.perf_counter() - run_started)
+        if time.perf_counter() - started + slowest > budget_seconds:
+            break
+    return results

@@ -16,20 +16,26 @@ LISTEN = "0A"
 
 
 def listening_pids(port: int) -> list[int]:
-    inodes = _listening_inodes(port)
-    if not inodes:
+    sockets = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    if not sockets:
         return []
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    return sorted(
+        int(proc.name) for proc in Path("/proc").iterdir() if proc.name.isdigit() and _holds(proc, sockets)
+    )
+
+
+def _holds(proc: Path, sockets: set[str]) -> bool:
+    try:
+        fds = list((proc / "fd").iterdir())
+    except OSError:  # gone, or not ours to read
+        return False
+    for fd in fds:
         try:
-            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
-        except OSError:  # gone, or not ours to read
+            if os.readlink(fd) in sockets:
+                return True
+        except OSError:  # closed since the listing (our own listing's fd, for one)
             continue
-        if links & {f"socket:[{inode}]" for inode in inodes}:
-            pids.append(int(proc.name))
-    return sorted(pids)
+    return False
 
 
 def reset_peak_rss(pids: Iterable[int]) -> None:
@@ -39,13 +45,21 @@ def reset_peak_rss(pids: Iterable[int]) -> None:
 
 def peak_rss_mb(pids: Iterable[int]) -> float:
     """The largest peak resident set among `pids`, in MiB (one worker serves the requests)."""
-    peaks = [_status_kb(pid, "VmHWM") for pid in pids]
+    peaks = [_status_int(pid, "VmHWM") for pid in pids]  # kB
     if not peaks:
         raise ValueError("no process to measure")
     return max(peaks) / 1024
 
 
-def _status_kb(pid: int, field: str) -> int:
+def gunicorn_worker(pids: Iterable[int]) -> int:
+    """Of a master and its worker both holding the socket, the worker: the one whose parent is the other."""
+    candidates = set(pids)
+    children = [pid for pid in candidates if _status_int(pid, "PPid") in candidates]
+    return children[0] if children else min(candidates)
+
+
+def _status_int(pid: int, field: str) -> int:
+    """A numeric field of /proc/PID/status (sizes there are in kB)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
             return int(line.split()[1])

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from infra.bench.context import BenchContext
 from infra.bench.errors import NotMeasurable
 from infra.bench.figures import FIGURES
 from infra.bench.measurement import Measurement, not_measured
+from infra.bench.profiler import profiled
 from infra.bench.stack import reset_stack
 
 log = logging.getLogger(__name__)
@@ -27,14 +29,15 @@ class Outcome:
     errors: dict[str, str] = field(default_factory=dict)  # figure -> traceback
 
 
-def run_figures(ctx: BenchContext, names: Sequence[str] | None = None) -> Outcome:
+def run_figures(ctx: BenchContext, names: Sequence[str] | None = None, profile: bool = False) -> Outcome:
     outcome = Outcome()
     for name in names or list(FIGURES):
         module = FIGURES[name]
         log.info("figure %s (%s)", name, "smoke" if ctx.smoke else "full size")
         reset_stack(ctx.env)
         try:
-            measurement = module.run(ctx, module.SMOKE if ctx.smoke else module.FULL)
+            with profiled(ctx, name, module.PROFILED) if profile else nullcontext():
+                measurement = module.run(ctx, module.SMOKE if ctx.smoke else module.FULL)
         except NotMeasurable as missing:
             measurement = not_measured(module.FIGURE, module.UNIT, module.TARGET, str(missing))
         except Exception as error:

@@ -1,4 +1,4 @@
-"""The figures, in report order. Each module has FIGURE, UNIT, TARGET, FULL and SMOKE sizes and
+"""The figures, in report order. Each module has FIGURE, UNIT, TARGET, PROFILED, FULL and SMOKE sizes and
 `run(ctx, size) -> Measurement`; a new figure (the dashboard pages' server time, say) is a module here
 and a line in FIGURES."""
 
@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from infra.bench.figures import bulk_import, segment, status_webhook
+from infra.bench.figures import bulk_import, fanout, rate_fidelity, segment, send, status_webhook
 
 FIGURES: dict[str, ModuleType] = {
     "import": bulk_import,
     "segment": segment,
+    "fan-out": fanout,
+    "send": send,
+    "rate-fidelity": rate_fidelity,
     "status-webhook": status_webhook,
 }

@@ -42,6 +42,8 @@ MIN_NOOP_RATIO = 0.35
 CALLBACK_STATUSES = ("sent", "delivered", "read")
 FUNCTION = "status_webhook"
 SERVER_THREADS = THREADS[FUNCTION]
+# The server `--profile` samples while the figure runs.
+PROFILED: str | None = FUNCTION
 NOOP_SOURCE = Path(__file__).resolve().parents[1] / "noop_function.py"
 
 

@@ -1,0 +1,168 @@
+"""Campaigns driven the way an operator drives them, through the API, and the probes the pipeline figures
+read their results from: message rows in PostgreSQL, tasks in the Cloud Tasks emulator, accepted messages
+in the Twilio emulator.
+
+Every template carries a WhatsApp Content template (content_sid), so a send never depends on the 24-hour
+session window, as a business-initiated campaign never does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import requests
+from google.cloud import tasks_v2
+
+from infra.bench.context import BenchContext
+from infra.bench.db import connect
+from infra.bench.errors import NotMeasurable
+from infra.local.emulator_clients import cloud_tasks
+
+CONTENT_SID = "HX" + "b" * 32
+# Statuses a message waits in before Twilio has answered for it.
+IN_FLIGHT = ("QUEUED", "SENDING", "AMBIGUOUS")
+
+
+def require_pipeline(ctx: BenchContext) -> None:
+    """The placeholder entry points answer 501: then the pipeline figures cannot be measured yet."""
+    for name in ("send_message", "trigger_campaign"):
+        url = ctx.env["SEND_MESSAGE_URL" if name == "send_message" else "TRIGGER_CAMPAIGN_URL"]
+        if requests.post(url, timeout=30).status_code == 501:
+            raise NotMeasurable(f"the campaign pipeline is not built yet ({name} answers 501)")
+
+
+def create_campaign(ctx: BenchContext, name: str, rate: int, **fields: Any) -> int:
+    """A DRAFT campaign to every opted-in user (an empty AND), sending a content template at `rate`/s."""
+    template = _created(
+        ctx,
+        "/v1/templates",
+        {
+            "name": name,
+            "content": "Hi {first_name}",
+            "content_sid": CONTENT_SID,
+            "content_variables": {"1": "first_name"},
+        },
+    )
+    segment = _created(
+        ctx, "/v1/segments", {"name": name, "definition": {"operator": "AND", "conditions": []}}
+    )
+    body = {
+        "name": name,
+        "template_id": template,
+        "segment_id": segment,
+        "rate_limit_per_second": rate,
+        **fields,
+    }
+    return _created(ctx, "/v1/campaigns", body)
+
+
+def trigger(ctx: BenchContext, campaign_id: int) -> None:
+    response = ctx.api("POST", f"/v1/campaigns/{campaign_id}/trigger")
+    if not response.ok:
+        raise RuntimeError(
+            f"trigger of campaign {campaign_id} answered {response.status_code}: {response.text[:300]}"
+        )
+
+
+def _created(ctx: BenchContext, path: str, body: Mapping[str, Any]) -> int:
+    response = ctx.api("POST", path, json=body)
+    if response.status_code in (404, 501):
+        raise NotMeasurable(f"POST {path} answered {response.status_code}: not built yet")
+    if response.status_code != 201:
+        raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text[:300]}")
+    return int(response.json()["id"])
+
+
+def message_counts(ctx: BenchContext, campaign_id: int) -> dict[str, int]:
+    conn = connect(ctx.database_url)
+    try:
+        rows = conn.run(
+            "SELECT status, count(*) FROM messages WHERE campaign_id = :c GROUP BY status", c=campaign_id
+        )
+    finally:
+        conn.close()
+    return {str(status): int(count) for status, count in rows}
+
+
+def pages_left(ctx: BenchContext, campaign_id: int) -> int | None:
+    """Pages not yet fanned out; None before the trigger has cut any."""
+    conn = connect(ctx.database_url)
+    try:
+        total, left = conn.run(
+            "SELECT count(*), count(*) FILTER (WHERE fanned_out_at IS NULL) FROM campaign_pages WHERE campaign_id = :c",
+            c=campaign_id,
+        )[0]
+    finally:
+        conn.close()
+    return None if total == 0 else int(left)
+
+
+def wait_until(done: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> float:
+    """Poll until `done()`; returns the monotonic time it was first seen true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = time.monotonic()
+        if done():
+            return seen
+        if seen > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --- the send queue in the Cloud Tasks emulator ---
+
+
+def queue_path(ctx: BenchContext) -> str:
+    env = ctx.env
+    return f"projects/{env['GCP_PROJECT']}/locations/{env['GCP_REGION']}/queues/{env['TASKS_QUEUE']}"
+
+
+@contextmanager
+def tasks_client(ctx: BenchContext) -> Iterator[tasks_v2.CloudTasksClient]:
+    client = cloud_tasks(ctx.env["CLOUD_TASKS_EMULATOR_HOST"])
+    try:
+        yield client
+    finally:
+        client.transport.close()
+
+
+def queued_tasks(ctx: BenchContext) -> int:
+    """Tasks in the send queue: one listing call (the emulator snapshots the queue when it answers)."""
+    with tasks_client(ctx) as client:
+        listing = client.list_tasks(request={"parent": queue_path(ctx), "page_size": 10_000_000})
+        return len(listing.tasks)
+
+
+def set_queue_paused(ctx: BenchContext, paused: bool) -> None:
+    with tasks_client(ctx) as client:
+        if paused:
+            client.pause_queue(name=queue_path(ctx))
+        else:
+            client.resume_queue(name=queue_path(ctx))
+
+
+# --- the Twilio emulator ---
+
+
+def accepted_messages(ctx: BenchContext) -> list[dict[str, Any]]:
+    response = requests.get(ctx.env["TWILIO_API_URL"] + "/_emulator/messages", timeout=120)
+    response.raise_for_status()
+    messages: list[dict[str, Any]] = response.json()
+    return messages
+
+
+def acceptance_times(messages: list[dict[str, Any]]) -> list[float]:
+    """When Twilio accepted each message, as sorted POSIX seconds."""
+    return sorted(datetime.fromisoformat(m["created_at"]).timestamp() for m in messages)
+
+
+def set_twilio_faults(ctx: BenchContext, spec: Mapping[str, Any]) -> None:
+    requests.post(ctx.env["TWILIO_API_URL"] + "/_emulator/faults", json=spec, timeout=10).raise_for_status()
+
+
+def configure_twilio(ctx: BenchContext, spec: Mapping[str, Any]) -> None:
+    requests.post(ctx.env["TWILIO_API_URL"] + "/_emulator/config", json=spec, timeout=10).raise_for_status()
