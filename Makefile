@@ -51,7 +51,7 @@ fmt: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-# --- deployment (infra/terraform, infra/deploy); operator guide: infra/terraform/OPERATOR_GUIDE.md ---
+# --- deployment (infra/terraform, infra/deploy); operator guide: README.md (Operator guide) ---
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell sha1sum requirements-infra.txt | cut -c1-12)
 TF_DIR := infra/terraform
@@ -70,12 +70,12 @@ infra-check: venv infra-venv ## terraform fmt, checkov, shellcheck and the terra
 	$(PY) -m pytest tests/infra
 
 plan: ## terraform plan of infra/terraform (needs TF_STATE_BUCKET and infra/terraform/terraform.tfvars)
-	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET: see infra/terraform/OPERATOR_GUIDE.md" >&2; exit 1; }
+	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET: see README.md (Operator guide)" >&2; exit 1; }
 	$(TF_INIT)
 	terraform -chdir=$(TF_DIR) plan -input=false
 
 deploy: ## terraform apply of infra/terraform: shows the plan and asks before changing anything
-	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET: see infra/terraform/OPERATOR_GUIDE.md" >&2; exit 1; }
+	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET: see README.md (Operator guide)" >&2; exit 1; }
 	$(TF_INIT)
 	terraform -chdir=$(TF_DIR) apply
 

@@ -8,7 +8,7 @@
 #   infra/deploy/gcloud_deploy.sh stage DIR     # only build the source bundle into DIR
 #
 # TWILIO_AUTH_TOKEN and API_TOKENS, when set, are added as new Secret Manager versions; they are read
-# from the environment so they never appear on a command line. See infra/terraform/OPERATOR_GUIDE.md.
+# from the environment so they never appear on a command line. See README.md (Operator guide).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -111,7 +111,7 @@ resource "random_password" "db" {
   special = false
 }
 
-# The application's login. It owns the schema (migrations run as it too, see OPERATOR_GUIDE.md).
+# The application's login. It owns the schema (migrations run as it too, see the README's operator guide).
 resource "google_sql_user" "app" {
   name     = "ese"
   instance = google_sql_database_instance.main.name

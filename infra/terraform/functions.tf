@@ -65,7 +65,7 @@ resource "google_cloudfunctions2_function" "fn" {
         key        = secret_environment_variables.key
         project_id = var.project_id
         secret     = google_secret_manager_secret.app[secret_environment_variables.key].secret_id
-        # New instances pick up a rotated secret; see OPERATOR_GUIDE.md for forcing a new revision.
+        # New instances pick up a rotated secret; see the README's operator guide for forcing a new revision.
         version = "latest"
       }
     }

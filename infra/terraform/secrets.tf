@@ -3,7 +3,7 @@
 # INSTANCE_CONNECTION_NAME), so it has no secret here.
 #
 # Terraform creates the Twilio and API token secrets empty and never sees their values, so they stay
-# out of state; the operator adds versions with gcloud (OPERATOR_GUIDE.md). The database password is
+# out of state; the operator adds versions with gcloud (README.md, operator guide). The database password is
 # generated here because Cloud SQL needs it too.
 
 locals {

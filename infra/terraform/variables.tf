@@ -41,7 +41,7 @@ variable "name_prefix" {
 
 variable "twilio_account_sid" {
   type        = string
-  description = "Twilio Account SID (not a secret; the auth token goes into Secret Manager, see OPERATOR_GUIDE.md)."
+  description = "Twilio Account SID (not a secret; the auth token goes into Secret Manager, see the README's operator guide)."
 
   validation {
     condition     = can(regex("^AC[0-9a-f]{32}$", var.twilio_account_sid))

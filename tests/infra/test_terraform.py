@@ -29,9 +29,9 @@ from tests.infra.terraform_config import (
 )
 
 TRIGGER_FOR_DECORATOR = {"http": "http", "cloud_event": "pubsub"}
-GUIDE = ROOT / "infra" / "terraform" / "OPERATOR_GUIDE.md"
+GUIDE = ROOT / "README.md"
 
-# Who reads which secret, as OPERATOR_GUIDE.md documents it: every function touches PostgreSQL; the
+# Who reads which secret, as the README's operator guide documents it: every function touches PostgreSQL; the
 # webhooks verify Twilio signatures and send_message calls Twilio; only the api checks bearer tokens.
 SECRETS_NEEDED = {
     "inbound_webhook": {"DB_PASSWORD", "TWILIO_AUTH_TOKEN"},
