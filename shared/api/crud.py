@@ -40,12 +40,13 @@ def save_row(session: Session, row: M, values: Mapping[str, Any]) -> M:
     for key, value in values.items():
         setattr(row, key, value)
     session.add(row)
+    # Read before flushing: after a failed flush the session refuses to load anything.
+    name = getattr(row, "name", None)
     try:
         session.flush()
     except DBAPIError as exc:
         if sqlstate(exc) != UNIQUE_VIOLATION:
             raise
-        name = values.get("name", getattr(row, "name", None))
         raise Conflict(
             "name_taken", f"a {_resource(type(row))} named {name!r} already exists", field="name", value=name
         ) from None

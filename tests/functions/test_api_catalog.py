@@ -165,3 +165,10 @@ def test_preview_of_invalid_dsl_is_400(api: ApiClient) -> None:
         api.post("/v1/segments/preview", json={"definition": {"operator": "XOR", "conditions": []}})
     )
     assert error["code"] == "invalid_segment" and "path" in error["details"]
+
+
+def test_renaming_a_template_to_a_taken_name_is_409(api: ApiClient) -> None:
+    make_template(api, name="a")
+    second = make_template(api, name="b")
+    error = error_of(api.patch(f"/v1/templates/{second['id']}", json={"name": "a"}))
+    assert error["code"] == "name_taken" and error["details"]["value"] == "a"
