@@ -15,6 +15,7 @@ from flask import Flask, Response, g, redirect, render_template, request, url_fo
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from shared.api.errors import NotFound
 from shared.config import get_settings
@@ -61,7 +62,7 @@ def _load_session() -> None:
         g.dashboard_session = g.new_cookie = cookies.new_session()
 
 
-def _require_sign_in() -> Response | None:
+def _require_sign_in() -> BaseResponse | None:
     if request.endpoint in _PUBLIC_ENDPOINTS or g.dashboard_session.token_fingerprint is not None:
         return None
     target = request.full_path.rstrip("?") if request.method == "GET" else None

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-WIDTH = 600
+# Wide and short, so the chart fills a page's width at a modest height.
+WIDTH = 1000
 HEIGHT = 120
 # Room under the bars for the first and last time labels.
 LABEL_SPACE = 16

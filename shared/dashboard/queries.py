@@ -97,7 +97,7 @@ def campaign_progress(session: Session, campaign_ids: Sequence[int]) -> dict[int
     return result
 
 
-def consent_history(session: Session, phone_e164: str, limit: int = 50) -> list[Row[Any]]:
+def consent_history(session: Session, phone_e164: str, limit: int = 50) -> Sequence[Row[Any]]:
     """Newest first, from ix_audit_events_user_phone_occurred_at."""
     statement = (
         select(AuditEvent.occurred_at, AuditEvent.source, AuditEvent.detail)
@@ -105,10 +105,10 @@ def consent_history(session: Session, phone_e164: str, limit: int = 50) -> list[
         .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
         .limit(limit)
     )
-    return list(session.execute(statement).all())
+    return session.execute(statement).all()
 
 
-def recent_errors(session: Session, limit: int = 20) -> list[Row[Any]]:
+def recent_errors(session: Session, limit: int = 20) -> Sequence[Any]:
     """The newest messages carrying a Twilio error code: a backward walk of the primary key that stops
     after `limit` matches, so it is cheap while errors are common and bounded by the table otherwise."""
     statement = (
@@ -124,10 +124,10 @@ def recent_errors(session: Session, limit: int = 20) -> list[Row[Any]]:
         .order_by(Message.id.desc())
         .limit(limit)
     )
-    return list(session.execute(statement).all())
+    return session.execute(statement).all()
 
 
-def backlog(session: Session, now: datetime) -> list[Row[Any]]:
+def backlog(session: Session, now: datetime) -> Sequence[Any]:
     """Per running or paused campaign, what is still waiting to be sent and how much of it is overdue.
     Campaigns come first (few), then ix_messages_campaign_id_status finds each one's waiting rows."""
     statement = (
@@ -145,7 +145,7 @@ def backlog(session: Session, now: datetime) -> list[Row[Any]]:
         .group_by(Campaign.id)
         .order_by(Campaign.id)
     )
-    return list(session.execute(statement).all())
+    return session.execute(statement).all()
 
 
 def choices(

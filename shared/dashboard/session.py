@@ -14,8 +14,9 @@ import secrets
 from dataclasses import dataclass
 from ipaddress import ip_address
 
-from flask import Request, Response
+from flask import Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from shared.config import Settings
 

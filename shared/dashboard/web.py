@@ -4,7 +4,8 @@ carried across a redirect."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from flask import request
 from pydantic import ValidationError
@@ -26,6 +27,15 @@ NOTICES = {
     "ready": "Campaign is READY: the scheduler starts it at its schedule time.",
     "consent": "Consent changed (recorded in the audit trail).",
 }
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def enum_arg(kind: type[E], name: str) -> E | None:
+    """A query-string filter such as ?status=RUNNING; anything else means no filter."""
+    value = request.args.get(name, "")
+    return kind(value) if value in kind.__members__ else None
 
 
 def api_context() -> Context:

@@ -70,9 +70,13 @@ def test_cookie_is_secure_when_google_front_end_forwarded_https(settings: Settin
     assert set_cookie_attributes(response.headers["Set-Cookie"])["secure"] is True
 
 
-def test_post_without_csrf_token_is_refused_and_changes_nothing(operator: DashboardClient, engine: Engine) -> None:
+def test_post_without_csrf_token_is_refused_and_changes_nothing(
+    operator: DashboardClient, engine: Engine
+) -> None:
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN')"), {"p": PHONE})
+        conn.execute(
+            text("INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN')"), {"p": PHONE}
+        )
     response = operator.post(f"/ui/users/{PHONE}/consent", data={"consent_state": "OPT_OUT"})
     assert response.status_code == 403
     with engine.connect() as conn:
@@ -81,7 +85,9 @@ def test_post_without_csrf_token_is_refused_and_changes_nothing(operator: Dashbo
 
 def test_cross_site_post_is_refused_even_with_a_token(operator: DashboardClient, engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN')"), {"p": PHONE})
+        conn.execute(
+            text("INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN')"), {"p": PHONE}
+        )
     token = operator.csrf_from(f"/ui/users/{PHONE}")
     response = operator.post(
         f"/ui/users/{PHONE}/consent",

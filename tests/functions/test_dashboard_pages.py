@@ -32,7 +32,9 @@ def execute(engine: Engine, sql: str, **params: Any) -> Any:
 
 def seed_campaign(engine: Engine, *, status: str = "DRAFT", name: str = "Spring sale") -> int:
     template = execute(
-        engine, "INSERT INTO templates (name, content) VALUES (:n, 'Hi {first_name|there}') RETURNING id", n=name
+        engine,
+        "INSERT INTO templates (name, content) VALUES (:n, 'Hi {first_name|there}') RETURNING id",
+        n=name,
     ).scalar_one()
     segment = execute(
         engine,
@@ -107,7 +109,9 @@ def test_overview_counts_and_charts_the_last_hour(operator: DashboardClient, eng
     seed_user(engine, "+14155550101", consent="STOP")
     campaign_id = seed_campaign(engine, status="RUNNING")
     now = datetime.now(UTC)
-    seed_message(engine, campaign_id, PHONE, "DELIVERED", sent_at=now - timedelta(minutes=3), delivered_at=now)
+    seed_message(
+        engine, campaign_id, PHONE, "DELIVERED", sent_at=now - timedelta(minutes=3), delivered_at=now
+    )
     seed_message(engine, campaign_id, "+14155550101", "SENT", sent_at=now - timedelta(minutes=3))
     html = page_text(operator.get("/ui/"))
     assert re.search(r'id="opted-in">1<', html)
@@ -116,7 +120,9 @@ def test_overview_counts_and_charts_the_last_hour(operator: DashboardClient, eng
     assert html.count('class="bar"') == 1
 
 
-def test_campaign_form_shows_each_problem_next_to_its_field(operator: DashboardClient, engine: Engine) -> None:
+def test_campaign_form_shows_each_problem_next_to_its_field(
+    operator: DashboardClient, engine: Engine
+) -> None:
     response = operator.post_form(
         "/ui/campaigns/new",
         {"name": "", "template_id": "", "segment_id": "999", "rate_limit_per_second": "0", "timezone": "UTC"},
@@ -129,12 +135,20 @@ def test_campaign_form_shows_each_problem_next_to_its_field(operator: DashboardC
     assert execute(engine, "SELECT count(*) FROM campaigns").scalar_one() == 0
 
 
-def test_campaign_form_refuses_an_unknown_timezone_under_that_field(operator: DashboardClient, engine: Engine) -> None:
+def test_campaign_form_refuses_an_unknown_timezone_under_that_field(
+    operator: DashboardClient, engine: Engine
+) -> None:
     campaign_id = seed_campaign(engine)
     ids = execute(engine, "SELECT template_id, segment_id FROM campaigns WHERE id = :i", i=campaign_id).one()
     response = operator.post_form(
         "/ui/campaigns/new",
-        {"name": "x", "template_id": ids[0], "segment_id": ids[1], "timezone": "Mars/Base", "rate_limit_per_second": "5"},
+        {
+            "name": "x",
+            "template_id": ids[0],
+            "segment_id": ids[1],
+            "timezone": "Mars/Base",
+            "rate_limit_per_second": "5",
+        },
         form_page="/ui/campaigns/new",
     )
     assert response.status_code == 400
@@ -171,7 +185,11 @@ def test_campaign_created_through_the_form_reads_its_schedule_in_its_timezone(
     assert response.headers["Location"] == f"/ui/campaigns/{row.id}?notice=created"
     assert row.status == "DRAFT"
     assert row.schedule_time == datetime(2030, 1, 15, 23, 30, tzinfo=UTC)  # Lima is UTC-5
-    assert (row.rate_limit_per_second, row.quiet_hours_start, row.timezone) == (12, "22:00:00", "America/Lima")
+    assert (row.rate_limit_per_second, row.quiet_hours_start, row.timezone) == (
+        12,
+        "22:00:00",
+        "America/Lima",
+    )
 
 
 class NoPagesPublisher:
@@ -227,12 +245,20 @@ def test_campaign_list_shows_progress_and_delivery_rate(operator: DashboardClien
     assert "50.0%" in html  # 1 delivered of 2 handed to Twilio
 
 
-def test_campaign_detail_explains_failures_and_links_each_message(operator: DashboardClient, engine: Engine) -> None:
+def test_campaign_detail_explains_failures_and_links_each_message(
+    operator: DashboardClient, engine: Engine
+) -> None:
     campaign_id = seed_campaign(engine, status="COMPLETED")
     seed_user(engine)
     seed_user(engine, "+14155550101")
     failed = seed_message(engine, campaign_id, PHONE, "FAILED", error_code=63016)
-    seed_message(engine, campaign_id, "+14155550101", "SKIPPED", status_reason="missing template variable(s): first_name")
+    seed_message(
+        engine,
+        campaign_id,
+        "+14155550101",
+        "SKIPPED",
+        status_reason="missing template variable(s): first_name",
+    )
     html = page_text(operator.get(f"/ui/campaigns/{campaign_id}"))
     assert "outside the 24-hour window: only an approved template (content_sid) may be sent" in html
     assert "skipped: missing template variable(s): first_name" in html
@@ -266,7 +292,9 @@ def test_message_page_shows_receipts_and_audit_trail(operator: DashboardClient, 
     assert "delivered" in receipts
 
 
-def test_consent_change_is_audited_and_listed_in_the_history(operator: DashboardClient, engine: Engine) -> None:
+def test_consent_change_is_audited_and_listed_in_the_history(
+    operator: DashboardClient, engine: Engine
+) -> None:
     seed_user(engine)
     page = f"/ui/users/{PHONE}"
     response = operator.post_form(
@@ -293,7 +321,9 @@ def test_search_by_attribute_lists_matching_users(operator: DashboardClient, eng
     assert PHONE in html and "+14155550101" not in html
 
 
-def test_import_reports_rejected_rows_as_a_downloadable_csv(operator: DashboardClient, engine: Engine) -> None:
+def test_import_reports_rejected_rows_as_a_downloadable_csv(
+    operator: DashboardClient, engine: Engine
+) -> None:
     upload = b"phone,first_name,consent_state\n+14155550100,Ana,OPT_IN\nnot-a-phone,Bo,OPT_IN\n=cmd(),Cy,\n"
     response = operator.post(
         "/ui/users/import",
@@ -305,7 +335,9 @@ def test_import_reports_rejected_rows_as_a_downloadable_csv(operator: DashboardC
     )
     html = page_text(response)
     assert re.search(r'id="inserted">1<', html) and re.search(r'id="rejected">2<', html)
-    link = re.search(r'id="rejected-download"', html) and re.search(r'href="data:text/csv;base64,([^"]+)"', html)
+    link = re.search(r'id="rejected-download"', html) and re.search(
+        r'href="data:text/csv;base64,([^"]+)"', html
+    )
     assert link
     rows = list(csv.reader(io.StringIO(base64.b64decode(link.group(1)).decode())))
     assert rows[0] == ["row", "value", "reason"]
@@ -313,7 +345,9 @@ def test_import_reports_rejected_rows_as_a_downloadable_csv(operator: DashboardC
     assert execute(engine, "SELECT attributes->>'first_name' FROM users").scalar_one() == "Ana"
 
 
-def test_template_form_refuses_bad_braces_under_the_content_field(operator: DashboardClient, engine: Engine) -> None:
+def test_template_form_refuses_bad_braces_under_the_content_field(
+    operator: DashboardClient, engine: Engine
+) -> None:
     response = operator.post_form(
         "/ui/templates", {"name": "greeting", "content": "Hi {first_name"}, form_page="/ui/templates"
     )
@@ -340,17 +374,23 @@ def test_template_variables_are_listed_live_from_the_domain_parser(operator: Das
     assert response.get_json() == {"variables": ["a", "b"], "error": None}
 
 
-def test_segment_preview_gives_size_and_sample_of_opted_in_users(operator: DashboardClient, engine: Engine) -> None:
+def test_segment_preview_gives_size_and_sample_of_opted_in_users(
+    operator: DashboardClient, engine: Engine
+) -> None:
     seed_user(engine, city="Lima")
     seed_user(engine, "+14155550101", city="Lima", consent="STOP")
     seed_user(engine, "+14155550102", city="Quito")
     definition = json.dumps({"attribute": "city", "operator": "equals", "value": "Lima"})
-    response = operator.post_form("/ui/segments/preview", {"definition": definition}, form_page="/ui/segments")
+    response = operator.post_form(
+        "/ui/segments/preview", {"definition": definition}, form_page="/ui/segments"
+    )
     assert response.get_json() == {"audience_size": 1, "sample": [PHONE]}
 
 
 def test_segment_form_points_at_the_bad_node(operator: DashboardClient, engine: Engine) -> None:
-    definition = json.dumps({"operator": "AND", "conditions": [{"attribute": "a", "operator": "like", "value": 1}]})
+    definition = json.dumps(
+        {"operator": "AND", "conditions": [{"attribute": "a", "operator": "like", "value": 1}]}
+    )
     response = operator.post_form(
         "/ui/segments", {"name": "bad", "definition": definition}, form_page="/ui/segments"
     )
@@ -367,7 +407,9 @@ def test_campaign_form_counts_the_chosen_segments_audience(operator: DashboardCl
     assert operator.get(f"/ui/segments/{segment_id}/audience").get_json() == {"audience_size": 1}
 
 
-def test_monitoring_masks_inbound_phones_and_explains_errors(operator: DashboardClient, engine: Engine) -> None:
+def test_monitoring_masks_inbound_phones_and_explains_errors(
+    operator: DashboardClient, engine: Engine
+) -> None:
     execute(
         engine,
         "INSERT INTO events_inbound (message_sid, from_phone, body, raw_payload, outcome)"

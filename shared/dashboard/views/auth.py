@@ -3,7 +3,8 @@ of it, checked against the configured tokens on every request."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from shared.config import get_settings
 from shared.dashboard import session as cookies

@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from pydantic import ValidationError
+from werkzeug.wrappers import Response
 
 from shared.api.errors import ApiError
 from shared.api.routes import campaigns as api
 from shared.api.routes import messages as message_api
 from shared.api.routes import reports
 from shared.dashboard import charts, queries
-from shared.dashboard.web import FormErrors, api_context, form_errors, notice
+from shared.dashboard.web import FormErrors, api_context, enum_arg, form_errors, notice
 from shared.db.models import Segment, Template
 from shared.domain.enums import CampaignStatus, MessageStatus
 from shared.domain.errors import DomainError
@@ -27,6 +28,10 @@ PAGE_SIZE = 50
 MESSAGES_PAGE_SIZE = 50
 # The sends-over-time chart keeps about this many bars, however long the campaign ran.
 CHART_BARS = 60
+# A finished campaign's page keeps refreshing this long while Twilio's delivery callbacks still arrive.
+CALLBACK_SETTLING = timedelta(minutes=10)
+_LIVE = (CampaignStatus.READY, CampaignStatus.RUNNING)
+_AWAITING_CALLBACK = (MessageStatus.ACCEPTED, MessageStatus.SENT, MessageStatus.AMBIGUOUS)
 ACTIONS = {
     "ready": (api.ready_campaign, "ready"),
     "trigger": (api.trigger_campaign, "triggered"),
@@ -41,11 +46,8 @@ _OPTIONAL_TIMES = ("quiet_hours_start", "quiet_hours_end")
 @bp.get("/campaigns")
 def campaign_list() -> str:
     context = api_context()
-    status = request.args.get("status") or None
     query = api.CampaignListQuery(
-        limit=PAGE_SIZE,
-        cursor=request.args.get("cursor") or None,
-        status=CampaignStatus(status) if status in CampaignStatus.__members__ else None,
+        limit=PAGE_SIZE, cursor=request.args.get("cursor") or None, status=enum_arg(CampaignStatus, "status")
     )
     page = api.list_campaigns(context, query)
     with context.uow() as uow:
@@ -102,12 +104,12 @@ def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
     context = api_context()
     campaign = api.get_campaign(context, campaign_id)
     summary = reports.campaign_summary(context, campaign_id)
-    status = request.args.get("status") or None
+    status = enum_arg(MessageStatus, "status")
     messages = message_api.list_messages(
         context,
         message_api.MessageListQuery(
             campaign_id=campaign_id,
-            status=MessageStatus(status) if status in MessageStatus.__members__ else None,
+            status=status,
             limit=MESSAGES_PAGE_SIZE,
             cursor=request.args.get("cursor") or None,
         ),
@@ -122,11 +124,23 @@ def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
         progress=progress,
         chart=chart,
         messages=messages,
-        message_status=status,
+        message_status=status.value if status else None,
         statuses=list(MessageStatus),
         errors=[(e.error_code, e.count, describe(e.error_code)) for e in summary.top_error_codes],
         notice=notice(),
         action_error=action_error,
+        refresh=_still_changing(campaign, summary, context.clock.now()),
+    )
+
+
+def _still_changing(campaign: api.CampaignOut, summary: reports.CampaignSummaryOut, now: datetime) -> bool:
+    if campaign.status in _LIVE:
+        return True
+    awaiting = sum(summary.counts.get(status, 0) for status in _AWAITING_CALLBACK)
+    return (
+        bool(awaiting)
+        and campaign.completed_at is not None
+        and now - campaign.completed_at < CALLBACK_SETTLING
     )
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from pydantic import ValidationError
+from werkzeug.wrappers import Response
 
 from shared.api.errors import ApiError
 from shared.api.models import PageQuery

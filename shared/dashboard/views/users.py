@@ -7,14 +7,15 @@ import base64
 import csv
 import io
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from pydantic import ValidationError
+from werkzeug.wrappers import Response
 
 from shared.api.errors import ApiError
 from shared.api.routes import user_import
 from shared.api.routes import users as api
 from shared.dashboard import queries
-from shared.dashboard.web import FormErrors, api_context, form_errors, notice
+from shared.dashboard.web import FormErrors, api_context, enum_arg, form_errors, notice
 from shared.db.queries import users as user_queries
 from shared.domain.enums import ConsentState
 from shared.domain.errors import DomainError
@@ -31,7 +32,6 @@ _FORMULA_STARTS = ("=", "@", "\t", "\r")
 def user_list() -> Response | str:
     context = api_context()
     q = request.args.get("q", "").strip() or None
-    consent = request.args.get("consent") or None
     if q is not None:
         e164, _ = try_normalize_phone(q, context.settings.default_region)
         if e164 is not None:
@@ -42,7 +42,7 @@ def user_list() -> Response | str:
         limit=PAGE_SIZE,
         cursor=request.args.get("cursor") or None,
         q=q[:100] if q else None,
-        consent_state=ConsentState(consent) if consent in ConsentState.__members__ else None,
+        consent_state=enum_arg(ConsentState, "consent"),
     )
     page = api.list_users(context, query)
     return render_template(

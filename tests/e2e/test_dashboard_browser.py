@@ -1,0 +1,265 @@
+"""The dashboard in a real browser (Debian's chromium, headless, driven by Playwright) on the whole local
+stack: an operator signs in, imports users, builds a template, a segment and a campaign through the forms,
+triggers it and watches it complete, pauses and resumes another, and opens a message's audit trail.
+Every page is saved as a screenshot under artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
+from sqlalchemy import Engine, text
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags chromium keeps dialing Google on a machine with no network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Bounds for a broken run; a healthy one completes the campaign in a few seconds.
+CAMPAIGN_DEADLINE_MS = 60_000
+CALLBACK_DEADLINE_SECONDS = 30.0
+CONTENT_SID = "HX" + "0" * 32
+HOSTILE = "<script>alert(1)</script>"
+IMPORT_CSV = (
+    "phone,first_name,city,consent_state,nickname\n"
+    "+14155550201,Ana,Lima,OPT_IN,\n"
+    "(415) 555-0202,Bruno,Lima,OPT_IN,\n"
+    f"+14155550203,Carla,Lima,OPT_IN,{HOSTILE}\n"
+    "+14155550204,Dario,Quito,OPT_IN,\n"
+    "12345,Eve,Lima,OPT_IN,\n"
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    page = context.new_page()
+    # A hostile attribute value that ran as script would open a dialog: fail loudly if anything does.
+    page.on("dialog", _no_dialogs)
+    return page
+
+
+def _no_dialogs(dialog: Dialog) -> None:
+    dialog.dismiss()
+    raise AssertionError(f"a page opened a dialog: {dialog.message!r}")
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, env: dict[str, str]) -> None:
+    page.goto(env["DASHBOARD_URL"] + "signin")
+    page.fill("input[name=token]", env["API_TOKEN"])
+    page.click("button:has-text('Sign in')")
+    expect(page.locator("h1")).to_have_text("Overview")
+
+
+def test_operator_runs_a_campaign_end_to_end_in_the_browser(
+    page: Page, clean_stack: dict[str, str], stack_engine: Engine
+) -> None:
+    ui = clean_stack["DASHBOARD_URL"]
+    page.goto(ui + "campaigns")
+    expect(page).to_have_url(re.compile(r"/ui/signin\?next=/ui/campaigns$"))
+    shot(page, "01-signin")
+    sign_in(page, clean_stack)
+    shot(page, "02-overview")
+
+    # Import: the upload's progress bar fills, the report counts every row, rejects download as CSV.
+    page.goto(ui + "users/import")
+    page.set_input_files(
+        "input[name=file]", {"name": "users.csv", "mimeType": "text/csv", "buffer": IMPORT_CSV.encode()}
+    )
+    page.click("button:has-text('Import')")
+    expect(page.locator("#inserted")).to_have_text("4")
+    expect(page.locator("#rejected")).to_have_text("1")
+    expect(page.locator("#upload-progress")).to_have_attribute("value", "100")
+    with page.expect_download() as download_info:
+        page.click("#rejected-download")
+    rejected = list(csv.reader(io.StringIO(Path(download_info.value.path()).read_text())))
+    assert rejected[1][:2] == ["5", "12345"]
+    shot(page, "03-import")
+
+    # Users: national-format search opens the user; a hostile attribute is shown as text.
+    page.goto(ui + "users")
+    page.fill("input[name=q]", "(415) 555-0203")
+    page.click("button:has-text('Search')")
+    expect(page.locator("#consent-badge")).to_have_text("OPT_IN")
+    expect(page.locator("#attributes")).to_contain_text(HOSTILE)
+    shot(page, "04-user")
+    page.goto(ui + "users")
+    shot(page, "05-users")
+
+    # Template: the variable list follows the content as it is typed.
+    page.goto(ui + "templates")
+    page.fill("input[name=name]", "Lima greeting")
+    page.fill("textarea[name=content]", "Hola {first_name|amigo}, from {city}")
+    expect(page.locator("#template-variables")).to_have_text("first_name, city")
+    # Imported users never wrote to us, so only an approved Content template may reach them (63016).
+    page.fill("input[name=content_sid]", CONTENT_SID)
+    page.fill("input[name=content_variables]", json.dumps({"1": "first_name|amigo"}))
+    page.click("button:has-text('Create template')")
+    expect(page.locator(".notice")).to_have_text("Created.")
+    shot(page, "06-templates")
+
+    # Segment: the preview counts the opted-in audience before saving.
+    page.goto(ui + "segments")
+    page.fill("input[name=name]", "Lima")
+    page.fill(
+        "textarea[name=definition]", json.dumps({"attribute": "city", "operator": "equals", "value": "Lima"})
+    )
+    page.click("#segment-preview")
+    expect(page.locator("#preview-size")).to_have_text("3 opted-in users")
+    page.click("button:has-text('Create segment')")
+    expect(page.locator(".notice")).to_have_text("Created.")
+    shot(page, "07-segments")
+
+    # Campaign: created as a draft, triggered, and followed until the progress bar says COMPLETED.
+    create_campaign(page, ui, "Lima launch")
+    expect(page.locator("#audience-size")).to_have_text("3 opted-in users")
+    shot(page, "08-campaign-form")
+    page.click("button:has-text('Create campaign')")
+    expect(page.locator("#campaign-status")).to_have_text("DRAFT")
+    page.click("button.action-trigger")
+    expect(page.locator(".notice")).to_contain_text("Campaign triggered")
+    expect(page.locator("#campaign-status")).to_have_text("COMPLETED", timeout=CAMPAIGN_DEADLINE_MS)
+    expect(page.locator("progress[data-status=COMPLETED]")).to_have_attribute("value", "100.0")
+    page.reload()
+    expect(page.locator(".message-link")).to_have_count(3)
+    shot(page, "09-campaign-detail")
+    page.goto(ui + "campaigns")
+    expect(page.locator("tr", has_text="Lima launch")).to_contain_text("COMPLETED")
+    shot(page, "10-campaigns")
+
+    # One click from a message to its receipts and audit trail.
+    page.goto(ui + "campaigns")
+    page.click("a:has-text('Lima launch')")
+    page.locator(".message-link").first.click()
+    expect(page.locator("h1")).to_contain_text("Message")
+    # COMPLETED means every send is over; Twilio's delivery callbacks may still be on their way.
+    reload_until(page, "#receipts", "delivered")
+    expect(page.locator("#audit-trail")).to_be_visible()
+    shot(page, "11-message")
+
+    # Another campaign, scheduled for later: marked ready, paused, resumed.
+    create_campaign(page, ui, "Lima later", schedule=datetime.now() + timedelta(days=2))
+    page.click("button:has-text('Create campaign')")
+    page.click("button.action-ready")
+    expect(page.locator("#campaign-status")).to_have_text("READY")
+    page.click("button.action-pause")
+    expect(page.locator("#campaign-status")).to_have_text("PAUSED")
+    shot(page, "12-campaign-paused")
+    page.click("button.action-resume")
+    expect(page.locator("#campaign-status")).to_have_text("READY")
+    with stack_engine.connect() as conn:
+        kinds = conn.execute(
+            text(
+                "SELECT kind FROM audit_events WHERE campaign_id ="
+                " (SELECT id FROM campaigns WHERE name = 'Lima later') ORDER BY id"
+            )
+        ).scalars()
+        assert list(kinds) == ["campaign.ready", "campaign.paused", "campaign.resumed"]
+
+    # A user writes to us: the monitoring feed shows it with the phone masked.
+    requests.post(
+        clean_stack["TWILIO_API_URL"] + "/_emulator/inbound",
+        json={"from": "+14155550201", "body": "gracias"},
+        timeout=10,
+    ).raise_for_status()
+    page.goto(ui + "monitoring")
+    expect(page.locator("#inbound")).to_contain_text("+***0201")
+    expect(page.locator("#inbound")).not_to_contain_text("+14155550201")
+    shot(page, "13-monitoring")
+    page.goto(ui)
+    expect(page.locator("#sent-today")).to_have_text("3")
+    shot(page, "14-overview-after")
+
+
+def reload_until(page: Page, selector: str, wanted: str) -> None:
+    deadline = time.monotonic() + CALLBACK_DEADLINE_SECONDS
+    while wanted not in page.locator(selector).inner_text() and time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+        page.reload()
+    expect(page.locator(selector)).to_contain_text(wanted)
+
+
+def create_campaign(page: Page, ui: str, name: str, schedule: datetime | None = None) -> None:
+    page.goto(ui + "campaigns/new")
+    page.fill("input[name=name]", name)
+    page.select_option("select[name=template_id]", label="Lima greeting")
+    page.select_option("select[name=segment_id]", label="Lima")
+    page.fill("input[name=rate_limit_per_second]", "10")
+    page.fill("input[name=timezone]", "America/Lima")
+    if schedule is not None:
+        page.fill("input[name=schedule_time]", schedule.strftime("%Y-%m-%dT%H:%M"))
+
+
+def test_cross_site_form_cannot_change_consent(
+    page: Page, context: BrowserContext, clean_stack: dict[str, str], stack_engine: Engine
+) -> None:
+    phone = "+14155550299"
+    with stack_engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN')"), {"p": phone}
+        )
+    sign_in(page, clean_stack)
+    target = clean_stack["DASHBOARD_URL"] + f"users/{phone}/consent"
+
+    # A signed-in operator's browser posting without the form's token (as a script on another page could).
+    refused = context.request.post(target, form={"consent_state": "STOP"}, max_redirects=0)
+    assert refused.status == 403
+
+    # A page on another site that auto-submits a form at the dashboard.
+    page.route(
+        "http://attacker.test/",
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f'<form method="post" action="{target}"><input name="consent_state" value="STOP"></form>'
+            "<script>document.forms[0].submit()</script>",
+        ),
+    )
+    page.goto("http://attacker.test/")
+    page.wait_for_url(re.compile(r"/ui/"))
+    shot(page, "15-cross-site-post")
+    with stack_engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT consent_state FROM users WHERE phone_e164 = :p"), {"p": phone}
+            ).scalar_one()
+            == "OPT_IN"
+        )
