@@ -20,6 +20,8 @@ class Machine:
     ram_gib: float
     python: str
     git_commit: str
+    # Other work on the machine when the run began (the figures share its cores with it).
+    load_average: float
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -33,6 +35,7 @@ def describe_machine() -> Machine:
         ram_gib=round(int((_proc_field("/proc/meminfo", "MemTotal") or "0 kB").split()[0]) / 2**20, 1),
         python=platform.python_version(),
         git_commit=_git_commit(),
+        load_average=round(os.getloadavg()[0], 2),
     )
 
 

@@ -30,6 +30,7 @@ def render_markdown(measurements: Sequence[Measurement], machine: Machine) -> st
         f"- date: {machine.date}",
         f"- machine: {machine.cores} cores ({machine.cpu_model}), {machine.ram_gib} GiB RAM, Python {machine.python}",
         f"- commit: {machine.git_commit}",
+        f"- load average (1 min) when the run began: {machine.load_average}",
         "",
         "| figure | value | baseline (same run) | ratio | target | met? |",
         "|---|---|---|---|---|---|",
