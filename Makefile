@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev stop test lint fmt migrate pg-start pg-stop
+.PHONY: help venv dev stop test browser lint fmt migrate pg-start pg-stop
 .PHONY: infra-venv infra-check plan deploy
+.PHONY: demo
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -34,13 +35,21 @@ migrate: venv ## alembic upgrade head: DATABASE_URL, or Cloud SQL via INSTANCE_C
 dev: venv ## run the whole local stack in the foreground (Ctrl-C stops it)
 	$(PY) -m infra.local.stack up
 
+demo: venv ## on a running `make dev` stack: import sample users, send a campaign, show its progress and summary
+	$(PY) -m infra.local.demo
+
 stop: ## stop a local stack left running (by the PIDs it recorded)
 	@test ! -x $(PY) || $(PY) -m infra.local.stack stop
 
 # PostgreSQL and the emulators are started by the test fixtures (tests/conftest.py, tests/e2e/conftest.py),
 # which stop what they started and leave a running `make dev` alone.
-test: venv ## the whole suite on real PostgreSQL and emulators; starts and stops what it needs
+test: venv browser ## the whole suite on real PostgreSQL and emulators; starts and stops what it needs
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The dashboard's browser tests drive Debian's chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
 lint: venv ## ruff (lint + format check) and mypy on shared/
 	$(PY) -m ruff check .

@@ -1,4 +1,4 @@
-"""The `api` function: hands the functions-framework request to the API's own Flask app.
+"""The `api` function: the operator dashboard under /ui/, and the REST API's own Flask app for the rest.
 
 The app is built on the first request, not at import. The same Request object is reused (not rebuilt
 from the environ) so that a body the API streamed is not read a second time by functions-framework.
@@ -11,6 +11,7 @@ import threading
 from flask import Flask, Request, Response
 from flask.ctx import RequestContext
 
+from shared import dashboard
 from shared.api.app import create_api_app
 
 _lock = threading.Lock()
@@ -27,6 +28,8 @@ def _get_app() -> Flask:
 
 
 def api(request: Request) -> Response:
+    if dashboard.serves(request.path):
+        return dashboard.handle(request)
     app = _get_app()
     with RequestContext(app, request.environ, request=request):
         return app.full_dispatch_request()
