@@ -4,7 +4,7 @@ API's 404 and 409 instead of a 500."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, select
@@ -12,10 +12,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared.api.errors import Conflict, NotFound
+from shared.api.models import Page, PageQuery
+from shared.api.pagination import decode_cursor, page_of
 from shared.db.errors import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate
 from shared.db.models import Base
 
 M = TypeVar("M", bound=Base)
+P = TypeVar("P", bound=Page[Any])
 
 
 def get_row(session: Session, model: type[M], row_id: int, *, lock: bool = False) -> M:
@@ -25,14 +28,20 @@ def get_row(session: Session, model: type[M], row_id: int, *, lock: bool = False
     return row
 
 
-def list_rows(
-    session: Session, model: type[M], *, after_id: int | None, limit: int, where: list[ColumnElement[bool]]
-) -> list[M]:
-    """By id: each page is one primary-key range scan from the cursor."""
-    statement = select(model).where(*where).order_by(model.id).limit(limit)  # type: ignore[attr-defined]
-    if after_id is not None:
-        statement = statement.where(model.id > after_id)  # type: ignore[attr-defined]
-    return list(session.scalars(statement))
+def list_page(
+    session: Session,
+    model: type[M],
+    page: type[P],
+    query: PageQuery,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> P:
+    """A page by id: one primary-key range scan from the cursor; the extra row says whether more follow."""
+    after = decode_cursor(query.cursor, [int])
+    statement = select(model).where(*where).order_by(model.id).limit(query.limit + 1)  # type: ignore[attr-defined]
+    if after is not None:
+        statement = statement.where(model.id > after[0])  # type: ignore[attr-defined]
+    items, cursor = page_of(list(session.scalars(statement)), query.limit, key=lambda row: [row.id])  # type: ignore[attr-defined]
+    return page.model_validate({"items": items, "next_cursor": cursor}, from_attributes=True)
 
 
 def save_row(session: Session, row: M, values: Mapping[str, Any]) -> M:

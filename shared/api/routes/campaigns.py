@@ -10,10 +10,9 @@ from pydantic import MISSING, AwareDatetime, Field, model_validator
 from sqlalchemy.orm import Session
 
 from shared.api.clients import get_publisher
-from shared.api.crud import delete_row, get_row, list_rows, save_row
+from shared.api.crud import delete_row, get_row, list_page, save_row
 from shared.api.errors import BadRequest, Conflict, NotFound
 from shared.api.models import Page, PageQuery, RequestModel, ResourceId, ResponseModel
-from shared.api.pagination import decode_cursor, page_of
 from shared.api.registry import Context, route
 from shared.api.routes.users import Topic
 from shared.db.models import Campaign, Segment, Template
@@ -134,14 +133,9 @@ def create_campaign(context: Context, body: CampaignIn) -> CampaignOut:
     response=CampaignPage,
 )
 def list_campaigns(context: Context, query: CampaignListQuery) -> CampaignPage:
-    after = decode_cursor(query.cursor, [int])
     where = [] if query.status is None else [Campaign.status == query.status.value]
     with context.uow() as uow:
-        rows = list_rows(
-            uow.session, Campaign, after_id=after[0] if after else None, limit=query.limit + 1, where=where
-        )
-        items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
-        return CampaignPage(items=[CampaignOut.model_validate(row) for row in items], next_cursor=cursor)
+        return list_page(uow.session, Campaign, CampaignPage, query, where)
 
 
 @route("GET", "/v1/campaigns/{campaign_id}", summary="One campaign", tag="campaigns", response=CampaignOut)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.api.crud import get_row, list_rows
+from shared.api.crud import get_row, list_page
 from shared.api.models import Page, PageQuery, ResourceId, ResponseModel
-from shared.api.pagination import decode_cursor, page_of
 from shared.api.registry import Context, route
 from shared.db.models import Message
 from shared.db.queries import reports
@@ -75,18 +74,13 @@ class MessageListQuery(PageQuery):
     response=MessagePage,
 )
 def list_messages(context: Context, query: MessageListQuery) -> MessagePage:
-    after = decode_cursor(query.cursor, [int])
     where = []
     if query.campaign_id is not None:
         where.append(Message.campaign_id == query.campaign_id)
     if query.status is not None:
         where.append(Message.status == query.status.value)
     with context.uow() as uow:
-        rows = list_rows(
-            uow.session, Message, after_id=after[0] if after else None, limit=query.limit + 1, where=where
-        )
-        items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
-        return MessagePage(items=[MessageOut.model_validate(row) for row in items], next_cursor=cursor)
+        return list_page(uow.session, Message, MessagePage, query, where)
 
 
 @route(

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import MISSING, Field
 
-from shared.api.crud import delete_row, get_row, list_rows, save_row
+from shared.api.crud import delete_row, get_row, list_page, save_row
 from shared.api.models import Page, PageQuery, RequestModel, ResourceId, ResponseModel
-from shared.api.pagination import decode_cursor, page_of
 from shared.api.registry import Context, route
 from shared.api.routes.users import Topic
 from shared.db.models import Segment
@@ -93,13 +92,8 @@ def create_segment(context: Context, body: SegmentIn) -> SegmentOut:
 
 @route("GET", "/v1/segments", summary="List segments", tag="segments", query=PageQuery, response=SegmentPage)
 def list_segments(context: Context, query: PageQuery) -> SegmentPage:
-    after = decode_cursor(query.cursor, [int])
     with context.uow() as uow:
-        rows = list_rows(
-            uow.session, Segment, after_id=after[0] if after else None, limit=query.limit + 1, where=[]
-        )
-        items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
-        return SegmentPage(items=[SegmentOut.model_validate(row) for row in items], next_cursor=cursor)
+        return list_page(uow.session, Segment, SegmentPage, query)
 
 
 @route("GET", "/v1/segments/{segment_id}", summary="One segment", tag="segments", response=SegmentOut)

@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import MISSING, Field, computed_field
 
-from shared.api.crud import delete_row, get_row, list_rows, save_row
+from shared.api.crud import delete_row, get_row, list_page, save_row
 from shared.api.errors import Conflict
 from shared.api.models import Page, PageQuery, RequestModel, ResourceId, ResponseModel
-from shared.api.pagination import decode_cursor, page_of
 from shared.api.registry import Context, route
 from shared.db.models import Campaign, Template
 from shared.domain.enums import CampaignStatus
@@ -100,13 +99,8 @@ def create_template(context: Context, body: TemplateIn) -> TemplateOut:
     "GET", "/v1/templates", summary="List templates", tag="templates", query=PageQuery, response=TemplatePage
 )
 def list_templates(context: Context, query: PageQuery) -> TemplatePage:
-    after = decode_cursor(query.cursor, [int])
     with context.uow() as uow:
-        rows = list_rows(
-            uow.session, Template, after_id=after[0] if after else None, limit=query.limit + 1, where=[]
-        )
-        items, cursor = page_of(rows, query.limit, key=lambda row: [row.id])
-        return TemplatePage(items=[TemplateOut.model_validate(row) for row in items], next_cursor=cursor)
+        return list_page(uow.session, Template, TemplatePage, query)
 
 
 @route("GET", "/v1/templates/{template_id}", summary="One template", tag="templates", response=TemplateOut)
