@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, TypeGuard
 
 from cloudevents.http import CloudEvent
 from flask import Request, Response
@@ -68,7 +68,9 @@ def trigger_campaign(request: Request) -> Response:
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
     body = request.get_json(silent=True) if request.get_data() else {}
     campaign_id = body.get("campaign_id") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or (campaign_id is not None and not _positive_int(campaign_id)):
+    if not isinstance(body, dict) or (
+        campaign_id is not None and not (_whole_number(campaign_id) and campaign_id >= 1)
+    ):
         return _json({"error": 'expected no body, or {"campaign_id": <positive integer>}'}, 400)
     uow, clock = UnitOfWork(get_engine()), SystemClock()
     if campaign_id is None:
@@ -127,9 +129,9 @@ def _task_body(request: Request) -> tuple[int, int] | None:
     if not isinstance(body, dict):
         return None
     message_id, generation = body.get("message_id"), body.get("generation")
-    if not _positive_int(message_id) or not (generation == 0 or _positive_int(generation)):
+    if not (_whole_number(message_id) and _whole_number(generation) and message_id >= 1 and generation >= 0):
         return None
-    return int(message_id), int(generation)
+    return message_id, generation
 
 
 def _pubsub_data(cloud_event: CloudEvent) -> bytes:
@@ -145,8 +147,8 @@ def _pubsub_data(cloud_event: CloudEvent) -> bytes:
         raise ValueError("the Pub/Sub message data is not base64") from None
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _whole_number(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _start_json(result: lifecycle.StartResult) -> dict[str, Any]:

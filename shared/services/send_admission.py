@@ -120,16 +120,9 @@ def _take_slot_and_claim(
     if context.slot_at is not None and context.slot_at >= now:
         slot = context.slot_at
     else:
-        keys = [
-            rate_limiter.campaign_key(context.campaign_id, context.rate_limit_per_second, config.rate_margin),
-            rate_limiter.sender_key(config.sender_id, config.sender_rate, config.rate_margin),
-        ]
-        slot = rate_limiter.reserve_slot(session, keys, now)
+        slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now)
     if slot - now > config.max_wait:
-        # Come back a little early and wait for the slot, rather than risk arriving after it.
-        return reschedule(
-            session, context, slot - config.max_wait / 2, "waiting for a rate slot", slot_at=slot
-        )
+        return _wait_for_slot(session, context, slot, config, MessageStatus.QUEUED)
     message_sql.set_fields(
         session,
         context.id,
@@ -140,6 +133,45 @@ def _take_slot_and_claim(
         slot_at=None,
     )
     return Admission(Result(Outcome.DONE), claimed=context, outbound=outbound, slot=slot)
+
+
+def retake_slot(session: Session, admission: Admission, now: datetime, config: SendConfig) -> Admission:
+    """The claimed send woke up too late for its slot (a stalled process): sending now could crowd the
+    next slot's send into the same second, so it takes a fresh slot, or goes back to the queue for it
+    when that slot is far."""
+    assert admission.claimed is not None
+    context = admission.claimed
+    slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now)
+    if slot - now > config.max_wait:
+        return _wait_for_slot(session, context, slot, config, MessageStatus.SENDING)
+    return replace(admission, slot=slot)
+
+
+def give_back(session: Session, admission: Admission, now: datetime, config: SendConfig) -> Admission:
+    """The claimed send kept missing its slot: back to the queue, to be admitted afresh a little later."""
+    assert admission.claimed is not None
+    return reschedule(
+        session,
+        admission.claimed,
+        now + config.max_wait,
+        "missed its rate slot",
+        expected=MessageStatus.SENDING,
+    )
+
+
+def _wait_for_slot(
+    session: Session, context: SendContext, slot: datetime, config: SendConfig, expected: MessageStatus
+) -> Admission:
+    # Come back a little early and wait for the slot, rather than risk arriving after it.
+    at = slot - config.max_wait / 2
+    return reschedule(session, context, at, "waiting for a rate slot", slot_at=slot, expected=expected)
+
+
+def _rate_keys(context: SendContext, config: SendConfig) -> list[rate_limiter.RateKey]:
+    return [
+        rate_limiter.campaign_key(context.campaign_id, context.rate_limit_per_second, config.rate_margin),
+        rate_limiter.sender_key(config.sender_id, config.sender_rate, config.rate_margin),
+    ]
 
 
 def reschedule(

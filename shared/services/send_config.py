@@ -24,6 +24,12 @@ class SendConfig:
     ambiguous_after: timedelta
     status_callback_base: str
 
+    @property
+    def late_tolerance(self) -> timedelta:
+        """How late after its slot a send may still start: sends are spaced by (1 + margin) / rate, so a
+        1-second window absorbs `margin` seconds of lateness in all; each send may use half of it."""
+        return timedelta(seconds=self.rate_margin / 2)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SendConfig:
         sender = settings.twilio_messaging_service_sid or settings.twilio_from

@@ -18,6 +18,7 @@ from shared.clock import FixedClock
 from shared.db.models import AuditEvent, Campaign, Message, User
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.session_window import NO_TEMPLATE_REASON
+from shared.services.rate_limiter import campaign_key, reserve_slot
 from shared.services.send_admission import CONSENT_REVOKED_REASON
 from shared.services.send_config import SendConfig
 from shared.services.sender import send_message
@@ -381,3 +382,40 @@ def test_the_last_finished_message_completes_the_campaign(harness: Harness) -> N
     harness.send(message_id)
 
     assert campaign_row(harness.engine, harness.message(message_id).campaign_id).status == "COMPLETED"
+
+
+def test_a_send_that_wakes_too_late_for_its_slot_takes_a_fresh_one_instead_of_crowding_the_next(
+    harness: Harness,
+) -> None:
+    first = _queued(harness.engine, rate=2)
+    overshoots = [0.3]  # the first sleep stalls 300 ms past the slot, as an overloaded process would
+
+    def stalling_sleep(seconds: float) -> None:
+        harness.sleep(seconds + (overshoots.pop() if overshoots else 0.0))
+
+    harness.clock.set(T0)
+    with harness.engine.begin() as conn:  # a send just before holds the slot at T0
+        campaign_id = conn.execute(select(Message.campaign_id)).scalar_one()
+    step = timedelta(seconds=1.025 / 2)
+    with UnitOfWork(harness.engine) as uow:
+        reserve_slot(uow.session, [campaign_key(campaign_id, 2, CONFIG.rate_margin)], T0)
+        uow.commit()
+    result = send_message(
+        UnitOfWork(harness.engine),
+        harness.sender,
+        harness.tasks,
+        harness.clock,
+        stalling_sleep,
+        CONFIG,
+        first,
+        0,
+    )
+
+    assert result.outcome is Outcome.DONE
+    # Slot T0 + step was missed (woke at + 0.3 s); the retaken slot is the next one, T0 + 2 steps.
+    assert harness.slept == [
+        pytest.approx(step.total_seconds() + 0.3),
+        pytest.approx(step.total_seconds() - 0.3),
+    ]
+    assert harness.clock.now() == T0 + 2 * step
+    assert len(harness.twilio.messages()) == 1
