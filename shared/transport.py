@@ -8,10 +8,15 @@ forever), Pub/Sub push redelivers when the function raises, and Twilio retries a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from flask import Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from shared.db.errors import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,18 @@ class Result:
 
 class TransientFailure(Exception):
     """Raised from a Pub/Sub handler so that the push is redelivered."""
+
+
+def unless_db_unavailable(handle: Callable[[], Result]) -> Result:
+    """Run a service; a database that is down or saturated becomes a transient outcome (retry later),
+    while any other database error is a bug and propagates."""
+    try:
+        return handle()
+    except (DBAPIError, PoolTimeout) as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("database unavailable; asking the caller to retry", extra={"error": type(exc).__name__})
+        return Result(Outcome.TRANSIENT_FAILURE, reason="database unavailable", retry_after_seconds=5)
 
 
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'

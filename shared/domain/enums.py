@@ -21,7 +21,9 @@ class CampaignStatus(StrEnum):
 
 
 class MessageStatus(StrEnum):
-    QUEUED = "QUEUED"  # row written at fan-out, a task scheduled for it
+    # Waiting to be sent: a task is scheduled for it at scheduled_at, or, with scheduled_at NULL, it is
+    # parked (its campaign is paused) and resume re-plans it.
+    QUEUED = "QUEUED"
     SENDING = "SENDING"  # claimed by send_message; the Twilio call is in flight
     # The Twilio call may have been accepted but its response was lost (timeout after the request left).
     # Never resent blindly: a status callback (our message id is in its URL) reconciles it.

@@ -58,8 +58,3 @@ def plan_sends(
         deferred_per_end[end] = position + 1
         planned.append(PlannedSend(end + position * step, end))
     return planned
-
-
-def retry_delay(retries_so_far: int, delays: Sequence[timedelta]) -> timedelta | None:
-    """The wait before the next retry after `retries_so_far` retries; None once they are used up."""
-    return delays[retries_so_far] if retries_so_far < len(delays) else None

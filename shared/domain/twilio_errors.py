@@ -14,6 +14,7 @@ retry, 401 pauses, any other 4xx is permanent, and an unknown code that Twilio d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
 
@@ -78,13 +79,18 @@ def classify(http_status: int | None, error_code: int | None) -> ErrorClass:
     return ErrorClass.PERMANENT
 
 
-def retry_delay(failed_attempts: int) -> timedelta | None:
-    """How long to wait after the n-th failed attempt (1-based); None means give up."""
+def retry_delay(
+    failed_attempts: int, delays: Sequence[timedelta] = tuple(timedelta(seconds=s) for s in RETRY_DELAYS)
+) -> timedelta | None:
+    """How long to wait after the n-th failed attempt (1-based); None means give up.
+
+    `delays` is the deployment's schedule (settings.retry_delays); ARCHITECTURE.md's is the default.
+    """
     if failed_attempts < 1:
         raise ValueError("failed_attempts counts failures so far and starts at 1")
-    if failed_attempts > len(RETRY_DELAYS):
+    if failed_attempts > len(delays):
         return None
-    return timedelta(seconds=RETRY_DELAYS[failed_attempts - 1])
+    return delays[failed_attempts - 1]
 
 
 def describe(error_code: int) -> str:

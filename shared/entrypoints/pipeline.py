@@ -26,14 +26,13 @@ from shared.clock import SystemClock
 from shared.config import get_settings
 from shared.db.engine import get_engine
 from shared.db.unit_of_work import UnitOfWork
-from shared.entrypoints.webhooks import _unless_db_unavailable
 from shared.log import set_trace
 from shared.services import campaign_lifecycle as lifecycle
 from shared.services.fanout import FanoutConfig, fanout_page
 from shared.services.page_publishing import PageMessage
 from shared.services.send_config import SendConfig
 from shared.services.sender import send_message as send_one
-from shared.transport import Outcome, Result, for_cloud_tasks, for_pubsub
+from shared.transport import Outcome, Result, for_cloud_tasks, for_pubsub, unless_db_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ def fanout_recipients(cloud_event: CloudEvent) -> None:
         return
     config = FanoutConfig(settings.fanout_page_max_age, settings.rate_safety_margin)
     for_pubsub(
-        _unless_db_unavailable(
+        unless_db_unavailable(
             lambda: fanout_page(UnitOfWork(get_engine()), task_scheduler(), SystemClock(), page, config)
         )
     )
@@ -109,7 +108,7 @@ def send_message(request: Request) -> Response:
         )
     message_id, generation = task
     config = SendConfig.from_settings(settings)
-    result = _unless_db_unavailable(
+    result = unless_db_unavailable(
         lambda: send_one(
             UnitOfWork(get_engine()),
             twilio_sender(),

@@ -10,8 +10,6 @@ import logging
 from collections.abc import Callable
 
 from flask import Request, Response
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.adapters.twilio_signature import (
     IDEMPOTENCY_HEADER,
@@ -22,12 +20,11 @@ from shared.adapters.twilio_signature import (
 from shared.clock import SystemClock
 from shared.config import get_settings
 from shared.db.engine import get_engine
-from shared.db.errors import is_transient
 from shared.db.unit_of_work import UnitOfWork
 from shared.log import set_trace
 from shared.services.delivery_status import record_status_callback
 from shared.services.inbound import ReplyTexts, receive_inbound_message
-from shared.transport import Outcome, Result, for_twilio
+from shared.transport import Outcome, Result, for_twilio, unless_db_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +66,4 @@ def _answer_if_signed(request: Request, public_url: str | None, handle: Callable
     if not is_valid_twilio_request(request, public_url, settings.twilio_auth_token):
         log.warning("twilio webhook refused: missing or invalid signature", extra={"path": request.path})
         return for_twilio(Result(Outcome.FORBIDDEN))
-    return for_twilio(_unless_db_unavailable(handle))
-
-
-def _unless_db_unavailable(handle: Callable[[], Result]) -> Result:
-    try:
-        return handle()
-    except (DBAPIError, PoolTimeout) as exc:
-        if not is_transient(exc):
-            raise
-        log.warning("database unavailable; asking Twilio to retry", extra={"error": type(exc).__name__})
-        return Result(Outcome.TRANSIENT_FAILURE, reason="database unavailable")
+    return for_twilio(unless_db_unavailable(handle))

@@ -17,8 +17,7 @@ from shared.adapters.twilio_send import SendAttempt
 from shared.db.queries import messages as message_sql
 from shared.db.queries.messages import SendContext
 from shared.domain.enums import ConsentState, MessageStatus
-from shared.domain.send_schedule import retry_delay
-from shared.domain.twilio_errors import ErrorClass, classify, describe
+from shared.domain.twilio_errors import ErrorClass, classify, describe, retry_delay
 from shared.services.campaign_lifecycle import pause_in_session
 from shared.services.consent import change_consent
 from shared.services.send_admission import Admission, audit_message, park, reschedule
@@ -64,7 +63,7 @@ def _refused(
         "reason": reason,
     }
     if error_class is ErrorClass.RETRY:
-        delay = retry_delay(context.retry_count, config.retry_delays)
+        delay = retry_delay(context.retry_count + 1, config.retry_delays)
         if delay is not None:
             audit_message(
                 session, context, "message.retried", now, detail | {"retry": context.retry_count + 1}

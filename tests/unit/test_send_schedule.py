@@ -4,7 +4,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.domain.quiet_hours import QuietHours
-from shared.domain.send_schedule import plan_sends, retry_delay, sendable_now, spacing
+from shared.domain.send_schedule import plan_sends, sendable_now, spacing
 
 UTC_ZONE = ZoneInfo("UTC")
 NIGHT = QuietHours(time(22), time(8))  # crosses midnight
@@ -59,9 +59,3 @@ def test_a_window_crossing_midnight_ends_the_next_morning() -> None:
     (plan,) = plan_sends([kolkata], late_evening, late_evening, timedelta(seconds=1), NIGHT)
 
     assert plan.at == datetime(2026, 3, 3, 2, 30, tzinfo=UTC)  # 08:00 IST
-
-
-def test_retry_delays_are_used_in_order_then_run_out() -> None:
-    delays = (timedelta(seconds=60), timedelta(seconds=300), timedelta(seconds=900))
-
-    assert [retry_delay(n, delays) for n in range(4)] == [*delays, None]

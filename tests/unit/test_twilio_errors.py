@@ -86,3 +86,8 @@ def test_describe_known_code_says_what_it_means_and_where_to_read_more() -> None
 
 def test_describe_unknown_code_still_points_to_the_reference() -> None:
     assert describe(12345) == "Twilio error (12345; https://www.twilio.com/docs/api/errors/12345)"
+
+
+def test_retry_delay_follows_a_configured_schedule_then_gives_up() -> None:
+    delays = (timedelta(seconds=1), timedelta(seconds=2))
+    assert [retry_delay(n, delays) for n in (1, 2, 3)] == [*delays, None]
