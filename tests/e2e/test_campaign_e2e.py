@@ -2,8 +2,7 @@
 send_message -> Twilio emulator -> status callbacks. Everything is measured where it matters: at the
 Twilio emulator (what was accepted, and when) and in the ledger.
 
-This module runs its own stack (module scope), so that it can shorten the retry delays (1-3 s instead of
-1-15 min) and the Twilio timeout, and kill send_message's worker, without touching other tests' stack.
+The session's stack runs with short retry delays and Twilio timeout (tests/e2e/conftest.py, E2E_ENVIRON).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from datetime import time as wall_time
 from pathlib import Path
@@ -22,73 +21,18 @@ from zoneinfo import ZoneInfo, available_timezones
 import pytest
 import requests
 from google.cloud import pubsub_v1
-from sqlalchemy import Engine, create_engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
-from infra.local.postgres import LocalPostgres
 from infra.local.stack import LocalStack
 from shared.db.models import Campaign, CampaignPage, Message, Segment, Template, User
 from shared.domain.quiet_hours import QuietHours, window_end
 from shared.domain.send_schedule import spacing
 from shared.services.page_publishing import PageMessage
-from tests.e2e.conftest import SCHEDULER_INTERVAL_SECONDS, cloned_database, stack_environ
+from tests.e2e.conftest import E2E_ENVIRON
 
 pytestmark = pytest.mark.e2e
 
-# What this module's stack runs with: eight short retries make "every recipient gets exactly one
-# message" hold at 20% faults (8 faults in a row: 0.2^9 per recipient); ARCHITECTURE.md's three retries
-# then FAILED is proven in tests/integration/test_sender.py.
-PIPELINE_ENV = {
-    "RETRY_DELAYS_SECONDS": "1,1,2,2,3,3,3,3",
-    "THROUGHPUT_DEFER_SECONDS": "1",
-    "TWILIO_TIMEOUT_SECONDS": "3",
-    "FANOUT_PAGE_SIZE": "250",
-    # Send starts are spaced (1 + margin) / rate: a 1-second window can only overflow if one send is late by
-    # more than `margin` seconds relative to another. Ten processes share this machine's two cores, where a
-    # 25 ms stall (the 2.5% default) happens; production instances are not this crowded.
-    "RATE_SAFETY_MARGIN": "0.08",
-}
 ACCEPTED = {"ACCEPTED", "SENT", "DELIVERED", "READ"}
-
-
-# --- this module's own stack: the conftest fixtures, overridden at module scope ---
-
-
-@pytest.fixture(scope="module")
-def stack_database_url(pg: LocalPostgres, template_database: str) -> Iterator[str]:
-    with cloned_database(pg, template_database, "pipe") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def local_stack(stack_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(
-        state_dir=tmp_path_factory.mktemp("pipeline-stack"),
-        database_url=stack_database_url,
-        scheduler_interval=SCHEDULER_INTERVAL_SECONDS,
-        environ=stack_environ() | PIPELINE_ENV,
-    )
-    with stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def stack_env(local_stack: LocalStack) -> dict[str, str]:
-    return dict(local_stack.env)
-
-
-@pytest.fixture(scope="module")
-def stack_engine(stack_database_url: str) -> Iterator[Engine]:
-    engine = create_engine(stack_database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def _twilio_emulator_config(stack_env: dict[str, str]) -> dict[str, Any]:
-    response = requests.get(stack_env["TWILIO_API_URL"] + "/_emulator/config", timeout=5)
-    response.raise_for_status()
-    config: dict[str, Any] = response.json()
-    return config
 
 
 class Stack:
@@ -324,7 +268,7 @@ def test_rate_ceiling_holds_at_the_emulator_and_quiet_hours_defer_to_each_window
     ledger = stack.ledger(campaign_id)
     far_end = window_end(now, window, ZoneInfo(west))
     assert far_end - now > timedelta(hours=1)
-    step = spacing(20, float(PIPELINE_ENV["RATE_SAFETY_MARGIN"]))
+    step = spacing(20, float(E2E_ENVIRON["RATE_SAFETY_MARGIN"]))
     assert [(ledger[p].status, ledger[p].scheduled_at) for p in far] == [
         ("QUEUED", far_end + k * step) for k in range(20)
     ]
