@@ -1,14 +1,13 @@
 """The campaign pipeline's three doors: trigger_campaign (Cloud Scheduler, operators), fanout_recipients
 (Pub/Sub push) and send_message (Cloud Tasks). Each parses, calls one service, and maps its outcome.
 
-Clients (Pub/Sub publisher, Cloud Tasks, Twilio) are built on first use and kept for the instance.
+Clients (Pub/Sub publisher, Cloud Tasks, Twilio) come from shared.adapters.clients, built on first use.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import logging
 import time
@@ -17,11 +16,8 @@ from typing import Any, TypeGuard
 from cloudevents.http import CloudEvent
 from flask import Request, Response
 
+from shared.adapters import clients
 from shared.adapters.oidc import verified_caller
-from shared.adapters.pubsub import PubSubPublisher, make_publisher
-from shared.adapters.tasks import CloudTasksScheduler, make_task_scheduler
-from shared.adapters.twilio_client import make_twilio_client
-from shared.adapters.twilio_send import TwilioMessageSender
 from shared.clock import SystemClock
 from shared.config import get_settings
 from shared.db.engine import get_engine
@@ -37,30 +33,6 @@ from shared.transport import Outcome, Result, for_cloud_tasks, for_pubsub, unles
 log = logging.getLogger(__name__)
 
 
-@functools.cache
-def publisher() -> PubSubPublisher:
-    return make_publisher(get_settings())
-
-
-@functools.cache
-def task_scheduler() -> CloudTasksScheduler:
-    return make_task_scheduler(get_settings())
-
-
-@functools.cache
-def twilio_sender() -> TwilioMessageSender:
-    settings = get_settings()
-    if not settings.twilio_account_sid or settings.twilio_auth_token is None:
-        raise RuntimeError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set to send messages")
-    client = make_twilio_client(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token.get_secret_value(),
-        settings.twilio_api_url,
-        settings.twilio_timeout_seconds,
-    )
-    return TwilioMessageSender(client, settings.twilio_from, settings.twilio_messaging_service_sid)
-
-
 def trigger_campaign(request: Request) -> Response:
     """No body: start every due campaign (the scheduler's tick). `{"campaign_id": N}`: start that one now."""
     settings = get_settings()
@@ -73,9 +45,9 @@ def trigger_campaign(request: Request) -> Response:
         return _json({"error": 'expected no body, or {"campaign_id": <positive integer>}'}, 400)
     uow, clock = UnitOfWork(get_engine()), SystemClock()
     if campaign_id is None:
-        results = lifecycle.start_due_campaigns(uow, publisher(), clock, settings.fanout_page_size)
+        results = lifecycle.start_due_campaigns(uow, clients.publisher(), clock, settings.fanout_page_size)
         return _json({"started": [_start_json(r) for r in results]}, 200)
-    result = lifecycle.start_campaign(uow, publisher(), campaign_id, clock, settings.fanout_page_size)
+    result = lifecycle.start_campaign(uow, clients.publisher(), campaign_id, clock, settings.fanout_page_size)
     status = 200 if result.started else 404 if result.status is None else 409
     return _json(_start_json(result), status)
 
@@ -90,7 +62,9 @@ def fanout_recipients(cloud_event: CloudEvent) -> None:
     config = FanoutConfig(settings.fanout_page_max_age, settings.rate_safety_margin)
     for_pubsub(
         unless_db_unavailable(
-            lambda: fanout_page(UnitOfWork(get_engine()), task_scheduler(), SystemClock(), page, config)
+            lambda: fanout_page(
+                UnitOfWork(get_engine()), clients.task_scheduler(), SystemClock(), page, config
+            )
         )
     )
 
@@ -111,8 +85,8 @@ def send_message(request: Request) -> Response:
     result = unless_db_unavailable(
         lambda: send_one(
             UnitOfWork(get_engine()),
-            twilio_sender(),
-            task_scheduler(),
+            clients.twilio_sender(),
+            clients.task_scheduler(),
             SystemClock(),
             time.sleep,
             config,

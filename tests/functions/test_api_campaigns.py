@@ -4,14 +4,14 @@ and the summary computed from the message ledger."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from shared.api.clients import override_publisher
+from shared.adapters import clients
 from tests.functions.api_client import ApiClient, api, error_of
 
 __all__ = ["api"]
@@ -26,11 +26,10 @@ class RecordingPublisher:
 
 
 @pytest.fixture
-def publisher() -> Iterator[RecordingPublisher]:
+def publisher(monkeypatch: pytest.MonkeyPatch) -> RecordingPublisher:
     recorder = RecordingPublisher()
-    override_publisher(recorder)
-    yield recorder
-    override_publisher(None)
+    monkeypatch.setattr(clients, "publisher", lambda: recorder)
+    return recorder
 
 
 @pytest.fixture

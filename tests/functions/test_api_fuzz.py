@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.api.clients import override_publisher
+from shared.adapters import clients
 from shared.config import Settings
 from tests.functions.api_client import AUTH
 
@@ -38,8 +38,8 @@ class _DiscardingPublisher:
 
 
 @pytest.fixture
-def api_app(settings: Settings) -> Iterator[Any]:
-    override_publisher(_DiscardingPublisher())
+def api_app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setattr(clients, "publisher", _DiscardingPublisher)
     app = functions_framework.create_app(target="api", source="functions/main.py")
     client = app.test_client()
     # Rows with low ids, so generated ids sometimes hit real resources and reach the deeper code paths.
@@ -56,7 +56,6 @@ def api_app(settings: Settings) -> Iterator[Any]:
         headers=AUTH,
     )
     yield app
-    override_publisher(None)
 
 
 def _schema(app: Any) -> Any:

@@ -8,14 +8,14 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from shared.api.clients import override_publisher
+from shared.adapters import clients
 from shared.dashboard import PAGES_TO_BENCH
 from tests.functions.dashboard_client import DashboardClient, operator, visitor
 
@@ -200,10 +200,8 @@ class NoPagesPublisher:
 
 
 @pytest.fixture
-def no_publishing() -> Iterator[None]:
-    override_publisher(NoPagesPublisher())
-    yield
-    override_publisher(None)
+def no_publishing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clients, "publisher", NoPagesPublisher)
 
 
 @pytest.mark.usefixtures("no_publishing")

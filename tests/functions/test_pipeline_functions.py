@@ -22,6 +22,7 @@ from sqlalchemy import Engine, create_engine, text, update
 
 from infra.local.cloud_tasks_emulator import CloudTasksEmulator
 from infra.local.twilio_emulator import TwilioEmulator
+from shared.adapters import clients
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
 from shared.db.models import User
@@ -70,14 +71,14 @@ def pipeline_settings(
     yield settings
     reset_engine()
     override_settings(None)
-    pipeline.twilio_sender.cache_clear()
+    clients.reset_clients()
 
 
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> tuple[RecordingPublisher, RecordingTasks]:
     publisher, tasks = RecordingPublisher(), RecordingTasks()
-    monkeypatch.setattr(pipeline, "publisher", lambda: publisher)
-    monkeypatch.setattr(pipeline, "task_scheduler", lambda: tasks)
+    monkeypatch.setattr(clients, "publisher", lambda: publisher)
+    monkeypatch.setattr(clients, "task_scheduler", lambda: tasks)
     return publisher, tasks
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import MISSING, AwareDatetime, Field, model_validator
 from sqlalchemy.orm import Session
 
-from shared.api.clients import get_publisher
+from shared.adapters import clients
 from shared.api.crud import delete_row, get_row, list_page, save_row
 from shared.api.errors import BadRequest, Conflict, NotFound
 from shared.api.models import Page, PageQuery, RequestModel, ResourceId, ResponseModel
@@ -238,7 +238,7 @@ def trigger_campaign(context: Context, campaign_id: ResourceId) -> CampaignActio
     # Triggering a DRAFT means "send it now": it is made READY first, through the same transition.
     lifecycle.mark_ready(context.uow(), campaign_id, context.clock)
     result = lifecycle.start_campaign(
-        context.uow(), get_publisher(), campaign_id, context.clock, context.settings.fanout_page_size
+        context.uow(), clients.publisher(), campaign_id, context.clock, context.settings.fanout_page_size
     )
     if result.status is None:
         raise NotFound("campaign", campaign_id)
@@ -279,7 +279,7 @@ def pause_campaign(context: Context, campaign_id: ResourceId) -> CampaignActionO
     extra_errors=(409,),
 )
 def resume_campaign(context: Context, campaign_id: ResourceId) -> CampaignActionOut:
-    result = lifecycle.resume_campaign(context.uow(), get_publisher(), campaign_id, context.clock)
+    result = lifecycle.resume_campaign(context.uow(), clients.publisher(), campaign_id, context.clock)
     # Where a resume leads depends on where the pause came from, so no state counts as "already resumed".
     return _action_reply(context, campaign_id, result, "resume", already_done=None)
 
