@@ -28,6 +28,7 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message"
 
 def mask_phone(text: str) -> str:
     """Mask every phone-like number in `text`, keeping the last four digits."""
+
     def _masked(match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group())
         return ("+" if match.group().startswith("+") else "") + "***" + digits[-4:]

@@ -79,9 +79,10 @@ def classify(http_status: int | None, error_code: int | None) -> ErrorClass:
     return ErrorClass.PERMANENT
 
 
-def retry_delay(
-    failed_attempts: int, delays: Sequence[timedelta] = tuple(timedelta(seconds=s) for s in RETRY_DELAYS)
-) -> timedelta | None:
+_DEFAULT_DELAYS = tuple(timedelta(seconds=seconds) for seconds in RETRY_DELAYS)
+
+
+def retry_delay(failed_attempts: int, delays: Sequence[timedelta] = _DEFAULT_DELAYS) -> timedelta | None:
     """How long to wait after the n-th failed attempt (1-based); None means give up.
 
     `delays` is the deployment's schedule (settings.retry_delays); ARCHITECTURE.md's is the default.

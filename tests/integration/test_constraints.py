@@ -15,19 +15,25 @@ def _exec(engine: Engine, sql: str, **params: object) -> None:
 def _seed_campaign(engine: Engine) -> int:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO users (phone_e164, consent_state) VALUES ('+14155550100', 'OPT_IN')"))
-        tid = conn.execute(text("INSERT INTO templates (name, content) VALUES ('t', 'Hi') RETURNING id")).scalar()
+        tid = conn.execute(
+            text("INSERT INTO templates (name, content) VALUES ('t', 'Hi') RETURNING id")
+        ).scalar()
         sid = conn.execute(
             text("INSERT INTO segments (name, definition) VALUES ('s', '{}'::jsonb) RETURNING id")
         ).scalar()
         return int(
             conn.execute(
-                text("INSERT INTO campaigns (name, template_id, segment_id) VALUES ('c', :t, :s) RETURNING id"),
+                text(
+                    "INSERT INTO campaigns (name, template_id, segment_id) VALUES ('c', :t, :s) RETURNING id"
+                ),
                 {"t": tid, "s": sid},
             ).scalar_one()
         )
 
 
-@pytest.mark.parametrize("phone", ["14155550100", "+0123456789", "+1 415 555 0100", "+1", "", "+1234567890123456"])
+@pytest.mark.parametrize(
+    "phone", ["14155550100", "+0123456789", "+1 415 555 0100", "+1", "", "+1234567890123456"]
+)
 def test_users_reject_a_phone_that_is_not_e164(engine: Engine, phone: str) -> None:
     with pytest.raises(DBAPIError, match="ck_users_phone_e164"):
         _exec(engine, "INSERT INTO users (phone_e164) VALUES (:p)", p=phone)
@@ -74,7 +80,11 @@ def test_messages_reject_a_duplicate_provider_sid(engine: Engine) -> None:
 def test_messages_reject_a_recipient_who_is_not_a_user(engine: Engine) -> None:
     campaign = _seed_campaign(engine)
     with pytest.raises(DBAPIError, match="fk_messages_recipient_phone_users"):
-        _exec(engine, "INSERT INTO messages (campaign_id, recipient_phone) VALUES (:c, '+14155550199')", c=campaign)
+        _exec(
+            engine,
+            "INSERT INTO messages (campaign_id, recipient_phone) VALUES (:c, '+14155550199')",
+            c=campaign,
+        )
 
 
 def test_campaigns_reject_an_unknown_status_and_a_rate_above_the_queue_ceiling(engine: Engine) -> None:
@@ -92,9 +102,7 @@ def test_campaigns_reject_half_a_quiet_hours_window(engine: Engine) -> None:
 
 
 def test_delivery_receipts_reject_the_same_status_twice_for_one_sid(engine: Engine) -> None:
-    insert = (
-        "INSERT INTO delivery_receipts (message_sid, message_status, raw_payload) VALUES ('SM1', 'sent', '{}')"
-    )
+    insert = "INSERT INTO delivery_receipts (message_sid, message_status, raw_payload) VALUES ('SM1', 'sent', '{}')"
     _exec(engine, insert)
     with pytest.raises(DBAPIError, match="uq_delivery_receipts_message_sid_message_status"):
         _exec(engine, insert)
