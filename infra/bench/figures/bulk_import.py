@@ -90,6 +90,8 @@ def _raw_copy(database_url: str, data: ImportFile) -> None:
         conn.run(f"CREATE TABLE {BASELINE_TABLE} ({columns})")
         with data.path.open("rb") as stream:
             conn.run(f"COPY {BASELINE_TABLE} FROM STDIN WITH (FORMAT csv, HEADER true)", stream=stream)
+        if conn.row_count != data.rows:
+            raise RuntimeError(f"the baseline COPY loaded {conn.row_count} rows of {data.rows}")
         conn.run(f"DROP TABLE {BASELINE_TABLE}")
     finally:
         conn.close()

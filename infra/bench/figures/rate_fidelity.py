@@ -137,6 +137,12 @@ def _measure(ctx: BenchContext, campaign: int, recipients: int, size: Size, faul
     if faults:
         time.sleep(size.seconds)
         set_twilio_faults(ctx, {"rate": 0})
+    # Rows first: before the fan-out writes any, "nothing in flight" would hold vacuously.
+    wait_until(
+        lambda: sum(message_counts(ctx, campaign).values()) == recipients,
+        size.timeout,
+        f"campaign {campaign}: a message row per recipient",
+    )
     wait_until(
         lambda: not any(status in IN_FLIGHT for status in message_counts(ctx, campaign)),
         size.timeout,
@@ -145,6 +151,8 @@ def _measure(ctx: BenchContext, campaign: int, recipients: int, size: Size, faul
     )
     messages = accepted_messages(ctx)
     times = acceptance_times(messages)
+    if not times:
+        raise RuntimeError(f"campaign {campaign}: Twilio accepted no message at all")
     distinct = len({m["to"] for m in messages})
     return Fidelity(
         recipients=recipients,
