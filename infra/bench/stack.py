@@ -1,5 +1,5 @@
-"""The stack `make bench` measures: the same processes as `make dev`, on a database and state directory of
-its own (`bench`, `.local/bench/stack`), so a developer's running `make dev` and its data are untouched.
+"""The stack `make bench` measures: the same processes as `make dev`, on a PostgreSQL cluster and state
+directory of its own (`.local/bench/`), so a developer's running `make dev` and its data are untouched.
 
 Two settings differ from the defaults, both so a figure measures what the issue names:
 - SENDER_RATE_LIMIT_PER_SECOND=500: the send figure is "queue unthrottled", so the sender-wide cap is
@@ -26,6 +26,7 @@ from infra.local.twilio_emulator.config import EmulatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = ROOT / ".local" / "bench" / "stack"
+POSTGRES_DIR = ROOT / ".local" / "bench" / "postgres"
 DATABASE = "bench"
 BENCH_SETTINGS = {"SENDER_RATE_LIMIT_PER_SECOND": "500", "RETRY_DELAYS_SECONDS": "5,10,20"}
 
@@ -38,13 +39,14 @@ def bench_environ(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
 @contextmanager
 def bench_stack() -> Iterator[LocalStack]:
-    """A fresh `bench` database in the local cluster and a stack on it; both gone afterwards."""
-    pg = LocalPostgres()
-    started_cluster = not pg.is_running()
+    """A PostgreSQL cluster of the bench's own, a fresh `bench` database in it and a stack on it; all of it
+    stopped afterwards. Not the developers' cluster: a test session elsewhere that stops that one when it
+    ends would take a half-finished run down with it."""
+    pg = LocalPostgres(POSTGRES_DIR)
     pg.start()
-    pg.admin_execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    pg.admin_execute(f'CREATE DATABASE "{DATABASE}"')
     try:
+        pg.admin_execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        pg.admin_execute(f'CREATE DATABASE "{DATABASE}"')
         with LocalStack(
             state_dir=STATE_DIR,
             database_url=pg.url(DATABASE),
@@ -53,9 +55,7 @@ def bench_stack() -> Iterator[LocalStack]:
         ) as stack:
             yield stack
     finally:
-        pg.admin_execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        if started_cluster:
-            pg.stop()
+        pg.stop()
 
 
 def reset_stack(env: Mapping[str, str]) -> None:
