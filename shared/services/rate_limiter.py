@@ -39,23 +39,52 @@ def sender_key(sender: str, rate_per_second: int, margin: float) -> RateKey:
 
 def reserve_slot(session: Session, keys: Sequence[RateKey], now: datetime) -> datetime:
     """The reserved send slot (>= now). Hold the transaction only briefly after this: the key rows stay
-    locked until commit, and every send of the sender passes through its row.
-
-    INSERT ... ON CONFLICT DO UPDATE creates a missing key and locks an existing one in a single statement;
-    keys are taken in sorted order so two senders can never deadlock on them."""
+    locked until commit, and every send of the sender passes through its row."""
     ordered = sorted(keys, key=lambda k: k.key)
-    names = [k.key for k in ordered]
-    values = ", ".join(f"(:k{i}, :now)" for i in range(len(names)))
-    locked = session.execute(
+    slot = _advance(session, ordered, now)
+    if slot is None:
+        _create_locked(session, ordered, now)
+        slot = _advance(session, ordered, now)
+        assert slot is not None, "a rate_limiters row vanished inside the transaction"
+    return slot
+
+
+def _advance(session: Session, ordered: Sequence[RateKey], now: datetime) -> datetime | None:
+    """Lock the keys' rows, take slot = max(now, every tat) and move each tat to slot + its spacing, in
+    one statement: one round trip on the send path, where three cost a measurable share of each send.
+
+    The CTE's FOR UPDATE takes the locks in key order (two senders never deadlock) and, after waiting
+    for another sender, reads its committed tat. If any key has no row yet it locks nothing at all and
+    returns None: holding one key while creating another could deadlock with a sender doing the reverse."""
+    keys = ", ".join(f"(:k{i}, CAST(:s{i} AS interval))" for i in range(len(ordered)))
+    rows = session.execute(
+        text(
+            f"WITH wanted (key, spacing) AS (VALUES {keys}), "
+            "locked AS (SELECT key, tat FROM rate_limiters WHERE key IN (SELECT key FROM wanted) "
+            "AND (SELECT count(*) FROM rate_limiters WHERE key IN (SELECT key FROM wanted)) = :count "
+            "ORDER BY key FOR UPDATE), "
+            "slot AS (SELECT greatest(CAST(:now AS timestamptz), max(tat)) AS at FROM locked HAVING count(*) > 0) "
+            "UPDATE rate_limiters AS r SET tat = slot.at + wanted.spacing FROM slot, wanted "
+            "WHERE r.key = wanted.key RETURNING slot.at"
+        ),
+        {
+            "now": now,
+            "count": len(ordered),
+            **{f"k{i}": k.key for i, k in enumerate(ordered)},
+            **{f"s{i}": k.spacing for i, k in enumerate(ordered)},
+        },
+    ).all()
+    return rows[0][0] if rows else None
+
+
+def _create_locked(session: Session, ordered: Sequence[RateKey], now: datetime) -> None:
+    """A key's first use: create the missing rows and lock all of them, in key order, in one statement
+    (INSERT ... ON CONFLICT DO UPDATE both creates a missing key and locks an existing one)."""
+    values = ", ".join(f"(:k{i}, :now)" for i in range(len(ordered)))
+    session.execute(
         text(
             f"INSERT INTO rate_limiters (key, tat) VALUES {values} "
-            "ON CONFLICT (key) DO UPDATE SET tat = rate_limiters.tat RETURNING key, tat"
+            "ON CONFLICT (key) DO UPDATE SET tat = rate_limiters.tat"
         ),
-        {"now": now, **{f"k{i}": name for i, name in enumerate(names)}},
+        {"now": now, **{f"k{i}": k.key for i, k in enumerate(ordered)}},
     )
-    slot: datetime = max([now, *(tat for _, tat in locked)])
-    session.execute(
-        text("UPDATE rate_limiters SET tat = :tat WHERE key = :key"),
-        [{"key": k.key, "tat": slot + k.spacing} for k in ordered],
-    )
-    return slot

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from shared.adapters.tasks import SendTask
 from shared.adapters.twilio_send import OutboundMessage
 from shared.adapters.twilio_signature import status_callback_url
+from shared.clock import Clock
 from shared.db.audit import record_audit
 from shared.db.models import Message
 from shared.db.queries import messages as message_sql
@@ -46,8 +47,9 @@ class Admission:
     slot: datetime | None = None
 
 
-def admit(session: Session, message_id: int, generation: int, now: datetime, config: SendConfig) -> Admission:
+def admit(session: Session, message_id: int, generation: int, clock: Clock, config: SendConfig) -> Admission:
     context = message_sql.lock_for_send(session, message_id)
+    now = clock.now()
     if context is None:
         return Admission(Result(Outcome.DONE, "no such message"))
     if context.status is MessageStatus.SENDING and context.generation == generation:
@@ -57,7 +59,7 @@ def admit(session: Session, message_id: int, generation: int, now: datetime, con
     elif context.generation != generation:
         admission = _stale_task(context)
     else:
-        admission = _recheck_and_claim(session, context, now, config)
+        admission = _recheck_and_claim(session, context, clock, config)
     return replace(admission, campaign_id=context.campaign_id)
 
 
@@ -87,9 +89,8 @@ def _stale_task(context: SendContext) -> Admission:
     return Admission(Result(Outcome.DONE, "stale task"))
 
 
-def _recheck_and_claim(
-    session: Session, context: SendContext, now: datetime, config: SendConfig
-) -> Admission:
+def _recheck_and_claim(session: Session, context: SendContext, clock: Clock, config: SendConfig) -> Admission:
+    now = clock.now()
     if context.consent_state != ConsentState.OPT_IN.value:
         return _withhold(session, context, now, CONSENT_REVOKED_REASON)
     if context.campaign_status is CampaignStatus.CANCELLED:
@@ -110,17 +111,19 @@ def _recheck_and_claim(
     )
     if isinstance(payload, Withheld):
         return _withhold(session, context, now, payload.reason)
-    return _take_slot_and_claim(session, context, now, config, _outbound(context, payload, config))
+    return _take_slot_and_claim(session, context, clock, config, _outbound(context, payload, config))
 
 
 def _take_slot_and_claim(
-    session: Session, context: SendContext, now: datetime, config: SendConfig, outbound: OutboundMessage
+    session: Session, context: SendContext, clock: Clock, config: SendConfig, outbound: OutboundMessage
 ) -> Admission:
+    # Read the clock again: the slot is measured from when it is reserved, not from before the lock wait.
+    now = clock.now()
     # A slot reserved earlier is kept only if it is still ahead; a late arrival must not send off-slot.
     if context.slot_at is not None and context.slot_at >= now:
         slot = context.slot_at
     else:
-        slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now)
+        slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now + config.slot_lead)
     if slot - now > config.max_wait:
         return _wait_for_slot(session, context, slot, config, MessageStatus.QUEUED)
     message_sql.set_fields(
@@ -135,13 +138,14 @@ def _take_slot_and_claim(
     return Admission(Result(Outcome.DONE), claimed=context, outbound=outbound, slot=slot)
 
 
-def retake_slot(session: Session, admission: Admission, now: datetime, config: SendConfig) -> Admission:
+def retake_slot(session: Session, admission: Admission, clock: Clock, config: SendConfig) -> Admission:
     """The claimed send woke up too late for its slot (a stalled process): sending now could crowd the
     next slot's send into the same second, so it takes a fresh slot, or goes back to the queue for it
     when that slot is far."""
     assert admission.claimed is not None
     context = admission.claimed
-    slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now)
+    now = clock.now()
+    slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now + config.slot_lead)
     if slot - now > config.max_wait:
         return _wait_for_slot(session, context, slot, config, MessageStatus.SENDING)
     return replace(admission, slot=slot)

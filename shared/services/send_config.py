@@ -10,6 +10,10 @@ from shared.config import Settings
 # Beyond the Twilio timeout, a claim whose sender never came back may have reached Twilio: allow this much
 # more for the sender to commit what it got before judging the message ambiguous.
 COMMIT_GRACE = timedelta(seconds=5)
+# A slot is reserved this far past the moment it is reserved, so the commit of the claim (a round trip,
+# several milliseconds on a loaded machine) lands before the slot instead of making every send on an
+# idle key start late, and then miss its slot and retake one.
+SLOT_LEAD = timedelta(milliseconds=20)
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class SendConfig:
     throughput_defer: timedelta
     ambiguous_after: timedelta
     status_callback_base: str
+    slot_lead: timedelta = SLOT_LEAD
 
     @property
     def late_tolerance(self) -> timedelta:

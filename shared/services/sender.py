@@ -35,7 +35,7 @@ def send_message(
     generation: int,
 ) -> Result:
     with uow:
-        admission = admit(uow.session, message_id, generation, clock.now(), config)
+        admission = admit(uow.session, message_id, generation, clock, config)
         uow.commit()
     admission = _await_slot(uow, clock, sleep, config, admission)
     if admission.outbound is None or admission.claimed is None:
@@ -61,7 +61,7 @@ def _await_slot(
         if clock.now() - admission.slot <= config.late_tolerance:
             return admission
         with uow:
-            admission = retake_slot(uow.session, admission, clock.now(), config)
+            admission = retake_slot(uow.session, admission, clock, config)
             uow.commit()
     if admission.slot is None:
         return admission

@@ -4,7 +4,10 @@ clock the test sets and a recording stand-in for Cloud Tasks."""
 from __future__ import annotations
 
 import socket
+import threading
+import time as clock_time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import time, timedelta
 from typing import Any
 
@@ -14,8 +17,8 @@ from sqlalchemy import Engine, insert, select, update
 from infra.local.twilio_emulator import TwilioEmulator
 from shared.adapters.twilio_client import make_twilio_client
 from shared.adapters.twilio_send import TwilioMessageSender
-from shared.clock import FixedClock
-from shared.db.models import AuditEvent, Campaign, Message, User
+from shared.clock import FixedClock, SystemClock
+from shared.db.models import AuditEvent, Campaign, Message, RateLimiter, User
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.session_window import NO_TEMPLATE_REASON
 from shared.services.rate_limiter import campaign_key, reserve_slot
@@ -364,15 +367,16 @@ def test_a_send_waits_for_its_rate_slot_and_a_far_slot_is_rescheduled(harness: H
     harness.clock.set(T0)
     harness.send(third)
 
-    step = 1.025 / 2
-    assert harness.slept == [pytest.approx(step)]
+    step, lead = timedelta(seconds=1.025 / 2), CONFIG.slot_lead
+    # The first slot lies `lead` past its reservation (for the claim's commit); the next are a step apart.
+    assert harness.slept == [pytest.approx(s.total_seconds()) for s in (lead, lead + step)]
     assert [m["to"] for m in harness.twilio.messages()] == [
         f"whatsapp:{harness.message(first).recipient_phone}",
         f"whatsapp:{harness.message(second).recipient_phone}",
     ]
     (task,) = harness.tasks.tasks
     row = harness.message(third)
-    assert row.slot_at == T0 + 2 * timedelta(seconds=step)
+    assert row.slot_at == T0 + lead + 2 * step
     assert task.at == row.slot_at - CONFIG.max_wait / 2
 
 
@@ -418,4 +422,42 @@ def test_a_send_that_wakes_too_late_for_its_slot_takes_a_fresh_one_instead_of_cr
         pytest.approx(step.total_seconds() - 0.3),
     ]
     assert harness.clock.now() == T0 + 2 * step
+    assert len(harness.twilio.messages()) == 1
+
+
+def test_time_spent_waiting_for_the_row_lock_does_not_make_the_send_miss_its_slot(harness: Harness) -> None:
+    """The slot is reserved from the clock read after the lock wait, not before it: a send queued behind
+    another transaction for a second still starts on its first slot instead of retaking one."""
+    message_id = _queued(harness.engine, rate=2)
+    with harness.engine.begin() as conn:  # within the 24-hour window at the real time this test runs at
+        conn.execute(update(User).values(last_inbound_at=SystemClock().now()))
+    config = replace(CONFIG, rate_margin=0.5, slot_lead=timedelta(seconds=0.5))
+    held = threading.Event()
+
+    def hold_the_row_for_a_second() -> None:
+        with harness.engine.begin() as conn:
+            conn.execute(select(Message.id).where(Message.id == message_id).with_for_update())
+            held.set()
+            clock_time.sleep(1.0)
+
+    holder = threading.Thread(target=hold_the_row_for_a_second)
+    holder.start()
+    held.wait()
+    result = send_message(
+        UnitOfWork(harness.engine),
+        harness.sender,
+        harness.tasks,
+        SystemClock(),
+        clock_time.sleep,
+        config,
+        message_id,
+        0,
+    )
+    holder.join()
+
+    assert result == Result(Outcome.DONE, "accepted")
+    claimed_at = harness.message(message_id).claimed_at
+    with harness.engine.connect() as conn:
+        tat = conn.execute(select(RateLimiter.tat).where(RateLimiter.key.like("campaign:%"))).scalar_one()
+    assert tat == claimed_at + campaign_key(0, 2, config.rate_margin).spacing  # one slot taken, not two
     assert len(harness.twilio.messages()) == 1
