@@ -8,6 +8,7 @@ have been accepted (ambiguous: never resend, reconcile from the status callback 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +18,7 @@ from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
 
 WHATSAPP = "whatsapp:"
+_SDK_LOGGER = "twilio.http_client"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class TwilioMessageSender:
     def __init__(self, client: Client, from_: str | None, messaging_service_sid: str | None) -> None:
         if not from_ and not messaging_service_sid:
             raise RuntimeError("set TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID to send messages")
+        # The SDK logs every request and response at INFO: ten JSON lines per send, several of them between
+        # the rate slot and the call, a quarter of the SDK's CPU per send. Its warnings still come through.
+        logging.getLogger(_SDK_LOGGER).setLevel(logging.WARNING)
         self._client = client
         self._from = from_ if not from_ or from_.startswith(WHATSAPP) else WHATSAPP + from_
         self._service = messaging_service_sid

@@ -1,6 +1,7 @@
 """One attempt of an HTTP task: the request Cloud Tasks sends, and what came back."""
 
 import email.utils
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,21 @@ _RPC_CODE_BY_HTTP_STATUS = {
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
+
+
+# One session per dispatch thread: a kept-alive connection to the target instead of a TCP connect per
+# attempt, which at hundreds of dispatches a second costs the target more than the request itself.
+_sessions = threading.local()
+
+
+def _session() -> requests.Session:
+    session: requests.Session | None = getattr(_sessions, "session", None)
+    if session is None:
+        session = requests.Session()
+        # The emulator calls 127.0.0.1 targets: no proxies or .netrc to look up on every request.
+        session.trust_env = False
+        _sessions.session = session
+    return session
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,7 @@ def send(request: DispatchRequest, mint_token: Callable[[str, str], str]) -> Att
     if request.oidc_service_account is not None:
         headers["Authorization"] = f"Bearer {mint_token(request.oidc_service_account, request.oidc_audience)}"
     try:
-        response = requests.request(
+        response = _session().request(
             request.method,
             request.url,
             headers=headers,

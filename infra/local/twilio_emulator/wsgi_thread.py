@@ -1,28 +1,145 @@
-"""A WSGI app served on a background thread, one handler thread per connection."""
+"""A WSGI app served on a background thread: HTTP/1.1 with keep-alive, one handler thread per connection.
+
+Werkzeug's development server closes the connection after every response, so each send cost a TCP
+connect and a new thread on both sides, a large share of a send at a few hundred a second. This
+server keeps connections open the way Twilio's front end does; the app's responses always carry a
+Content-Length (werkzeug sets it for the byte bodies the emulator returns; it is added here otherwise).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import socket
+import sys
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+# An idle kept-alive connection is closed after this long, as servers do, so its thread ends.
+IDLE_TIMEOUT_SECONDS = 30.0
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: Any) -> None:
+        super().__init__(address, _KeepAliveHandler)
+        self.app = app
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def close_open_connections(self) -> None:
+        """Stopped means stopped: a kept-alive client must not be answered by a leftover handler thread."""
+        with self.connections_lock:
+            for connection in self.open_connections:
+                with contextlib.suppress(OSError):  # already closed by the client
+                    connection.shutdown(socket.SHUT_RDWR)
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_SECONDS
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in two writes: without this, Nagle holds the body back for the client's
+        # delayed ACK, 40 ms per request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.connections_lock:
+            self.server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.open_connections.discard(self.connection)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
         """A log line per request would cost more than the request at a few hundred sends a second."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            # No client of the emulator streams a request body; refusing keeps the framing simple.
+            self.send_error(411, "Length Required")
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status, headers, chunks = self._call_app(body)
+        code, _, reason = status.partition(" ")
+        payload = b"".join(chunks)
+        self.send_response(int(code), reason)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _call_app(self, body: bytes) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [status, headers]
+            return lambda data: chunks.append(data)
+
+        chunks: list[bytes] = []
+        result = self.server.app(self._environ(body), start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return started[0], started[1], chunks
+
+    def _environ(self, body: bytes) -> dict[str, Any]:
+        path, _, query = self.path.partition("?")
+        host, port = self.server.server_address[:2]
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": self.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(path, encoding="latin-1"),
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "SERVER_NAME": str(host),
+            "SERVER_PORT": str(port),
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in self.headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[key] = f"{environ[key]},{value}" if key in environ else value
+        return environ
 
 
 class WsgiThread:
     def __init__(self, app: Any, host: str, port: int) -> None:
         self._app, self._host, self._port = app, host, port
-        self._server: BaseWSGIServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._server = make_server(
-            self._host, self._port, self._app, threaded=True, request_handler=_QuietRequestHandler
-        )
+        self._server = _Server((self._host, self._port), self._app)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="wsgi-thread", daemon=True
         )
@@ -32,6 +149,7 @@ class WsgiThread:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_open_connections()
         if self._thread is not None:
             self._thread.join()
 
