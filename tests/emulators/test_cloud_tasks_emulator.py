@@ -27,6 +27,7 @@ from google.oauth2 import id_token
 
 from infra.local.cloud_tasks_emulator import CloudTasksEmulator, Retention
 from infra.local.cloud_tasks_emulator.backoff import RetryPolicy
+from shared.adapters.tasks import CloudTasksScheduler, SendTask, TaskCreationRefused, task_id
 from tests.emulators.conftest import LOCATION, RecordingTarget, Reply
 
 SERVICE_ACCOUNT = "send-message@test-project.iam.gserviceaccount.com"
@@ -327,6 +328,59 @@ def test_duplicate_task_name_is_refused_while_queued_after_completion_and_after_
         tasks_client.create_task(parent=queue.name, task=http_task(task_target.url, "completed"))
 
 
+def batch_of(queue: tasks_v2.Queue, *tasks: tasks_v2.Task) -> tasks_v2.BatchCreateTasksRequest:
+    return tasks_v2.BatchCreateTasksRequest(
+        parent=queue.name, requests=[tasks_v2.CreateTaskRequest(parent=queue.name, task=t) for t in tasks]
+    )
+
+
+def test_batch_create_reports_each_refused_task_by_index_and_creates_the_rest(
+    tasks_client: tasks_v2.CloudTasksClient, task_target: RecordingTarget
+) -> None:
+    queue = make_queue(tasks_client)
+    tasks_client.pause_queue(name=queue.name)
+    tasks_client.create_task(parent=queue.name, task=http_task(task_target.url, "existing"))
+    too_late = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=31)
+    request = batch_of(
+        queue,
+        http_task(task_target.url, "first"),
+        http_task(task_target.url, "existing"),
+        http_task(task_target.url, "far", schedule_time=too_late),
+        http_task(task_target.url, "last"),
+    )
+
+    operation = tasks_client.batch_create_tasks(request=request)
+
+    created = operation.result(timeout=5)
+    assert [t.name.rsplit("/", 1)[-1] for t in created.tasks] == ["first", "last"]
+    assert created.tasks[0].http_request.body == b""  # the BASIC view, as CreateTask answers
+    failed = operation.metadata.failed_requests
+    assert {index: status.code for index, status in failed.items()} == {
+        1: grpc.StatusCode.ALREADY_EXISTS.value[0],
+        2: grpc.StatusCode.INVALID_ARGUMENT.value[0],
+    }
+    assert operation.metadata.state == tasks_v2.BatchCreateTasksMetadata.State.PARTIALLY_SUCCEEDED
+    names = sorted(t.name.rsplit("/", 1)[-1] for t in tasks_client.list_tasks(parent=queue.name))
+    assert names == ["existing", "first", "last"]
+
+
+def test_batch_create_refuses_more_than_100_tasks_or_another_queue_and_a_missing_queue(
+    tasks_client: tasks_v2.CloudTasksClient, task_target: RecordingTarget
+) -> None:
+    queue = make_queue(tasks_client)
+    other = make_queue(tasks_client, queue_id="other")
+    with pytest.raises(exceptions.InvalidArgument):
+        tasks_client.batch_create_tasks(request=batch_of(queue, *[http_task(task_target.url)] * 101))
+    mixed = batch_of(queue, http_task(task_target.url))
+    mixed.requests.append(tasks_v2.CreateTaskRequest(parent=other.name, task=http_task(task_target.url)))
+    with pytest.raises(exceptions.InvalidArgument):
+        tasks_client.batch_create_tasks(request=mixed)
+    missing = tasks_v2.Queue(name=f"{LOCATION}/queues/missing")
+    with pytest.raises(exceptions.NotFound):
+        tasks_client.batch_create_tasks(request=batch_of(missing, http_task(task_target.url)))
+    assert list(tasks_client.list_tasks(parent=queue.name)) == []
+
+
 def test_names_become_reusable_once_their_retention_window_has_passed(task_target: RecordingTarget) -> None:
     with CloudTasksEmulator(retention=Retention(task_name_seconds=0.3, queue_name_seconds=0.3)) as emulator:
         channel = grpc.insecure_channel(emulator.address)
@@ -517,3 +571,43 @@ def test_command_prints_its_addresses_and_stops_on_sigterm() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# --- the application's task scheduler on the emulator ------------------------------------------------
+
+
+def test_task_scheduler_creates_every_task_in_batches_and_counts_existing_names_as_created(
+    tasks_client: tasks_v2.CloudTasksClient, task_target: RecordingTarget
+) -> None:
+    queue = make_queue(tasks_client)
+    tasks_client.pause_queue(name=queue.name)
+    scheduler = CloudTasksScheduler(tasks_client, queue.name, task_target.url, SERVICE_ACCOUNT, workers=3)
+    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
+    sends = [
+        SendTask(message_id, 0, at, at + datetime.timedelta(seconds=message_id)) for message_id in range(250)
+    ]
+
+    scheduler.schedule(sends)
+    scheduler.schedule(sends[:130])  # a redelivered page: every name exists, nothing is refused
+    scheduler.schedule(sends[:1])
+
+    listed = tasks_client.list_tasks(request={"parent": queue.name, "response_view": tasks_v2.Task.View.FULL})
+    by_name = {t.name.rsplit("/", 1)[-1]: t for t in listed}
+    assert sorted(by_name) == sorted(task_id(s) for s in sends)
+    first = by_name[task_id(sends[7])]
+    assert first.schedule_time == sends[7].at
+    assert json.loads(first.http_request.body) == {"message_id": 7, "generation": 0}
+    assert first.http_request.oidc_token.service_account_email == SERVICE_ACCOUNT
+
+
+def test_task_scheduler_raises_when_a_task_of_a_batch_is_refused_for_another_reason(
+    tasks_client: tasks_v2.CloudTasksClient, task_target: RecordingTarget
+) -> None:
+    queue = make_queue(tasks_client)
+    tasks_client.pause_queue(name=queue.name)
+    scheduler = CloudTasksScheduler(tasks_client, queue.name, task_target.url, SERVICE_ACCOUNT, workers=1)
+    now = datetime.datetime.now(datetime.UTC)
+    too_late = SendTask(1, 0, now, now + datetime.timedelta(days=31))
+
+    with pytest.raises(TaskCreationRefused, match="1 of 2"):
+        scheduler.schedule([SendTask(2, 0, now, now), too_late])

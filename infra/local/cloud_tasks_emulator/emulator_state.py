@@ -3,9 +3,10 @@
 import datetime
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.cloud import tasks_v2
@@ -106,22 +107,47 @@ class EmulatorState:
 
     # --- tasks ------------------------------------------------------------------------------------
 
-    def create_task(self, parent: str, requested: tasks_v2.Task) -> tasks_v2.Task:
+    def create_task(self, parent: str, requested: Any) -> tasks_v2.Task:
+        """CreateTask from the raw Task message; returns a copy of the task as stored."""
+        (outcome,) = self.create_tasks(parent, [requested])
+        if isinstance(outcome, RpcError):
+            raise outcome
+        return outcome
+
+    def create_tasks(self, parent: str, requested: Sequence[Any]) -> list[tasks_v2.Task | RpcError]:
+        """Create each raw Task message on its own, as BatchCreateTasks does (not atomic): a copy of each
+        task as stored, or the error that refused it. A missing queue refuses the whole call."""
         queue_name = names.check_queue_name(parent)
-        task = task_validation.new_task(
-            requested, queue_name, datetime.datetime.now(datetime.UTC), self._task_limits
-        )
+        now = datetime.datetime.now(datetime.UTC)
+        validated: list[tasks_v2.Task | RpcError] = []
+        for task in requested:
+            try:
+                validated.append(task_validation.new_task(task, queue_name, now, self._task_limits))
+            except RpcError as error:
+                validated.append(error)
+        outcomes: list[tasks_v2.Task | RpcError] = []
+        # One lock hold for the batch: the dispatcher and other callers wait once, not once per task.
         with self._lock:
-            self._queue(queue_name).add(task)
-            return tasks_v2.Task(task)
+            queue = self._queue(queue_name)
+            for outcome in validated:
+                if isinstance(outcome, RpcError):
+                    outcomes.append(outcome)
+                    continue
+                try:
+                    queue.add(outcome)
+                except RpcError as error:
+                    outcomes.append(error)
+                    continue
+                outcomes.append(_copy(outcome))
+        return outcomes
 
     def get_task(self, name: str) -> tasks_v2.Task:
         with self._lock:
-            return tasks_v2.Task(self._queue(names.queue_of_task(name)).task(name))
+            return _copy(self._queue(names.queue_of_task(name)).task(name))
 
     def list_tasks(self, parent: str) -> list[tasks_v2.Task]:
         with self._lock:
-            return [tasks_v2.Task(task) for task in self._queue(names.check_queue_name(parent)).tasks()]
+            return [_copy(task) for task in self._queue(names.check_queue_name(parent)).tasks()]
 
     def delete_task(self, name: str) -> None:
         with self._lock:
@@ -129,7 +155,7 @@ class EmulatorState:
 
     def run_task(self, name: str) -> tasks_v2.Task:
         with self._lock:
-            return tasks_v2.Task(self._queue(names.queue_of_task(name)).run_now(name))
+            return _copy(self._queue(names.queue_of_task(name)).run_now(name))
 
     # --- whole emulator ---------------------------------------------------------------------------
 
@@ -173,3 +199,11 @@ class EmulatorState:
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"The queue cannot be created because a queue with this name existed too recently: {name}",
             )
+
+
+def _copy(task: tasks_v2.Task) -> tasks_v2.Task:
+    """A snapshot the caller may change or read after the lock is released. The raw message's CopyFrom,
+    because proto-plus's copy constructor (a deepcopy) cost more than storing the task."""
+    snapshot = tasks_v2.Task.pb()()
+    snapshot.CopyFrom(tasks_v2.Task.pb(task))
+    return tasks_v2.Task.wrap(snapshot)
