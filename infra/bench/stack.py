@@ -10,6 +10,7 @@ Two settings differ from the defaults, both so a figure measures what the issue 
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from infra.local.twilio_emulator.config import EmulatorConfig
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = ROOT / ".local" / "bench" / "stack"
 POSTGRES_DIR = ROOT / ".local" / "bench" / "postgres"
+LOCK_FILE = ROOT / ".local" / "bench" / "run.lock"
 DATABASE = "bench"
 BENCH_SETTINGS = {"SENDER_RATE_LIMIT_PER_SECOND": "500", "RETRY_DELAYS_SECONDS": "5,10,20"}
 
@@ -42,6 +44,12 @@ def bench_stack() -> Iterator[LocalStack]:
     """A PostgreSQL cluster of the bench's own, a fresh `bench` database in it and a stack on it; all of it
     stopped afterwards. Not the developers' cluster: a test session elsewhere that stops that one when it
     ends would take a half-finished run down with it."""
+    with _only_run(), _stack() as stack:
+        yield stack
+
+
+@contextmanager
+def _stack() -> Iterator[LocalStack]:
     pg = LocalPostgres(POSTGRES_DIR)
     pg.start()
     try:
@@ -56,6 +64,24 @@ def bench_stack() -> Iterator[LocalStack]:
             yield stack
     finally:
         pg.stop()
+
+
+@contextmanager
+def _only_run() -> Iterator[None]:
+    """One bench run at a time on this checkout: a second would stop the first's stack and drop its database."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK_FILE.open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise SystemExit(
+                f"another bench run holds {LOCK_FILE} (pid {lock.read().strip() or '?'})"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
 
 
 def reset_stack(env: Mapping[str, str]) -> None:
