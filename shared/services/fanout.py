@@ -78,7 +78,11 @@ def fanout_page(
             "creating send tasks failed", extra={"campaign_id": page.campaign_id, "error": repr(error)}
         )
         return Result(Outcome.TRANSIENT_FAILURE, f"creating send tasks failed: {type(error).__name__}")
-    if context.campaign_status is CampaignStatus.RUNNING:
+    # A page that queued sends leaves completion to them: send_message checks after each message it
+    # finishes, and these finish after this commit. Only a page that queued nothing (every recipient
+    # skipped) can be the campaign's last event, so only it checks (its own transaction, after the
+    # commit, so that it sees every other page's).
+    if context.campaign_status is CampaignStatus.RUNNING and not to_send:
         complete_if_done(uow, page.campaign_id, clock)
     return Result(Outcome.DONE, details={"tasks": len(to_send)})
 
@@ -95,20 +99,27 @@ def _fan_out_locked(
     A first delivery writes the page's rows. Any delivery (a redelivery, or the republish that resumes a
     paused campaign) then plans the page's parked messages and re-creates every queued message's task."""
     running = context.campaign_status is CampaignStatus.RUNNING
-    existing = message_sql.queued_in_page(session, page.campaign_id, context.first_phone, context.last_phone)
-    drafts = [] if context.fanned_out else _drafts(session, page.campaign_id, context)
+    if context.fanned_out:
+        existing = message_sql.queued_in_page(
+            session, page.campaign_id, context.first_phone, context.last_phone
+        )
+        drafts = []
+    else:
+        # A page's rows are written in the transaction that marks it fanned out: until then it has none.
+        existing = []
+        drafts = _drafts(session, page.campaign_id, context)
+        # Marked before the planning cursor below is locked: that lock holds up the page beside this one.
+        campaign_sql.mark_page(session, page.campaign_id, page.page_no, fanned_out_at=now)
     fresh = [d for d in drafts if d.skip_reason is None]
     parked = [q for q in existing if q.scheduled_at is None] if running else []
     zones = [d.zone for d in fresh] + [_zone(q.user_timezone, context.timezone) for q in parked]
     plans = _plan(session, page.campaign_id, context, zones, now, config) if running else []
     fresh_plans, parked_plans = plans[: len(fresh)], plans[len(fresh) :]
     inserted = message_sql.insert_new(
-        session, _rows(page.campaign_id, context.campaign_status, drafts, fresh_plans)
+        session, page.campaign_id, _rows(context.campaign_status, drafts, fresh_plans)
     )
     message_sql.schedule_parked(session, {q.id: p.at for q, p in zip(parked, parked_plans, strict=True)})
     _audit(session, page.campaign_id, drafts, inserted, fresh, fresh_plans, now)
-    if not context.fanned_out:
-        campaign_sql.mark_page(session, page.campaign_id, page.page_no, fanned_out_at=now)
     if not running:
         return []
     tasks = [SendTask(q.id, q.generation, q.created_at, q.scheduled_at) for q in existing if q.scheduled_at]
@@ -163,29 +174,23 @@ def _plan(
 
 
 def _rows(
-    campaign_id: int, status: CampaignStatus, drafts: Sequence[_Draft], plans: Sequence[PlannedSend]
-) -> list[dict[str, Any]]:
+    status: CampaignStatus, drafts: Sequence[_Draft], plans: Sequence[PlannedSend]
+) -> list[message_sql.NewMessage]:
     """Message rows for a first delivery: queued with its planned time while running, parked (no time)
     while paused, withheld once cancelled; skipped recipients are written too, with their reason."""
     planned = iter(plans)
     rows = []
     for draft in drafts:
-        row: dict[str, Any] = {
-            "campaign_id": campaign_id,
-            "recipient_phone": draft.phone,
-            "body": draft.body,
-            "content_variables": draft.content_variables,
-            "status": MessageStatus.QUEUED.value,
-            "status_reason": None,
-            "scheduled_at": None,
-        }
+        row_status, reason, at = MessageStatus.QUEUED, None, None
         if draft.skip_reason is not None:
-            row.update(status=MessageStatus.SKIPPED.value, status_reason=draft.skip_reason)
+            row_status, reason = MessageStatus.SKIPPED, draft.skip_reason
         elif status is CampaignStatus.CANCELLED:
-            row.update(status=MessageStatus.WITHHELD.value, status_reason=CANCELLED_REASON)
+            row_status, reason = MessageStatus.WITHHELD, CANCELLED_REASON
         elif status is CampaignStatus.RUNNING:
-            row.update(scheduled_at=next(planned).at)
-        rows.append(row)
+            at = next(planned).at
+        rows.append(
+            message_sql.NewMessage(draft.phone, draft.body, draft.content_variables, row_status, reason, at)
+        )
     return rows
 
 
