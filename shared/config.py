@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, le=50)
     db_max_overflow: int = Field(default=2, ge=0, le=50)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Requests one process serves at once: gunicorn's threads, from the THREADS that functions-framework
+    # reads too. Each may hold a connection, so the pool keeps that many (within the budget above).
+    threads: int = Field(default=1, ge=1, le=1000)
 
     # --- domain defaults ---
     default_region: str = Field(default="US", min_length=2, max_length=2)

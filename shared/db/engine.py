@@ -7,11 +7,19 @@ engine's creator, with LAZY certificate refresh because Cloud Functions throttle
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from shared.config import Settings, get_settings
+
+# Long enough that a busy instance never pings, short enough that a connection left over from before a
+# quiet spell (when Cloud Functions throttles the CPU and servers drop idle clients) is checked first.
+PING_AFTER_IDLE_SECONDS = 10.0
+_IDLE_SINCE = "idle_since"
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -46,19 +54,58 @@ def _cloud_sql_creator(settings: Settings) -> Any:
 
 
 def make_engine(settings: Settings) -> Engine:
+    budget = settings.db_pool_size + settings.db_max_overflow
+    # QueuePool closes an overflow connection when it comes back, so a pool smaller than the threads that
+    # share it opened (with TLS setup) and closed a connection for every request beyond it. Keep one per
+    # thread instead, within the same budget of connections per instance.
+    pool_size = min(max(settings.db_pool_size, settings.threads), budget)
     pool: dict[str, Any] = {
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
+        "pool_size": pool_size,
+        "max_overflow": budget - pool_size,
         "pool_timeout": settings.db_pool_timeout_seconds,
         # Cloud SQL and local servers both drop idle connections; recycle before they do.
         "pool_recycle": 1800,
-        "pool_pre_ping": True,
     }
     if settings.database_url is not None:
-        return create_engine(settings.database_url.get_secret_value(), **pool)
-    if settings.instance_connection_name:
-        return create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **pool)
-    raise RuntimeError("no database configured: set DATABASE_URL or INSTANCE_CONNECTION_NAME")
+        engine = create_engine(settings.database_url.get_secret_value(), **pool)
+    elif settings.instance_connection_name:
+        engine = create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **pool)
+    else:
+        raise RuntimeError("no database configured: set DATABASE_URL or INSTANCE_CONNECTION_NAME")
+    _ping_connections_left_idle(engine)
+    return engine
+
+
+def _ping_connections_left_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle, where a dropped one hides.
+
+    pool_pre_ping pinged on every checkout: with pg8000 that is BEGIN, SELECT 1 and later a ROLLBACK, five
+    round trips per request, more than a status callback's own work. A connection that answered moments
+    ago is used as is; if the server went away meanwhile, the request fails as transient (the caller
+    retries) and the broken connection is discarded.
+    """
+    dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+
+    @event.listens_for(engine, "checkin")
+    def _mark_idle(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        # A fresh connection has no mark: the pool clears `info` whenever it reconnects.
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()
+        except (dbapi_error, OSError) as error:  # pg8000 lets a reset socket escape as a bare OSError
+            # The pool discards this connection and checks out another (a new one if need be).
+            raise DisconnectionError(f"idle connection failed its ping: {error}") from error
 
 
 def get_engine() -> Engine:

@@ -51,7 +51,7 @@ def status_webhook(request: Request) -> Response:
         request,
         settings.status_webhook_url,
         lambda: record_status_callback(
-            UnitOfWork(get_engine()),
+            get_engine(),
             webhook_params(request),
             query=flatten(request.args),
             idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),

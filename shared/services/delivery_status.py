@@ -7,24 +7,19 @@ answered 200, because no retry from Twilio could make it known.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from shared.adapters.twilio_signature import MESSAGE_ID_PARAM, single_value
 from shared.clock import Clock
 from shared.db.audit import record_audit
-from shared.db.queries.message_status_updates import (
-    CallbackTarget,
-    apply_callback_status,
-    attach_provider_sid,
-    lock_message_for_callback,
-)
-from shared.db.queries.receipts import insert_receipt
-from shared.db.unit_of_work import UnitOfWork
+from shared.db.queries.message_status_updates import CallbackRecord, StatusMove, record_callback
 from shared.domain.enums import ConsentState, MessageStatus
 from shared.domain.message_status import from_twilio_status, predecessors, timestamp_columns
 from shared.domain.twilio_errors import ErrorClass, classify, describe
@@ -37,7 +32,7 @@ _FAILURES = frozenset({MessageStatus.FAILED, MessageStatus.UNDELIVERED})
 
 
 def record_status_callback(
-    uow: UnitOfWork,
+    engine: Engine,
     params: Mapping[str, Any],
     *,
     query: Mapping[str, Any],
@@ -51,78 +46,92 @@ def record_status_callback(
     problem = _first_problem(message_sid, twilio_status, code_problem, id_problem)
     # The callback URL's query (our message id) is part of what Twilio sent; keep it with the rest.
     raw = {**params, "_query": dict(query)} if query else dict(params)
-    with uow:
-        target = None
-        if problem is None:
-            assert message_sid is not None
-            target = lock_message_for_callback(uow.session, message_sid, message_id)
-        receipt_id = insert_receipt(
-            uow.session,
-            message_sid=message_sid,
-            message_status=twilio_status,
-            message_id=target.id if target else None,
-            error_code=error_code,
-            raw_payload=raw,
-            idempotency_token=idempotency_token,
-        )
-        if receipt_id is not None and target is not None:
-            assert message_sid is not None and twilio_status is not None
-            _apply(uow.session, target, message_sid, twilio_status, error_code, clock.now())
-        uow.commit()
+    at = clock.now()
+    move = _move(twilio_status, error_code, at) if problem is None else None
+    opt_out = error_code is not None and classify(None, error_code) is ErrorClass.OPT_OUT
+    # Only a failure writes more than the receipt and the message (the audit trail, a consent change), and
+    # those must commit with it; every other callback is one statement, atomic without a transaction.
+    consequences = problem is None and ((move is not None and move.new_status in _FAILURES) or opt_out)
+    fields: dict[str, Any] = {
+        "message_sid": message_sid,
+        "twilio_status": twilio_status,
+        "message_id": message_id,
+        "error_code": error_code,
+        "raw_payload": json.dumps(raw),
+        "idempotency_token": idempotency_token,
+        "move": move,
+        "act": problem is None,
+    }
+    with engine.connect() as conn:
+        if not consequences:
+            record = record_callback(conn, **fields, autocommit=True)
+        else:
+            with conn.begin():
+                record = record_callback(conn, **fields, autocommit=False)
+                _record_consequences(conn, record, message_sid, twilio_status, error_code, opt_out, at)
     if problem is not None:
         return Result(Outcome.MALFORMED, reason=problem)
-    if receipt_id is None:
+    if record.receipt_id is None:
         log.info("status callback repeated", extra={"message_sid": message_sid, "status": twilio_status})
         return Result(Outcome.DONE, reason="duplicate")
-    if target is None:
+    if record.message_id is None:
         log.warning("status callback for an unknown message", extra={"message_sid": message_sid})
         return Result(Outcome.DONE, reason="unknown message")
+    if move is None:
+        log.warning("status callback with a status we do not act on", extra={"status": twilio_status})
     return Result(Outcome.DONE, reason="recorded")
 
 
-def _apply(
-    session: Session,
-    target: CallbackTarget,
-    message_sid: str,
-    twilio_status: str,
-    error_code: int | None,
-    at: datetime,
-) -> None:
-    if target.provider_sid is None:
-        # Reconciles a send whose create response was lost: this callback is the first we hear of its SID.
-        attach_provider_sid(session, target.id, message_sid)
+def _move(twilio_status: str | None, error_code: int | None, at: datetime) -> StatusMove | None:
     new_status = from_twilio_status(twilio_status)
     if new_status is None:
-        log.warning("status callback with a status we do not act on", extra={"status": twilio_status})
-    else:
-        failed = new_status in _FAILURES
-        after = apply_callback_status(
-            session,
-            target.id,
-            new_status=new_status,
-            replaces=predecessors(new_status),
-            timestamp_columns=timestamp_columns(new_status),
-            at=at,
-            error_code=error_code if failed else None,
-            reason=describe(error_code) if failed and error_code is not None else None,
-        )
-        if failed and after != target.status:
+        return None
+    failed = new_status in _FAILURES
+    return StatusMove(
+        new_status=new_status,
+        replaces=predecessors(new_status),
+        timestamp_columns=timestamp_columns(new_status),
+        at=at,
+        failure_code=error_code if failed else None,
+        failure_reason=describe(error_code) if failed and error_code is not None else None,
+    )
+
+
+def _record_consequences(
+    conn: Connection,
+    record: CallbackRecord,
+    message_sid: str | None,
+    twilio_status: str | None,
+    error_code: int | None,
+    opt_out: bool,
+    at: datetime,
+) -> None:
+    """The audit trail of a failure this callback caused, and the opt-out its error code means."""
+    if record.receipt_id is None or record.message_id is None:
+        return
+    assert record.recipient_phone is not None
+    with Session(bind=conn) as session:
+        if record.after in _FAILURES and record.after != record.before:
             detail = {"twilio_status": twilio_status, "error_code": error_code, "message_sid": message_sid}
             record_audit(
                 session,
                 "message.failed",
-                message_id=target.id,
-                user_phone=target.recipient_phone,
+                message_id=record.message_id,
+                user_phone=record.recipient_phone,
                 source="status_callback",
                 detail=detail,
                 at=at,
             )
-    if error_code is not None and classify(None, error_code) is ErrorClass.OPT_OUT:
-        detail = {"message_id": target.id, "message_sid": message_sid}
-        source = f"send_error:{error_code}"
-        change_consent(
-            session, target.recipient_phone, ConsentState.STOP, source=source, at=at, detail=detail
-        )
+        if opt_out:
+            change_consent(
+                session,
+                record.recipient_phone,
+                ConsentState.STOP,
+                source=f"send_error:{error_code}",
+                at=at,
+                detail={"message_id": record.message_id, "message_sid": message_sid},
+            )
+        session.flush()
 
 
 def _int_field(fields: Mapping[str, Any], name: str) -> tuple[int | None, str | None]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import random
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +17,11 @@ from sqlalchemy import Engine
 
 from infra.local.postgres import free_port
 from shared.adapters.twilio_signature import status_callback_url
+from shared.clock import SystemClock
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
+from shared.services.delivery_status import record_status_callback
+from shared.transport import Result
 from tests.conftest import make_settings
 from tests.functions.twilio_webhook_client import (
     TwilioWebhookClient,
@@ -102,6 +108,69 @@ def test_forged_missing_and_tampered_signatures_are_refused_and_nothing_is_writt
     assert [r.status_code for r in (forged, missing, other_url)] == [403, 403, 403]
     assert count_rows(engine, "delivery_receipts") == 0
     assert message_row(engine, message_id).status == "ACCEPTED"
+
+
+# --- concurrent callbacks of one message (Twilio sends them in parallel) ---
+
+
+def _record_directly(engine: Engine, params: dict[str, str], message_id: int) -> Result:
+    return record_status_callback(
+        engine, params, query={"message_id": str(message_id)}, idempotency_token=None, clock=SystemClock()
+    )
+
+
+def _report_at_once(
+    start: threading.Barrier, engine: Engine, params: dict[str, str], message_id: int
+) -> None:
+    start.wait()
+    _record_directly(engine, params, message_id)
+
+
+def test_concurrent_callbacks_of_one_message_end_at_the_highest_rank_with_one_receipt_each(
+    settings: Settings, engine: Engine
+) -> None:
+    messages = [seed_message(engine) for _ in range(15)]
+    calls = [
+        (m, callback(sid, name)) for m, sid in messages for name in ("sent", "delivered", "read", "read")
+    ]
+    random.Random(7).shuffle(calls)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda call: _record_directly(engine, call[1], call[0]), calls))
+    assert sorted(r.reason for r in results) == sorted(["duplicate"] * 15 + ["recorded"] * 45)
+    for message_id, _ in messages:
+        row = message_row(engine, message_id)
+        assert row.status == "READ"
+        assert None not in (row.sent_at, row.delivered_at, row.read_at)
+    assert count_rows(engine, "delivery_receipts") == 45
+
+
+def test_racing_failed_and_undelivered_callbacks_audit_the_failure_once(
+    settings: Settings, engine: Engine
+) -> None:
+    # The row lock makes the second callback see the final state the first left; without it both would
+    # replace SENT and both would be audited.
+    messages = [seed_message(engine, status="SENT") for _ in range(12)]
+    for message_id, sid in messages:
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(
+                target=_report_at_once,
+                args=(start, engine, callback(sid, name, ErrorCode="30008"), message_id),
+            )
+            for name in ("failed", "undelivered")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for message_id, _ in messages:
+        assert message_row(engine, message_id).status in ("FAILED", "UNDELIVERED")
+        audits = fetch_one(
+            engine,
+            "SELECT count(*) FROM audit_events WHERE kind = 'message.failed' AND message_id = :m",
+            m=message_id,
+        )[0]
+        assert audits == 1
 
 
 # --- every order ends in the right state ---

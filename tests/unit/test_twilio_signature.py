@@ -69,6 +69,23 @@ def test_signature_covers_the_query_string_of_the_called_url() -> None:
     )
 
 
+def test_a_signature_over_the_url_with_its_default_port_is_accepted_as_the_sdk_accepts_it() -> None:
+    # Twilio has signed some webhooks with the port written out; the check of the URL as configured fails
+    # first, and the SDK's own check of the other form must still accept it (and nothing more).
+    with_port = "https://hooks.example.test:443/status_webhook"
+    assert is_valid_twilio_request(
+        _request(data=PARAMS, signature=_sign(with_port, PARAMS)), PUBLIC_URL, TOKEN
+    )
+    tampered = {**PARAMS, "MessageStatus": "read"}
+    assert not is_valid_twilio_request(
+        _request(data=tampered, signature=_sign(with_port, PARAMS)), PUBLIC_URL, TOKEN
+    )
+
+
+def test_a_signature_header_that_is_not_ascii_is_refused_not_an_error() -> None:
+    assert not is_valid_twilio_request(_request(data=PARAMS, signature="sïgnature"), PUBLIC_URL, TOKEN)
+
+
 def test_a_changed_parameter_breaks_the_signature() -> None:
     tampered = {**PARAMS, "MessageStatus": "read"}
     assert not is_valid_twilio_request(
