@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat
 
 from shared.domain.errors import InvalidPhone
-from shared.domain.phones import normalize_phone, try_normalize_phone, whatsapp_address
+from shared.domain.phones import is_supported_region, normalize_phone, try_normalize_phone, whatsapp_address
 
 # Regions with an example mobile number: the numbers WhatsApp users actually have.
 EXAMPLES = sorted(
@@ -111,3 +111,24 @@ def test_any_valid_mobile_number_normalizes_to_its_e164_whatever_the_writing(
         "double_zero": "00" + e164[1:],
     }[style]
     assert normalize_phone(written, region) == e164
+
+
+def test_supported_regions_are_iso_codes_the_library_knows_in_any_case() -> None:
+    assert is_supported_region("US") and is_supported_region("de")
+    assert not is_supported_region("XX")
+    assert not is_supported_region("001")  # the library's code for non-geographic numbers is no region
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("+44 07911 123456", "+447911123456"),  # a national prefix written after the country code
+        ("+39 06 6982 0000", "+390669820000"),  # Italian numbers keep their leading zero
+        ("+7 800 123 45 67", "+78001234567"),  # +7 is Russia and Kazakhstan, told apart by leading digits
+        ("+1 613 555 0123", "+16135550123"),  # a Canadian number under the shared +1
+    ],
+)
+def test_international_numbers_the_fast_path_leaves_or_takes_normalize_like_the_library(
+    raw: str, e164: str
+) -> None:
+    assert normalize_phone(raw, "US") == e164

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import phonenumbers
 from pydantic import Field
 from werkzeug.datastructures import FileStorage
 
@@ -11,6 +10,7 @@ from shared.api.import_formats import MEDIA_TYPES, Readable, records
 from shared.api.models import RequestModel, ResponseModel
 from shared.api.registry import Context, route
 from shared.api.routes.users import Region
+from shared.domain.phones import is_supported_region
 from shared.services.user_import import MAX_REJECTS_LISTED, import_users
 
 _ROW = {"type": "object", "properties": {"phone": {"type": "string"}}, "additionalProperties": True}
@@ -85,7 +85,7 @@ def import_users_file(context: Context, query: ImportQuery) -> ImportReportOut:
             "unsupported_media_type", f"send the file as one of: {ACCEPTED}", content_type=request.mimetype
         )
     region = (region or context.settings.default_region).upper()
-    if region not in phonenumbers.SUPPORTED_REGIONS:
+    if not is_supported_region(region):
         raise BadRequest("invalid_region", f"unknown default_region {region!r}", field="default_region")
     with context.uow() as uow:
         report = import_users(uow, records(source, media_type), default_region=region, at=context.clock.now())
