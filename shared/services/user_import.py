@@ -16,17 +16,19 @@ Rules (ARCHITECTURE.md, "Import never raises consent"):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from shared.db.queries import users as queries
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState
 from shared.domain.errors import DomainError
-from shared.domain.phones import try_normalize_phone
-from shared.services.users import check_attributes, storage_problem
+from shared.domain.phones import fast_e164, is_supported_region, try_normalize_phone
+from shared.services.users import TIMEZONE_ATTRIBUTE, check_attributes, storage_problem
 
 # Detailed rejects kept for the report; past this only the count grows, so a garbage file of a million
 # rows cannot exhaust memory. 10k rows is more than anyone reads; the first ones show the pattern.
@@ -35,6 +37,11 @@ MAX_REJECTS_LISTED = 10_000
 COPY_CHUNK_BYTES = 64 * 1024
 RESERVED_COLUMNS = frozenset({"phone", "consent_state", "default_region", "topics"})
 MAX_TOPIC_LENGTH = 100
+# What a cell written into JSON as it is must not contain: what JSON escapes (a quote, a backslash,
+# control characters), which also covers COPY's own escapes and NUL, which PostgreSQL cannot store.
+_UNSAFE_IN_CELLS = re.compile(r'["\\\x00-\x1f]')
+# A consent cell exactly as the full rules would store it; anything else (lower case, spaces) goes there.
+_CONSENT_CELLS = {"": "\\N", **{state.value: state.value for state in ConsentState}}
 
 Record = Mapping[str, Any]
 
@@ -95,13 +102,12 @@ def import_users(
     """Import numbered records (from `shared.api.import_formats`) in one transaction; the report says
     what happened to every row. `InvalidImport` from the parser aborts it with nothing written."""
     report = ImportReport()
-    parse_failure: list[Exception] = []
+    staging = _Staging(default_region, report)
     session = uow.session
     queries.create_import_staging(session)
-    lines = _copy_lines(records, default_region, report)
-    queries.copy_into_staging(session, _chunks(lines, parse_failure))
-    if parse_failure:
-        raise parse_failure[0]
+    queries.copy_into_staging(session, staging.chunks(records))
+    if staging.failure is not None:
+        raise staging.failure
     totals = queries.merge_staged_users(session, at)
     queries.subscribe_staged_users(session)
     uow.commit()
@@ -113,39 +119,128 @@ def import_users(
     return report
 
 
-def _chunks(lines: Iterator[str], failure: list[Exception]) -> Iterator[bytes]:
-    # A parse error must not escape mid-COPY: pg8000 would leave the connection inside the COPY
-    # protocol. It is kept, the COPY ends cleanly, and the caller raises it (rolling everything back).
-    buffer: list[str] = []
-    size = 0
-    try:
-        for line in lines:
-            buffer.append(line)
-            size += len(line)
-            if size >= COPY_CHUNK_BYTES:
-                yield "".join(buffer).encode()
-                buffer, size = [], 0
-    except Exception as exc:
-        failure.append(exc)
-        return
-    if buffer:
-        yield "".join(buffer).encode()
+class _Staging:
+    """Rows to COPY text format. A row shaped like the first one (a CSV row: the same keys in the same
+    order, all text) whose cells need no escaping, and that passes the checks in `_plain_line`, has its
+    JSON written straight from a template; any other row goes through `_copy_line`, the full rules, which
+    also say why a row is rejected. Both store the same thing (tests/integration/test_user_import.py)."""
 
+    def __init__(self, default_region: str, report: ImportReport) -> None:
+        self.report = report
+        self.default_region = default_region
+        self.region_supported = is_supported_region(default_region)
+        self.failure: Exception | None = None
+        self.valid_timezones: set[str] = set()
+        # Set from the first record by `_take_shape`; no field names means no row takes the plain way.
+        self.field_names: tuple[str, ...] | None = None
+        self._attribute_keys: tuple[str, ...] = ()
+        self._attribute_cells: Callable[[Record], tuple[str, ...]] = lambda _: ()
+        self._attributes_template = "{}"
 
-def _copy_lines(
-    records: Iterable[NumberedRecord], default_region: str, report: ImportReport
-) -> Iterator[str]:
-    for row_no, record in records:
-        report.rows_read += 1
-        if isinstance(record, UnreadableRow):
-            report.reject(row_no, record.value, record.reason)
-            continue
+    def chunks(self, records: Iterable[NumberedRecord]) -> Iterator[bytes]:
+        # A parse error must not escape mid-COPY: pg8000 would leave the connection inside the COPY
+        # protocol. It is kept, the COPY ends cleanly, and the caller raises it (rolling everything back).
+        buffer: list[str] = []
+        size = 0
+        rows_read = 0
         try:
-            line = _copy_line(row_no, record, default_region)
+            for row_no, record in records:
+                rows_read += 1
+                if self.field_names is None and type(record) is dict:
+                    self._take_shape(record)
+                line = self._plain_line(row_no, record) or self._checked_line(row_no, record)
+                if line is None:
+                    continue
+                buffer.append(line)
+                size += len(line)
+                if size >= COPY_CHUNK_BYTES:
+                    yield "".join(buffer).encode()
+                    buffer, size = [], 0
+        except Exception as exc:
+            self.failure = exc
+            return
+        finally:
+            self.report.rows_read += rows_read
+        if buffer:
+            yield "".join(buffer).encode()
+
+    def _plain_line(self, row_no: int, record: Record | UnreadableRow) -> str | None:
+        """The row's COPY line, or None when it needs the full rules: every check here that fails is one
+        that could reject the row, or change or escape a value."""
+        if type(record) is not dict or not self.field_names or tuple(record) != self.field_names:
+            return None
+        try:
+            text = "".join(record.values())
+        except TypeError:  # a JSON row with a number, a list...
+            return None
+        if _UNSAFE_IN_CELLS.search(text) or not (text.isascii() or _encodes(text)):
+            return None
+        if not self.region_supported or record.get("default_region"):
+            return None
+        phone = fast_e164(record["phone"])
+        consent = _CONSENT_CELLS.get(record.get("consent_state", ""))
+        if phone is None or consent is None or record.get("topics"):
+            return None
+        timezone = record.get(TIMEZONE_ATTRIBUTE)
+        if timezone and not self._valid_timezone(timezone):
+            return None
+        cells = self._attribute_cells(record)
+        if "" in cells:  # empty cells are "no value": left out
+            pairs = (f'{key}:"{cell}"' for key, cell in zip(self._attribute_keys, cells, strict=True) if cell)
+            attributes = "{" + ",".join(pairs) + "}"
+        else:
+            attributes = self._attributes_template % cells
+        return f"{row_no}\t{phone}\t{attributes}\t{consent}\t\\N\n"
+
+    def _take_shape(self, record: Record) -> None:
+        self.field_names = _field_names(record)
+        names = tuple(name for name in self.field_names if name not in RESERVED_COLUMNS)
+        # Keys as JSON, escaped for COPY once here rather than on every row.
+        self._attribute_keys = tuple(_copy_text(json.dumps(name, ensure_ascii=False)) for name in names)
+        self._attributes_template = (
+            "{" + ",".join(f'{key.replace("%", "%%")}:"%s"' for key in self._attribute_keys) + "}"
+        )
+        if len(names) > 1:
+            self._attribute_cells = itemgetter(*names)
+        elif names:
+            self._attribute_cells = lambda record: (record[names[0]],)
+
+    def _checked_line(self, row_no: int, record: Record | UnreadableRow) -> str | None:
+        if isinstance(record, UnreadableRow):
+            self.report.reject(row_no, record.value, record.reason)
+            return None
+        try:
+            return _copy_line(row_no, record, self.default_region)
         except _RowRejected as rejected:
-            report.reject(row_no, rejected.value, rejected.reason)
-            continue
-        yield line
+            self.report.reject(row_no, rejected.value, rejected.reason)
+            return None
+
+    def _valid_timezone(self, name: str) -> bool:
+        # The rows of a file name a few zones over and over: each is checked once.
+        if name not in self.valid_timezones:
+            try:
+                check_attributes({TIMEZONE_ATTRIBUTE: name})
+            except DomainError:
+                return False
+            self.valid_timezones.add(name)
+        return True
+
+
+def _field_names(record: Record) -> tuple[str, ...]:
+    """The first row's keys, if rows shaped like it may take the plain way (see `_Staging`)."""
+    names = tuple(record)
+    usable = "phone" in names and all(
+        isinstance(name, str) and storage_problem(name) is None for name in names
+    )
+    return names if usable else ()
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the full rules reject the row and say where
+        return False
+    return True
 
 
 def _copy_line(row_no: int, record: Record, default_region: str) -> str:

@@ -3,7 +3,9 @@ a BOM, an empty file, and throughput on 100k rows."""
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -261,3 +263,78 @@ def _raw_copy_rate(engine: Engine, body: bytes) -> float:
         cursor.execute("COPY raw_copy FROM STDIN WITH (FORMAT csv, HEADER true)", stream=io.BytesIO(body))
         elapsed = time.perf_counter() - started
     return (body.count(b"\n") - 1) / elapsed
+
+
+# Rows that take the plain way (a template fills in the cells) and rows that need the full rules, mixed:
+# escaping, empty cells, non-ASCII, a repeated phone, a header needing JSON and COPY escapes.
+TRICKY_CSV = (
+    'phone,consent_state,name,city,timezone,"di%s""co\\unt"\n'
+    "+14155552671,OPT_IN,Ana,Lima,UTC,10%\n"
+    "+14155552672,,,Lima,,\n"
+    "+14155552673,OPT_OUT,José,São Paulo,America/Sao_Paulo,%s\n"
+    '+14155552674,,"Ana ""the"" Ace",x,,\n'
+    "+14155552675,,back\\slash,,,\n"
+    '+14155552676,,"tab\there","line\nbreak",,\n'
+    "+14155552677, opt_in ,Lower,,,\n"
+    "+14155552678,,Bad zone,,Mars/Base,\n"
+    "(415) 555-2679,STOP,National,,,\n"
+    "+1 415 555 2671,OPT_OUT,Ana again,,Europe/Madrid,\n"
+    "whatsapp:+14155552680,,Wa,,,\n"
+    "+1415555268,,Short,,,\n"
+)
+
+
+def snapshot(engine: Engine) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with engine.connect() as conn:
+        users = conn.execute(
+            text("SELECT phone_e164, attributes, consent_state, consent_updated_at FROM users ORDER BY 1")
+        ).all()
+        audits = conn.execute(
+            text("SELECT user_phone, detail FROM audit_events WHERE source = 'import' ORDER BY 1")
+        ).all()
+    return [tuple(row) for row in users], [tuple(row) for row in audits]
+
+
+def test_rows_written_from_the_template_store_what_the_full_rules_store(engine: Engine) -> None:
+    csv_report = run_import(engine, TRICKY_CSV.encode())
+    through_csv = snapshot(engine)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE users, audit_events CASCADE"))
+    # The same records as NDJSON, keys reversed after the first line: no later row has the first row's
+    # shape, so every one of them goes through the full rules.
+    rows = list(csv.DictReader(io.StringIO(TRICKY_CSV)))
+    lines = [json.dumps(rows[0])] + [json.dumps(dict(reversed(row.items()))) for row in rows[1:]]
+    ndjson_report = run_import(engine, "\n".join(lines).encode(), "application/x-ndjson")
+
+    assert snapshot(engine) == through_csv
+    assert csv_report == ndjson_report
+    assert [r.row for r in csv_report.rejected_rows] == [8, 12]
+    users = dict((phone, attributes) for phone, attributes, *_ in through_csv[0])
+    assert users["+14155552671"] == {
+        "name": "Ana again",
+        "city": "Lima",
+        "timezone": "Europe/Madrid",
+        'di%s"co\\unt': "10%",
+    }
+    assert users["+14155552674"] == {"name": 'Ana "the" Ace', "city": "x"}
+    assert users["+14155552676"] == {"name": "tab\there", "city": "line\nbreak"}
+    assert users["+14155552672"] == {"city": "Lima"}
+
+
+def test_a_file_of_plain_rows_imports_exactly_as_before(engine: Engine) -> None:
+    """The bench's shape (all cells filled, E.164 phones): every row takes the plain way."""
+    body = "phone,consent_state,first_name,age,timezone\n" + "".join(
+        f"{phone},OPT_IN,Name{i},{20 + i % 50},UTC\n" for i, phone in enumerate(_numbers(1_000))
+    )
+    report = run_import(engine, body.encode())
+
+    assert (report.rows_read, report.inserted, report.rejected, report.consent_changes) == (
+        1_000,
+        1_000,
+        0,
+        1_000,
+    )
+    first = user(engine, next(_numbers(1)))
+    assert first is not None
+    assert first["attributes"] == {"first_name": "Name0", "age": "20", "timezone": "UTC"}
+    assert first["consent_state"] == "OPT_IN" and first["consent_updated_at"] == AT
