@@ -132,7 +132,7 @@ def tasks_client(ctx: BenchContext) -> Iterator[tasks_v2.CloudTasksClient]:
     try:
         yield client
     finally:
-        client.transport.close()
+        client.transport.close()  # type: ignore[no-untyped-call]
 
 
 def queued_tasks(ctx: BenchContext) -> int:

@@ -94,7 +94,7 @@ def _row_kind(rng: random.Random, invalid: float, duplicates: float) -> str:
 
 
 def _import_rows(kinds: list[str], rng: random.Random) -> Iterator[list[str]]:
-    next_user, valid_users = 0, []
+    next_user, valid_users = 0, list[int]()
     for kind in kinds:
         if kind == "duplicate":
             # Only a valid row can be repeated: a repeat of a rejected phone would be a new valid user.

@@ -58,7 +58,8 @@ T = TypeVar("T")
 def repeat_within(budget_seconds: float, max_runs: int, once: Callable[[], T]) -> list[T]:
     """One run, then more (up to `max_runs`) while another as long as the slowest so far still fits the
     budget: a figure that takes minutes per run gets fewer runs instead of stretching `make bench`."""
-    results, started, slowest = [], time.perf_counter(), 0.0
+    results: list[T] = []
+    started, slowest = time.perf_counter(), 0.0
     while len(results) < max_runs:
         run_started = time.perf_counter()
         results.append(once())

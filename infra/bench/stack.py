@@ -88,7 +88,7 @@ def reset_stack(env: Mapping[str, str]) -> None:
     """No rows, no queued tasks, no Twilio messages, faults or changed settings: each figure starts alike."""
     tasks = cloud_tasks(env["CLOUD_TASKS_EMULATOR_HOST"])
     tasks.purge_queue(name=tasks.queue_path(env["GCP_PROJECT"], env["GCP_REGION"], env["TASKS_QUEUE"]))
-    tasks.transport.close()
+    tasks.transport.close()  # type: ignore[no-untyped-call]
     conn = connect(env["DATABASE_URL"])
     try:
         tables = [row[0] for row in conn.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
