@@ -92,7 +92,7 @@ def run_wrk(
         data.write_text("".join(f"{r.target}\t{r.signature}\t{r.body}\n" for r in requests))
         script.write_text(WRK_SCRIPT % {"data": data, "threads": threads, "marker": RESULT_MARKER})
         argv = [_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), base_url]
-        done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)  # noqa: S603
+        done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_MARKER)), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")

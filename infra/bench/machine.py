@@ -50,7 +50,7 @@ def _proc_field(path: str, name: str) -> str | None:
 def _git_commit() -> str:
     def git(*args: str) -> str:
         argv = ["git", *args]
-        return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()  # noqa: S603
+        return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     # Uncommitted changes to tracked files mean the numbers are not those of the commit alone.

@@ -31,7 +31,7 @@ def profiled(ctx: BenchContext, figure: str, function: str | None) -> Iterator[N
     output = PROFILE_DIR / f"{figure}.txt"
     worker = gunicorn_worker(ctx.server_pids(function))
     argv = [py_spy, "record", "--pid", str(worker), "--format", "raw", "--output", str(output), "--threads"]
-    sampler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    sampler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
     finally:
