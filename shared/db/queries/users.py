@@ -112,10 +112,9 @@ STAGING_COLUMNS = "row_no, phone, attributes, consent_state, topics"
 
 _CREATE_STAGING = text(
     # TEMP: invisible to other sessions, unlogged, dropped with the transaction. No index: the merge
-    # sorts it once, cheaper than maintaining a btree during COPY. COLLATE "C": byte order, the
-    # cheapest to sort, and one order for every import.
+    # groups it with one hash aggregate, cheaper than maintaining a btree during COPY.
     "CREATE TEMP TABLE import_staging ("
-    ' row_no bigint NOT NULL, phone text COLLATE "C" NOT NULL, attributes jsonb NOT NULL,'
+    " row_no bigint NOT NULL, phone text NOT NULL, attributes jsonb NOT NULL,"
     " consent_state text, topics jsonb) ON COMMIT DROP"
 )
 # Merges duplicate rows' attributes in file order (a later row's value wins, per key); jsonb_concat is
@@ -124,9 +123,6 @@ _CREATE_MERGE_AGGREGATE = text(
     "CREATE OR REPLACE AGGREGATE pg_temp.ese_jsonb_merge(jsonb)"
     " (SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}')"
 )
-# The merge sorts ~200 MB per million staged rows: in memory, not in temporary files. JIT would compile
-# for longer than it saves on a statement run once. Both settings end with the transaction.
-_MERGE_SETTINGS = (text("SET LOCAL work_mem = '256MB'"), text("SET LOCAL jit = off"))
 
 # Consent ranks, most restrictive first: an import may only move a user down this list, never up.
 _RANK = "array_position(ARRAY['STOP', 'OPT_OUT', 'OPT_IN'], {})"
@@ -198,8 +194,7 @@ def create_import_staging(session: Session) -> None:
 
 
 def copy_into_staging(session: Session, chunks: Iterable[bytes]) -> None:
-    """Stream COPY text-format chunks straight from the iterator to the server (pg8000 `stream=`), so
-    the server stores one chunk while Python prepares the next."""
+    """Stream COPY text-format chunks straight from the iterator to the server (pg8000 `stream=`)."""
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(f"COPY import_staging ({STAGING_COLUMNS}) FROM STDIN", stream=chunks)
@@ -209,8 +204,6 @@ def copy_into_staging(session: Session, chunks: Iterable[bytes]) -> None:
 
 def merge_staged_users(session: Session, at: datetime) -> Row[Any]:
     """Upsert every staged phone in one statement; returns distinct_phones, inserted, updated, consent_changes."""
-    for setting in _MERGE_SETTINGS:
-        session.execute(setting)
     return session.execute(_MERGE, {"at": at}).one()
 
 
