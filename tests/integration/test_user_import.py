@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -234,35 +233,6 @@ def _numbers(count: int) -> Iterator[str]:
     # Valid, distinct US numbers: area codes 201..989 with exchange 555 are all assigned patterns.
     for i in range(count):
         yield f"+1{212 + i // 10_000_000 * 100}{2_000_000 + i % 8_000_000:07d}"
-
-
-def test_import_throughput_on_100k_rows(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
-    rows = 100_000
-    body = (
-        "phone,first_name,plan\n" + "".join(f"{p},Name{i},gold\n" for i, p in enumerate(_numbers(rows)))
-    ).encode()
-    started = time.perf_counter()
-    report = run_import(engine, body)
-    elapsed = time.perf_counter() - started
-
-    assert (report.rows_read, report.inserted, report.rejected) == (rows, rows, 0)
-    copy_rate = _raw_copy_rate(engine, body)
-    with capsys.disabled():
-        print(
-            f"\nimport: {rows} rows in {elapsed:.2f}s = {rows / elapsed:,.0f} rows/s;"
-            f" raw COPY of the same file: {copy_rate:,.0f} rows/s; ratio {rows / elapsed / copy_rate:.2f}"
-        )
-
-
-def _raw_copy_rate(engine: Engine, body: bytes) -> float:
-    """The ceiling: the same CSV COPYed into a plain temp table with no parsing or validation."""
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TEMP TABLE raw_copy (phone text, first_name text, plan text)"))
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        started = time.perf_counter()
-        cursor.execute("COPY raw_copy FROM STDIN WITH (FORMAT csv, HEADER true)", stream=io.BytesIO(body))
-        elapsed = time.perf_counter() - started
-    return (body.count(b"\n") - 1) / elapsed
 
 
 # Rows that take the plain way (a template fills in the cells) and rows that need the full rules, mixed:
