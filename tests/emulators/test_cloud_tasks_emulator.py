@@ -386,6 +386,8 @@ def test_names_become_reusable_once_their_retention_window_has_passed(task_targe
         channel = grpc.insecure_channel(emulator.address)
         client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
         queue = make_queue(client)
+        # Paused, so the task is still there to delete (an idle queue would dispatch it at once).
+        client.pause_queue(name=queue.name)
         task = client.create_task(parent=queue.name, task=http_task(task_target.url, "once"))
         client.delete_task(name=task.name)
         client.delete_queue(name=queue.name)
