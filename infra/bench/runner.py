@@ -18,7 +18,7 @@ from infra.bench.errors import NotMeasurable
 from infra.bench.figures import FIGURES
 from infra.bench.measurement import Measurement, not_measured
 from infra.bench.profiler import profiled
-from infra.bench.stack import reset_stack
+from infra.local.stack_reset import reset_stack
 
 log = logging.getLogger(__name__)
 

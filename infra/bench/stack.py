@@ -16,14 +16,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-
-from infra.bench.db import connect
-from infra.local.emulator_clients import cloud_tasks
 from infra.local.postgres import LocalPostgres
 from infra.local.stack import LocalStack
 from infra.local.stack_env import MANAGED_KEYS
-from infra.local.twilio_emulator.config import EmulatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = ROOT / ".local" / "bench" / "stack"
@@ -82,24 +77,3 @@ def _only_run() -> Iterator[None]:
         lock.write(str(os.getpid()))
         lock.flush()
         yield
-
-
-def reset_stack(env: Mapping[str, str]) -> None:
-    """No rows, no queued tasks, no Twilio messages, faults or changed settings: each figure starts alike."""
-    tasks = cloud_tasks(env["CLOUD_TASKS_EMULATOR_HOST"])
-    tasks.purge_queue(name=tasks.queue_path(env["GCP_PROJECT"], env["GCP_REGION"], env["TASKS_QUEUE"]))
-    tasks.transport.close()  # type: ignore[no-untyped-call]
-    conn = connect(env["DATABASE_URL"])
-    try:
-        tables = [row[0] for row in conn.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-        names = ", ".join(f'"{t}"' for t in tables if t != "alembic_version")
-        # Ids keep counting: a task of an earlier figure still on its way must never find a new message
-        # under its old id.
-        conn.run(f"TRUNCATE {names} CASCADE")
-    finally:
-        conn.close()
-    twilio = env["TWILIO_API_URL"]
-    requests.delete(twilio + "/_emulator/messages", timeout=10).raise_for_status()
-    # Callback behaviour back to the emulator's defaults (a figure may have changed it); the inbound URL stays.
-    defaults = {k: v for k, v in EmulatorConfig().as_json().items() if k != "inbound_url"}
-    requests.post(twilio + "/_emulator/config", json=defaults, timeout=10).raise_for_status()

@@ -15,18 +15,16 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 
-from infra.local.emulator_clients import cloud_tasks, subscriber
 from infra.local.postgres import LocalPostgres
-from infra.local.pubsub_emulator import push_subscription
 from infra.local.stack import LocalStack
 from infra.local.stack_env import MANAGED_KEYS
+from infra.local.stack_reset import reset_stack
 
 # Short enough that a test of a scheduled campaign sees it start without waiting Cloud Scheduler's minute.
 SCHEDULER_INTERVAL_SECONDS = 2.0
@@ -101,38 +99,7 @@ def _twilio_emulator_config(stack_env: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def clean_stack(
-    stack_env: dict[str, str], stack_engine: Engine, _twilio_emulator_config: dict[str, Any]
-) -> dict[str, str]:
+def clean_stack(stack_env: dict[str, str], _twilio_emulator_config: dict[str, Any]) -> dict[str, str]:
     """The stack as just started: no rows, no Twilio messages or faults, no tasks, no pending pushes."""
-    project, region = stack_env["GCP_PROJECT"], stack_env["GCP_REGION"]
-    # Stop the producers of new work first, then empty what they write to.
-    tasks = cloud_tasks(stack_env["CLOUD_TASKS_EMULATOR_HOST"])
-    tasks.purge_queue(name=tasks.queue_path(project, region, stack_env["TASKS_QUEUE"]))
-    tasks.transport.close()
-    pubsub = subscriber(stack_env["PUBSUB_EMULATOR_HOST"])
-    # Seeking to now acknowledges every message published before it, pending redeliveries included.
-    pubsub.seek(
-        request={
-            "subscription": pubsub.subscription_path(project, push_subscription(stack_env["PUBSUB_TOPIC"])),
-            "time": datetime.now(UTC),
-        }
-    )
-    pubsub.close()
-    _truncate_all_tables(stack_engine)
-    twilio = stack_env["TWILIO_API_URL"]
-    requests.delete(twilio + "/_emulator/messages", timeout=5).raise_for_status()
-    requests.post(twilio + "/_emulator/config", json=_twilio_emulator_config, timeout=5).raise_for_status()
+    reset_stack(stack_env, _twilio_emulator_config)
     return stack_env
-
-
-def _truncate_all_tables(engine: Engine) -> None:
-    with engine.begin() as conn:
-        tables = conn.execute(
-            text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-            )
-        ).scalars()
-        names = ", ".join(f'"{name}"' for name in tables)
-        if names:
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

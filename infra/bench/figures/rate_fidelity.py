@@ -35,7 +35,7 @@ from infra.bench.campaigns import (
 from infra.bench.context import BenchContext
 from infra.bench.datasets import seed_users
 from infra.bench.measurement import Measurement
-from infra.bench.stack import reset_stack
+from infra.local.stack_reset import reset_stack
 
 FIGURE = "rate fidelity"
 UNIT = "msg/s (mean)"

@@ -29,7 +29,7 @@ from infra.bench.campaigns import (
 from infra.bench.context import BenchContext
 from infra.bench.datasets import seed_users
 from infra.bench.measurement import Measurement, median
-from infra.bench.stack import reset_stack
+from infra.local.stack_reset import reset_stack
 
 FIGURE = "send"
 UNIT = "msg/s"

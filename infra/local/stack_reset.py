@@ -1,0 +1,57 @@
+"""Bring a running local stack back to "just started": no queued tasks, no pending pushes, no rows, no
+Twilio messages, faults or changed emulator settings. End-to-end tests reset between tests, the bench
+between figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pg8000.native
+import requests
+from sqlalchemy.engine import make_url
+
+from infra.local.emulator_clients import cloud_tasks, subscriber
+from infra.local.pubsub_emulator import push_subscription
+from infra.local.twilio_emulator.config import EmulatorConfig
+
+
+def reset_stack(env: Mapping[str, str], twilio_config: Mapping[str, Any] | None = None) -> None:
+    """`twilio_config`: the emulator settings to restore (default: its defaults, inbound URL kept)."""
+    project, region = env["GCP_PROJECT"], env["GCP_REGION"]
+    # Stop the producers of new work first, then empty what they write to.
+    tasks = cloud_tasks(env["CLOUD_TASKS_EMULATOR_HOST"])
+    tasks.purge_queue(name=tasks.queue_path(project, region, env["TASKS_QUEUE"]))
+    tasks.transport.close()  # type: ignore[no-untyped-call]
+    pubsub = subscriber(env["PUBSUB_EMULATOR_HOST"])
+    # Seeking to now acknowledges every message published before it, pending redeliveries included.
+    pubsub.seek(
+        request={
+            "subscription": pubsub.subscription_path(project, push_subscription(env["PUBSUB_TOPIC"])),
+            "time": datetime.now(UTC),
+        }
+    )
+    pubsub.close()
+    _truncate_all_tables(env["DATABASE_URL"])
+    twilio = env["TWILIO_API_URL"]
+    requests.delete(twilio + "/_emulator/messages", timeout=10).raise_for_status()
+    if twilio_config is None:
+        twilio_config = {k: v for k, v in EmulatorConfig().as_json().items() if k != "inbound_url"}
+    requests.post(twilio + "/_emulator/config", json=dict(twilio_config), timeout=10).raise_for_status()
+
+
+def _truncate_all_tables(database_url: str) -> None:
+    url = make_url(database_url)
+    conn = pg8000.native.Connection(
+        url.username or "postgres", host=url.host, port=url.port, database=url.database, password=url.password
+    )
+    try:
+        tables = conn.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        names = ", ".join(f'"{row[0]}"' for row in tables if row[0] != "alembic_version")
+        # Ids keep counting: a task of an earlier test or figure still on its way must never find a new
+        # message under its old id.
+        if names:
+            conn.run(f"TRUNCATE {names} CASCADE")
+    finally:
+        conn.close()
