@@ -17,9 +17,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from infra.bench.db import connect
+from infra.bench.paths import BENCH_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = ROOT / ".local" / "bench"
+DATA_DIR = BENCH_DIR
 AREA_CODES = ("212", "415", "312", "617", "206", "303", "404", "512")
 CITIES = ("Lagos", "Nairobi", "Accra", "Cairo", "Kampala", "Kigali", "Dakar", "Tunis", "Lusaka", "Harare")
 TIERS = ("bronze", "silver", "gold", "platinum")

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from infra.bench.paths import BENCH_DIR, ROOT
 from infra.local.functions_runner import EntryPoint, command, marker, process_env
 from infra.local.postgres import free_port
 from infra.local.processes import http_answers, spawn, stop_processes, tail
 
-ROOT = Path(__file__).resolve().parents[2]
-LOG_DIR = ROOT / ".local" / "bench" / "logs"
+LOG_DIR = BENCH_DIR / "logs"
 
 
 @contextmanager

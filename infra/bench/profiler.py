@@ -9,13 +9,12 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from infra.bench.context import BenchContext
+from infra.bench.paths import BENCH_DIR
 from infra.bench.procfs import gunicorn_worker
 
-ROOT = Path(__file__).resolve().parents[2]
-PROFILE_DIR = ROOT / ".local" / "bench" / "profiles"
+PROFILE_DIR = BENCH_DIR / "profiles"
 
 
 @contextmanager

@@ -14,16 +14,15 @@ import fcntl
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 
+from infra.bench.paths import BENCH_DIR
 from infra.local.postgres import LocalPostgres
 from infra.local.stack import LocalStack
 from infra.local.stack_env import MANAGED_KEYS
 
-ROOT = Path(__file__).resolve().parents[2]
-STATE_DIR = ROOT / ".local" / "bench" / "stack"
-POSTGRES_DIR = ROOT / ".local" / "bench" / "postgres"
-LOCK_FILE = ROOT / ".local" / "bench" / "run.lock"
+STATE_DIR = BENCH_DIR / "stack"
+POSTGRES_DIR = BENCH_DIR / "postgres"
+LOCK_FILE = BENCH_DIR / "run.lock"
 DATABASE = "bench"
 BENCH_SETTINGS = {"SENDER_RATE_LIMIT_PER_SECOND": "500", "RETRY_DELAYS_SECONDS": "5,10,20"}
 
