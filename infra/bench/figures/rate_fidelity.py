@@ -7,11 +7,11 @@ of the recipients deferred by quiet hours, read at the Twilio emulator from its 
 - drops: recipients Twilio never accepted a message for; duplicates: accepted messages beyond one per recipient.
 
 The faults (HTTP 429, Twilio 20429, seeded) are on for the first run-length of the second campaign, then
-cleared, so every message gets through within its retries (the stack retries after 5, 10 and 20 s instead
-of 1, 5 and 15 minutes; see infra/bench/stack.py). The deferred recipients live at UTC+3, where the
-campaign's quiet hours end about half a minute after the trigger, so they pile onto seconds that first
-sends already fill: the case the slot calendar exists for. Rejected attempts are not listed by the Twilio
-emulator, so the ceiling is over accepted messages.
+cleared, so every message gets through within its retries (the stack retries after 10, 20 and 40 s instead
+of 1, 5 and 15 minutes, so the last retry always falls after the burst; see infra/bench/stack.py). The
+deferred recipients live at UTC+3, where the campaign's quiet hours end about half a minute after the
+trigger, so they pile onto seconds that first sends already fill: the case the slot calendar exists for.
+Rejected attempts are not listed by the Twilio emulator, so the ceiling is over accepted messages.
 """
 
 from __future__ import annotations
