@@ -115,7 +115,8 @@ def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
         ),
     )
     with context.uow() as uow:
-        progress = queries.campaign_progress(uow.session, [campaign_id])[campaign_id]
+        audience = queries.audiences(uow.session, [campaign_id]).get(campaign_id, 0)
+        progress = queries.progress_from_counts(audience, summary.counts, summary.handed_to_twilio)
         chart = _sends_chart(uow.session, summary)
     return render_template(
         "campaign_detail.html",
