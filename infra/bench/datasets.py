@@ -13,11 +13,14 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from infra.bench.db import connect
 from infra.bench.paths import BENCH_DIR
+from shared.domain.twilio_errors import describe
+from shared.services.fanout import NO_CONSENT_REASON
+from shared.services.send_admission import CONSENT_REVOKED_REASON
 
 DATA_DIR = BENCH_DIR
 AREA_CODES = ("212", "415", "312", "617", "206", "303", "404", "512")
@@ -130,3 +133,244 @@ def _user_chunks(first: int, count: int, timezone: str, chunk: int = 10_000) -> 
             attrs = attributes(index) | {"timezone": timezone}
             writer.writerow([phone(index), json.dumps(attrs, separators=(",", ":")), "OPT_IN"])
         yield buffer.getvalue()
+
+
+# --- a campaign history for the dashboard: messages, receipts, audit trail and inbound, all in SQL ---
+
+# What became of a sent-to recipient, one entry per percent (READ 35%, DELIVERED 43%, ...).
+MESSAGE_OUTCOMES = (
+    (["READ"] * 35 + ["DELIVERED"] * 43 + ["SENT"] * 5 + ["FAILED"] * 5 + ["UNDELIVERED"] * 2)
+    + ["SKIPPED"] * 6
+    + ["WITHHELD"] * 4
+)
+# FAILED picks one of these by message, UNDELIVERED one of the last two. 21211 is refused at create (no
+# SID); 30008 failed after three retries; the others came back in a status callback.
+FAILURE_CODES = (30005, 30006, 63024, 21211, 30008)
+UNDELIVERED_CODES = (30003, 30007)
+MISSING_VARIABLE_REASON = "missing template variable: first_name"
+
+
+@dataclass(frozen=True)
+class HistoryCampaign:
+    name: str
+    status: str
+    share: float  # of the messages
+    started: timedelta  # ago
+    span: timedelta  # first to last send
+    waiting_percent: int  # still QUEUED (parked, when the campaign is PAUSED)
+
+
+HISTORY_CAMPAIGNS = (
+    HistoryCampaign("Spring sale", "COMPLETED", 0.55, timedelta(days=3), timedelta(hours=2), 0),
+    HistoryCampaign("Loyalty points", "COMPLETED", 0.25, timedelta(hours=26), timedelta(hours=1), 0),
+    HistoryCampaign("Flash offer", "RUNNING", 0.15, timedelta(minutes=50), timedelta(minutes=50), 15),
+    HistoryCampaign("Survey", "PAUSED", 0.05, timedelta(hours=3), timedelta(minutes=20), 30),
+)
+
+
+@dataclass(frozen=True)
+class CampaignHistory:
+    campaign_ids: tuple[int, ...]  # in HISTORY_CAMPAIGNS order: the largest first
+    failed_message_id: int  # one with retries, a failure callback and its audit trail
+    stopped_phone: str  # a user who got campaigns, then said STOP
+
+
+def seed_campaign_history(database_url: str, messages: int, inbound: int) -> CampaignHistory:
+    """`messages` messages over HISTORY_CAMPAIGNS to users already seeded (each campaign to the first users
+    by phone), with the receipts, audit events, consent changes and `inbound` inbound messages such a
+    history leaves. Generated in SQL (INSERT ... SELECT), so 100k messages take seconds."""
+    now = datetime.now(UTC)
+    codes = [*FAILURE_CODES, *UNDELIVERED_CODES]
+    conn = connect(database_url)
+    try:
+        conn.run("BEGIN")
+        template = conn.run(_HISTORY_TEMPLATE)[0][0]
+        segment = conn.run(_HISTORY_SEGMENT)[0][0]
+        ids = []
+        for campaign in HISTORY_CAMPAIGNS:
+            started = now - campaign.started
+            campaign_id = conn.run(
+                _HISTORY_CAMPAIGN,
+                name=campaign.name,
+                template=template,
+                segment=segment,
+                status=campaign.status,
+                started=started,
+                completed=started + campaign.span if campaign.status == "COMPLETED" else None,
+            )[0][0]
+            conn.run(
+                _HISTORY_MESSAGES,
+                campaign=campaign_id,
+                size=max(1, round(messages * campaign.share)),
+                started=started,
+                span=campaign.span,
+                waiting=campaign.waiting_percent,
+                parked=campaign.status == "PAUSED",
+                outcomes=MESSAGE_OUTCOMES,
+                codes=codes,
+                meanings=[describe(code) for code in codes],
+                skip_reasons=[NO_CONSENT_REASON, MISSING_VARIABLE_REASON],
+                withhold_reasons=[CONSENT_REVOKED_REASON],
+                now=now,
+            )
+            conn.run(_HISTORY_AUDIENCE, campaign=campaign_id, started=started)
+            ids.append(int(campaign_id))
+        for statement in _HISTORY_TRAILS:
+            conn.run(statement, no_consent=NO_CONSENT_REASON)
+        conn.run(_HISTORY_INBOUND, inbound=inbound, now=now)
+        failed = conn.run(_HISTORY_PICK_FAILED, campaign=ids[0])[0][0]
+        stopped = conn.run("SELECT min(phone_e164) FROM users WHERE consent_state = 'STOP'")[0][0]
+        conn.run("COMMIT")
+        # Fresh statistics and visibility map, as autovacuum would leave tables that size.
+        conn.run("VACUUM ANALYZE")
+    finally:
+        conn.close()
+    return CampaignHistory(tuple(ids), int(failed), str(stopped))
+
+
+_HISTORY_TEMPLATE = f"""
+INSERT INTO templates (name, content, content_sid, content_variables)
+VALUES ('bench history', 'Hi {{first_name}}, our offer is on', 'HX{"b" * 32}', '{{"1": "first_name"}}')
+RETURNING id"""
+_HISTORY_SEGMENT = """
+INSERT INTO segments (name, definition)
+VALUES ('bench history', '{"attribute": "tier", "operator": "in", "value": ["gold", "platinum"]}')
+RETURNING id"""
+_HISTORY_CAMPAIGN = """
+INSERT INTO campaigns (name, template_id, segment_id, status, paused_from, started_at, completed_at,
+                       quiet_hours_start, quiet_hours_end, created_at)
+VALUES (:name, :template, :segment, :status, CASE WHEN :status = 'PAUSED' THEN 'RUNNING' END,
+        CAST(:started AS timestamptz), CAST(:completed AS timestamptz), '21:00', '08:00',
+        CAST(:started AS timestamptz) - interval '1 hour')
+RETURNING id"""
+# One row per recipient: its fate by position (QUEUED for the first `waiting` percent of each hundred,
+# else MESSAGE_OUTCOMES, stepped by 37 so neighbouring phones differ), its send time spread evenly over
+# the campaign's span, and the timestamps, SID and error its fate implies.
+_HISTORY_MESSAGES = """
+WITH recipients AS (
+    SELECT phone_e164 AS phone, attributes->>'first_name' AS first_name,
+           row_number() OVER (ORDER BY phone_e164) - 1 AS n
+    FROM users ORDER BY phone_e164 LIMIT :size
+), fated AS (
+    SELECT phone, first_name, n,
+           CAST(:started AS timestamptz) + CAST(:span AS interval) * (n::float8 / :size) AS at,
+           CASE WHEN n % 100 < :waiting THEN 'QUEUED'
+                ELSE (CAST(:outcomes AS text[]))[1 + (n * 37) % 100] END AS status
+    FROM recipients
+), coded AS (
+    SELECT *, CASE status WHEN 'FAILED' THEN (CAST(:codes AS int[]))[1 + n % 5]
+                          WHEN 'UNDELIVERED' THEN (CAST(:codes AS int[]))[6 + n % 2] END AS error_code
+    FROM fated
+), timed AS (
+    SELECT *, CASE WHEN status IN ('READ', 'DELIVERED', 'SENT', 'UNDELIVERED') THEN at END AS sent_at,
+           status IN ('READ', 'DELIVERED', 'SENT', 'UNDELIVERED')
+               OR (status = 'FAILED' AND error_code <> 21211) AS handed
+    FROM coded
+)
+INSERT INTO messages (campaign_id, recipient_phone, body, content_variables, status, status_reason,
+                      provider_sid, attempts, retry_count, error_code, scheduled_at, sent_at, delivered_at,
+                      read_at, failed_at, created_at, updated_at)
+SELECT CAST(:campaign AS bigint), t.phone, 'Hi ' || t.first_name || ', our offer is on', jsonb_build_object('1', t.first_name),
+       t.status,
+       CASE t.status
+           WHEN 'SKIPPED' THEN (CAST(:skip_reasons AS text[]))[1 + t.n % 2]
+           WHEN 'WITHHELD' THEN (CAST(:withhold_reasons AS text[]))[1]
+           WHEN 'QUEUED' THEN CASE WHEN CAST(:parked AS boolean) THEN 'parked: campaign paused' END
+           ELSE e.meaning END,
+       CASE WHEN t.handed THEN 'SM' || md5(CAST(:campaign AS bigint) || t.phone) END,
+       CASE WHEN t.status IN ('QUEUED', 'SKIPPED', 'WITHHELD') THEN 0 WHEN t.error_code = 30008 THEN 4 ELSE 1 END,
+       CASE WHEN t.error_code = 30008 THEN 3 ELSE 0 END,
+       t.error_code,
+       CASE WHEN t.status <> 'QUEUED' THEN t.at
+            WHEN NOT CAST(:parked AS boolean) THEN CAST(:now AS timestamptz) + (t.n % 600) * interval '1 second' END,
+       t.sent_at,
+       CASE WHEN t.status IN ('READ', 'DELIVERED') THEN t.at + interval '4 seconds' END,
+       CASE WHEN t.status = 'READ' THEN t.at + (t.n % 900) * interval '1 second' END,
+       CASE WHEN t.status IN ('FAILED', 'UNDELIVERED') THEN t.at + interval '3 seconds' END,
+       CAST(:started AS timestamptz), greatest(t.at, CAST(:started AS timestamptz))
+FROM timed t LEFT JOIN unnest(CAST(:codes AS int[]), CAST(:meanings AS text[])) AS e(code, meaning)
+    ON e.code = t.error_code"""
+# The frozen audience and its pages of 1,000, as the trigger and fan-out leave them.
+_HISTORY_AUDIENCE = """
+WITH frozen AS (
+    INSERT INTO campaign_recipients (campaign_id, phone)
+    SELECT campaign_id, recipient_phone FROM messages WHERE campaign_id = :campaign
+    RETURNING phone
+)
+INSERT INTO campaign_pages (campaign_id, page_no, first_phone, last_phone, size, published_at, fanned_out_at)
+SELECT :campaign, page_no, min(phone), max(phone), count(*), CAST(:started AS timestamptz),
+       CAST(:started AS timestamptz)
+FROM (SELECT phone, (row_number() OVER (ORDER BY phone) - 1) / 1000 AS page_no FROM frozen) paged
+GROUP BY page_no"""
+_HISTORY_TRAILS = (
+    # Twilio's callbacks, oldest first: sent, then delivered and read, or failed / undelivered.
+    """
+INSERT INTO delivery_receipts (message_sid, message_status, message_id, error_code, raw_payload, received_at)
+SELECT m.provider_sid, r.status, m.id, CASE WHEN r.status IN ('failed', 'undelivered') THEN m.error_code END,
+       jsonb_build_object('MessageSid', m.provider_sid, 'MessageStatus', r.status,
+                          'To', 'whatsapp:' || m.recipient_phone, 'ErrorCode', m.error_code),
+       coalesce(m.sent_at, m.scheduled_at) + r.step * interval '2 seconds'
+FROM messages m CROSS JOIN LATERAL unnest(CASE m.status
+    WHEN 'READ' THEN ARRAY['sent', 'delivered', 'read'] WHEN 'DELIVERED' THEN ARRAY['sent', 'delivered']
+    WHEN 'SENT' THEN ARRAY['sent'] WHEN 'UNDELIVERED' THEN ARRAY['sent', 'undelivered']
+    WHEN 'FAILED' THEN ARRAY['failed'] END) WITH ORDINALITY AS r(status, step)
+WHERE m.provider_sid IS NOT NULL
+ORDER BY m.id, r.step""",
+    # The decisions: skipped at fan-out, withheld at send time, failed, retried, deferred by quiet hours.
+    """
+INSERT INTO audit_events (occurred_at, kind, campaign_id, message_id, user_phone, source, detail)
+SELECT coalesce(m.failed_at, m.scheduled_at),
+       CASE m.status WHEN 'SKIPPED' THEN 'message.skipped' WHEN 'WITHHELD' THEN 'message.withheld'
+                     ELSE 'message.failed' END,
+       m.campaign_id, m.id,
+       m.recipient_phone,
+       CASE m.status WHEN 'SKIPPED' THEN 'fanout'
+                     WHEN 'WITHHELD' THEN 'send_message'
+                     ELSE CASE WHEN m.provider_sid IS NULL THEN 'send_message' ELSE 'status_callback' END END,
+       jsonb_strip_nulls(jsonb_build_object('reason', m.status_reason, 'error_code', m.error_code))
+FROM messages m WHERE m.status IN ('SKIPPED', 'WITHHELD', 'FAILED', 'UNDELIVERED')
+UNION ALL
+SELECT m.scheduled_at - (4 - r) * interval '5 minutes', 'message.retried', m.campaign_id, m.id,
+       m.recipient_phone, 'send_message', jsonb_build_object('retry', r, 'error_code', m.error_code)
+FROM messages m CROSS JOIN generate_series(1, 3) AS r WHERE m.retry_count >= r
+UNION ALL
+SELECT m.created_at, 'message.deferred', m.campaign_id, m.id, m.recipient_phone, 'fanout',
+       jsonb_build_object('reason', 'quiet hours', 'until', m.scheduled_at, 'timezone', 'UTC')
+FROM messages m WHERE m.id % 10 = 0 AND m.sent_at IS NOT NULL
+UNION ALL
+SELECT c.started_at, 'campaign.started', c.id, NULL, NULL, 'api', '{}' FROM campaigns c
+UNION ALL
+SELECT c.completed_at, 'campaign.completed', c.id, NULL, NULL, 'send_message', '{}'
+FROM campaigns c WHERE c.completed_at IS NOT NULL
+ORDER BY 1""",
+    # Those skipped for want of consent had said STOP before the campaign.
+    """
+WITH stopped AS (
+    UPDATE users u SET consent_state = 'STOP', consent_updated_at = m.created_at - interval '1 day'
+    FROM (SELECT recipient_phone, min(created_at) AS created_at FROM messages
+          WHERE status_reason = :no_consent GROUP BY recipient_phone) m
+    WHERE u.phone_e164 = m.recipient_phone
+    RETURNING u.phone_e164, u.consent_updated_at
+)
+INSERT INTO audit_events (occurred_at, kind, user_phone, source, detail)
+SELECT consent_updated_at, 'consent.changed', phone_e164, 'inbound_keyword',
+       jsonb_build_object('from', 'OPT_IN', 'to', 'STOP', 'keyword', 'STOP')
+FROM stopped""",
+)
+# Replies from recipients of the largest campaign, one every 20 seconds back from now.
+_HISTORY_INBOUND = """
+WITH phones AS (
+    SELECT array_agg(phone_e164) AS list FROM (SELECT phone_e164 FROM users ORDER BY 1 LIMIT 1000) first_users
+), said AS (
+    SELECT i, phones.list[1 + i % cardinality(phones.list)] AS phone,
+           (ARRAY['Thanks!', 'When does the sale end?', 'STOP', 'HELP', 'START'])[1 + i % 5] AS body,
+           (ARRAY['none', 'none', 'consent:STOP', 'help', 'consent:OPT_IN'])[1 + i % 5] AS outcome
+    FROM generate_series(:inbound - 1, 0, -1) AS i CROSS JOIN phones
+)
+INSERT INTO events_inbound (message_sid, from_phone, body, raw_payload, outcome, received_at)
+SELECT 'SM' || md5('inbound' || i), phone, body,
+       jsonb_build_object('MessageSid', 'SM' || md5('inbound' || i), 'From', 'whatsapp:' || phone, 'Body', body),
+       outcome, CAST(:now AS timestamptz) - i * interval '20 seconds'
+FROM said ORDER BY i DESC"""
+_HISTORY_PICK_FAILED = """
+SELECT min(id) FROM messages WHERE campaign_id = :campaign AND status = 'FAILED' AND retry_count > 0"""

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from infra.bench.figures import bulk_import, fanout, rate_fidelity, segment, send, status_webhook
+from infra.bench.figures import (
+    bulk_import,
+    dashboard,
+    fanout,
+    rate_fidelity,
+    segment,
+    send,
+    status_webhook,
+)
 
 FIGURES: dict[str, ModuleType] = {
     "import": bulk_import,
@@ -15,4 +23,5 @@ FIGURES: dict[str, ModuleType] = {
     "send": send,
     "rate-fidelity": rate_fidelity,
     "status-webhook": status_webhook,
+    "dashboard": dashboard,
 }
