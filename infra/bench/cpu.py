@@ -30,13 +30,29 @@ class CpuSample:
 
 
 def stack_groups(ctx: BenchContext) -> dict[str, list[int]]:
-    """The root processes of every server of the stack, by name."""
-    ports = {name: port for name, port in ctx.function_ports.items()}
-    ports["Cloud Tasks emulator"] = _port(ctx.env["CLOUD_TASKS_EMULATOR_HOST"])
-    ports["Pub/Sub emulator"] = _port(ctx.env["PUBSUB_EMULATOR_HOST"])
-    ports["Twilio emulator"] = _port(ctx.env["TWILIO_API_URL"])
-    ports["PostgreSQL"] = _port(ctx.database_url)
+    """The processes of every server of the stack, by name."""
+    return servers(
+        {
+            **ctx.function_ports,
+            "Cloud Tasks emulator": port_of(ctx.env["CLOUD_TASKS_EMULATOR_HOST"]),
+            "Pub/Sub emulator": port_of(ctx.env["PUBSUB_EMULATOR_HOST"]),
+            "Twilio emulator": port_of(ctx.env["TWILIO_API_URL"]),
+            "PostgreSQL": port_of(ctx.database_url),
+        }
+    )
+
+
+def servers(ports: Mapping[str, int]) -> dict[str, list[int]]:
+    """The processes listening on each port, by name."""
     return {name: listening_pids(port) for name, port in ports.items()}
+
+
+def port_of(address: str) -> int:
+    """The port of a URL or of a host:port."""
+    port = urlsplit(address if "//" in address else f"//{address}").port
+    if port is None:
+        raise ValueError(f"no port in {address!r}")
+    return port
 
 
 def sample(groups: Mapping[str, list[int]]) -> CpuSample:
@@ -59,13 +75,6 @@ def per_unit_ms(before: CpuSample, after: CpuSample, units: int) -> dict[str, fl
         "all of the stack": round(sum(spent.values()), 2),
         "whole machine": round(1000 * (after.machine - before.machine) / units, 2),
     }
-
-
-def _port(address: str) -> int:
-    port = urlsplit(address if "//" in address else f"//{address}").port
-    if port is None:
-        raise ValueError(f"no port in {address!r}")
-    return port
 
 
 def _roots(pids: list[int]) -> list[int]:

@@ -23,6 +23,7 @@ from pg8000.native import Connection
 from twilio.request_validator import RequestValidator
 
 from infra.bench.context import BenchContext
+from infra.bench.cpu import CpuSample, per_unit_ms, port_of, sample, servers
 from infra.bench.datasets import phone, seed_users
 from infra.bench.db import connect
 from infra.bench.errors import NotMeasurable
@@ -72,9 +73,22 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
     webhook: list[LoadResult] = []
     noop: list[LoadResult] = []
     with function_server(NOOP_SOURCE, "noop", served_like=FUNCTION) as noop_url:
+        processes = servers(
+            {
+                FUNCTION: ctx.function_ports[FUNCTION],
+                "PostgreSQL": port_of(ctx.database_url),
+                "no-op": port_of(noop_url),
+            }
+        )
+        webhook_cpu: list[tuple[CpuSample, CpuSample]] = []
+        noop_cpu: list[tuple[CpuSample, CpuSample]] = []
         for batch in batches:
+            before = sample(processes)
             noop.append(_load(ctx, size, noop_url, _retarget(batch, urlsplit(noop_url).path)))
+            noop_cpu.append((before, sample(processes)))
+            before = sample(processes)
             webhook.append(_load(ctx, size, public_url, batch))
+            webhook_cpu.append((before, sample(processes)))
     refused = sum(r.non_2xx + r.socket_errors for r in webhook)
     if refused:
         raise RuntimeError(
@@ -100,6 +114,17 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             if ctx.smoke
             else f"wrk -t1 -c{SERVER_THREADS}, {size.seconds:g} s per run",
             "server": f"functions-framework gunicorn, WORKERS=1, THREADS={SERVER_THREADS}",
+            "CPU per webhook request by process, last run (ms)": {
+                name: ms
+                for name, ms in per_unit_ms(*webhook_cpu[-1], webhook[-1].requests).items()
+                if name != "no-op"
+            },
+            "no-op server's CPU per request, last run (ms)": per_unit_ms(
+                *noop_cpu[-1], noop[-1].requests
+            ).get("no-op", 0.0),
+            "one worker process, one core at most (the GIL): its ceiling at that cost (req/s)": round(
+                1000 / per_unit_ms(*webhook_cpu[-1], webhook[-1].requests)[FUNCTION]
+            ),
         },
         notes=(
             "every request is a distinct signed callback that inserts a receipt and moves a message forward"
