@@ -55,11 +55,12 @@ class Size:
     seconds: int
     deferred_share: float
     timeout: float
+    clean_runs: int  # the value is their median; the faulted campaign runs once (it waits on deferrals)
 
 
-FULL = Size(rate=RATE, seconds=60, deferred_share=0.2, timeout=600)
+FULL = Size(rate=RATE, seconds=60, deferred_share=0.2, timeout=600, clean_runs=3)
 # Quiet hours end on a minute boundary, so a deferral waits 30 to 90 s: too long for `make test`.
-SMOKE = Size(rate=20, seconds=2, deferred_share=0.0, timeout=180)
+SMOKE = Size(rate=20, seconds=2, deferred_share=0.0, timeout=180, clean_runs=1)
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,14 @@ class Fidelity:
 def run(ctx: BenchContext, size: Size) -> Measurement:
     require_pipeline(ctx)
     recipients = size.rate * size.seconds
-    seed_users(ctx.database_url, 0, recipients)
-    clean = _measure(ctx, create_campaign(ctx, "fidelity clean", size.rate), recipients, size, faults=False)
+    cleans = []
+    for attempt in range(size.clean_runs):
+        reset_stack(ctx.env)
+        seed_users(ctx.database_url, 0, recipients)
+        campaign = create_campaign(ctx, f"fidelity clean #{attempt}", size.rate)
+        cleans.append(_measure(ctx, campaign, recipients, size, faults=False))
+    # The run of median mean stands for all of them, except for the ceiling: every run must hold it.
+    clean = sorted(cleans, key=lambda r: r.mean)[len(cleans) // 2]
     reset_stack(ctx.env)
     deferred = int(recipients * size.deferred_share)
     seed_users(ctx.database_url, 0, recipients - deferred)
@@ -94,7 +101,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         ctx, "fidelity faults, quiet hours", size.rate, **_quiet_hours_ending_soon()
     )
     stressed = _measure(ctx, stressed_campaign, recipients, size, faults=True)
-    runs = (clean, stressed)
+    runs = (*cleans, stressed)
     met = (
         all(r.max_window <= size.rate and r.drops == 0 and r.duplicates == 0 for r in runs)
         and clean.mean >= MIN_MEAN * size.rate / RATE
@@ -105,15 +112,18 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         target=TARGET if size.rate == RATE else f"{TARGET} (smoke: at {size.rate}/s)",
         value=clean.mean,
         met=met,
-        runs=1,
+        runs=size.clean_runs,
         details={
             "recipients per campaign": recipients,
             "campaign rate (msg/s)": size.rate,
-            **clean.as_details("clean"),
+            "clean runs: mean (msg/s)": [round(r.mean, 2) for r in cleans],
+            "clean runs: max in any 1 s window": [r.max_window for r in cleans],
+            **clean.as_details("clean (median run)"),
             **stressed.as_details("faults + quiet hours"),
         },
         notes=(
-            f"one run of each campaign (each sends for {size.seconds} s); value = the clean run's mean",
+            f"{size.clean_runs} clean campaigns and one with faults and quiet hours, each sending for "
+            f"{size.seconds} s; value = the median of the clean runs' means",
             f"faults: {FAULTS} for the first {size.seconds} s of the second campaign, then cleared; "
             f"{deferred} recipients at UTC+3 deferred by quiet hours ending ~{QUIET_HOURS_LEFT.seconds} s after the trigger",
             "no same-run baseline: the replaced system (at 100/s it skipped 676 of 2,000 recipients and re-sent to 1,920) cannot run here",
