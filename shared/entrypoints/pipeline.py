@@ -84,7 +84,7 @@ def send_message(request: Request) -> Response:
     config = SendConfig.from_settings(settings)
     result = unless_db_unavailable(
         lambda: send_one(
-            UnitOfWork(get_engine()),
+            get_engine(),
             clients.twilio_sender(),
             clients.task_scheduler(),
             SystemClock(),

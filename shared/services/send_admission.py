@@ -19,7 +19,6 @@ from shared.adapters.twilio_send import OutboundMessage
 from shared.adapters.twilio_signature import status_callback_url
 from shared.clock import Clock
 from shared.db.audit import record_audit
-from shared.db.models import Message
 from shared.db.queries import messages as message_sql
 from shared.db.queries.messages import SendContext
 from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
@@ -126,15 +125,7 @@ def _take_slot_and_claim(
         slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now + config.slot_lead)
     if slot - now > config.max_wait:
         return _wait_for_slot(session, context, slot, config, MessageStatus.QUEUED)
-    message_sql.set_fields(
-        session,
-        context.id,
-        MessageStatus.QUEUED,
-        status=MessageStatus.SENDING.value,
-        attempts=Message.attempts + 1,
-        claimed_at=slot,
-        slot_at=None,
-    )
+    message_sql.claim(session, context.id, slot)
     return Admission(Result(Outcome.DONE), claimed=context, outbound=outbound, slot=slot)
 
 

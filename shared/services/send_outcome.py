@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from shared.adapters.twilio_send import SendAttempt
@@ -27,18 +28,23 @@ from shared.transport import Outcome, Result
 AMBIGUOUS_REASON = "no answer from Twilio after the request may have reached it: awaiting its status callback"
 
 
-def record_outcome(
+def record_accepted(conn: Connection, context: SendContext, sid: str, now: datetime) -> Admission:
+    """Twilio accepted: one statement, its own transaction (`conn` must not be in one), as nearly every send
+    ends; only the other outcomes need record_unsent's transaction."""
+    message_sql.record_accepted(conn, context.id, sid, now)
+    return Admission(Result(Outcome.DONE, "accepted"), finished=True, campaign_id=context.campaign_id)
+
+
+def record_unsent(
     session: Session, context: SendContext, attempt: SendAttempt, now: datetime, config: SendConfig
 ) -> Admission:
+    """Twilio gave no SID: the answer decides between ambiguous, retry, defer, pause and fail."""
     return replace(_record(session, context, attempt, now, config), campaign_id=context.campaign_id)
 
 
 def _record(
     session: Session, context: SendContext, attempt: SendAttempt, now: datetime, config: SendConfig
 ) -> Admission:
-    if attempt.sid is not None:
-        message_sql.record_accepted(session, context.id, attempt.sid, now)
-        return Admission(Result(Outcome.DONE, "accepted"), finished=True)
     if attempt.ambiguous:
         message_sql.set_fields(
             session,

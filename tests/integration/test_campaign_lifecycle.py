@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select, text, update
 
 from shared.clock import FixedClock
 from shared.db.models import CampaignPage, Message, User
+from shared.db.queries.campaigns import could_complete
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import CampaignStatus
 from shared.services import campaign_lifecycle as lifecycle
@@ -256,12 +257,15 @@ def test_a_campaign_completes_only_when_no_message_is_waiting_or_sending(engine:
             ],
         )
 
+    assert _could_complete(engine, campaign_id) is False
     assert lifecycle.complete_if_done(UnitOfWork(engine), campaign_id, clock) is False
 
     with engine.begin() as conn:
         conn.execute(update(Message).where(Message.status == "SENDING").values(status="ACCEPTED"))
+    assert _could_complete(engine, campaign_id) is True
     assert lifecycle.complete_if_done(UnitOfWork(engine), campaign_id, clock) is True
     assert campaign_row(engine, campaign_id).status == "COMPLETED"
+    assert _could_complete(engine, campaign_id) is False  # completed: nothing left to complete
 
 
 def test_a_campaign_with_a_page_not_yet_fanned_out_is_not_complete(engine: Engine) -> None:
@@ -270,5 +274,12 @@ def test_a_campaign_with_a_page_not_yet_fanned_out_is_not_complete(engine: Engin
     clock = FixedClock(T0)
     lifecycle.start_campaign(UnitOfWork(engine), RecordingPublisher(), campaign_id, clock, page_size=10)
 
+    assert _could_complete(engine, campaign_id) is False
     assert lifecycle.complete_if_done(UnitOfWork(engine), campaign_id, clock) is False
     assert campaign_row(engine, campaign_id).status == "RUNNING"
+
+
+def _could_complete(engine: Engine, campaign_id: int) -> bool:
+    """The send path's probe, which must agree with complete_if_done's own condition."""
+    with engine.connect() as conn:
+        return could_complete(conn, campaign_id)

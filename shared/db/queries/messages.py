@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, select, text, update
+from sqlalchemy import Connection, Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import Campaign, CampaignRecipient, Message, Template, User
+from shared.db.models import CampaignRecipient, Message, User
+from shared.db.queries.prepared import run_prepared
 from shared.domain.enums import CampaignStatus, MessageStatus
 
 
@@ -159,37 +160,21 @@ class SendContext:
     content_sid: str | None
 
 
-# Built once: SQLAlchemy then computes its cache key once instead of on every send.
-_LOCK_FOR_SEND = (
-    select(
-        Message.id,
-        Message.campaign_id,
-        Message.recipient_phone,
-        Message.body,
-        Message.content_variables,
-        Message.status,
-        Message.generation,
-        Message.retry_count,
-        Message.claimed_at,
-        Message.slot_at,
-        Message.scheduled_at,
-        Message.created_at,
-        User.consent_state,
-        User.last_inbound_at,
-        User.attributes["timezone"].astext,
-        Campaign.status,
-        Campaign.rate_limit_per_second,
-        Campaign.quiet_hours_start,
-        Campaign.quiet_hours_end,
-        Campaign.timezone,
-        Template.content_sid,
-    )
-    .join(User, User.phone_e164 == Message.recipient_phone)
-    .join(Campaign, Campaign.id == Message.campaign_id)
-    .join(Template, Template.id == Campaign.template_id)
-    .where(Message.id == bindparam("message_id"))
-    .with_for_update(of=Message)
-)
+# The send path's statements are prepared once per connection (shared.db.queries.prepared): unnamed, each
+# cost three round trips and a fresh plan of the four-table join, which made the database round trips
+# most of a send's CPU.
+_LOCK_FOR_SEND = """
+SELECT m.id, m.campaign_id, m.recipient_phone, m.body, m.content_variables, m.status, m.generation,
+       m.retry_count, m.claimed_at, m.slot_at, m.scheduled_at, m.created_at,
+       u.consent_state, u.last_inbound_at, u.attributes ->> 'timezone',
+       c.status, c.rate_limit_per_second, c.quiet_hours_start, c.quiet_hours_end, c.timezone, t.content_sid
+FROM messages AS m
+JOIN users AS u ON u.phone_e164 = m.recipient_phone
+JOIN campaigns AS c ON c.id = m.campaign_id
+JOIN templates AS t ON t.id = c.template_id
+WHERE m.id = :message_id
+FOR UPDATE OF m
+"""
 
 
 def lock_for_send(session: Session, message_id: int) -> SendContext | None:
@@ -198,13 +183,36 @@ def lock_for_send(session: Session, message_id: int) -> SendContext | None:
     Locking it before deciding makes every later UPDATE a safe compare-and-set, and a duplicate task
     waits here, then sees the row already moved on. Users and campaigns are read, not locked: a STOP or a
     pause committed after this read is caught by the next task or by the callback path."""
-    row = session.execute(_LOCK_FOR_SEND, {"message_id": message_id}).first()
-    if row is None:
+    rows = run_prepared(session.connection(), _LOCK_FOR_SEND, {"message_id": message_id}, autocommit=False)
+    if not rows:
         return None
-    values = list(row)
+    values = list(rows[0])
     values[5] = MessageStatus(values[5])
     values[15] = CampaignStatus(values[15])
     return SendContext(*values)
+
+
+# Only from QUEUED, although the caller holds the row lock: a claim must never be able to send twice.
+_CLAIM = """
+UPDATE messages
+SET status = :sending, attempts = attempts + 1, claimed_at = :slot, slot_at = NULL, updated_at = now()
+WHERE id = :message_id AND status = :queued
+RETURNING id
+"""
+
+
+def claim(session: Session, message_id: int, slot: datetime) -> bool:
+    """QUEUED -> SENDING in the caller's transaction, `claimed_at` the slot the Twilio call is made in."""
+    params = {
+        "message_id": message_id,
+        "slot": slot,
+        "sending": MessageStatus.SENDING.value,
+        "queued": MessageStatus.QUEUED.value,
+    }
+    return bool(run_prepared(session.connection(), _CLAIM, params, autocommit=False))
+
+
+_MESSAGES = cast(Table, Message.__table__)
 
 
 def set_fields(session: Session, message_id: int, expected: MessageStatus, **values: Any) -> bool:
@@ -221,31 +229,32 @@ def set_fields(session: Session, message_id: int, expected: MessageStatus, **val
     return session.execute(statement).first() is not None
 
 
-def record_accepted(session: Session, message_id: int, sid: str, now: datetime) -> bool:
-    """Twilio accepted: keep the SID and move SENDING (or AMBIGUOUS) to ACCEPTED. A status callback that
-    already moved the row further (it can beat this commit) is not downgraded: only the SID is filled."""
-    params = {"message_id": message_id, "sid": sid, "now": now}
-    return session.execute(_RECORD_ACCEPTED, params).first() is not None
+# A status callback may commit first (Twilio can call back before our commit): a row it already moved on
+# keeps its status (never downgraded); only the SID is filled in.
+_RECORD_ACCEPTED = """
+UPDATE messages
+SET provider_sid = :sid,
+    status = CASE WHEN status = ANY(CAST(:early AS text[])) THEN :accepted ELSE status END,
+    status_reason = NULL,
+    error_code = NULL,
+    updated_at = :now
+WHERE id = :message_id
+RETURNING id
+"""
+_EARLY = "{" + ",".join((MessageStatus.SENDING.value, MessageStatus.AMBIGUOUS.value)) + "}"
 
 
-def _accepted_unless_further() -> Any:
-    early = (MessageStatus.SENDING.value, MessageStatus.AMBIGUOUS.value)
-    return case((Message.status.in_(early), MessageStatus.ACCEPTED.value), else_=Message.status)
-
-
-_MESSAGES = cast(Table, Message.__table__)
-_RECORD_ACCEPTED = (
-    update(_MESSAGES)
-    .where(Message.id == bindparam("message_id"))
-    .values(
-        provider_sid=bindparam("sid"),
-        status=_accepted_unless_further(),
-        status_reason=None,
-        error_code=None,
-        updated_at=bindparam("now"),
-    )
-    .returning(Message.id)
-)
+def record_accepted(conn: Connection, message_id: int, sid: str, now: datetime) -> bool:
+    """Twilio accepted: keep the SID and move SENDING (or AMBIGUOUS) to ACCEPTED, in one statement that is
+    its own transaction (the claim it follows is already committed). `conn` must not be in a transaction."""
+    params = {
+        "message_id": message_id,
+        "sid": sid,
+        "now": now,
+        "early": _EARLY,
+        "accepted": MessageStatus.ACCEPTED.value,
+    }
+    return bool(run_prepared(conn, _RECORD_ACCEPTED, params, autocommit=True))
 
 
 def withhold_queued(session: Session, campaign_id: int, reason: str, now: datetime) -> int:

@@ -42,6 +42,9 @@ def run_prepared(
         statement = fairy.info.get(sql)
         if statement is None:
             statement = fairy.info[sql] = driver.prepare(sql)
+        if not autocommit and not driver._in_transaction:
+            # pg8000 would begin it through the extended protocol (three round trips); a simple query is one.
+            driver.execute_simple("begin transaction")
         driver.autocommit = autocommit
         try:
             return statement.run(**params)  # type: ignore[no-any-return]
