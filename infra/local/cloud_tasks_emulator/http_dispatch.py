@@ -1,16 +1,15 @@
 """One attempt of an HTTP task: the request Cloud Tasks sends, and what came back."""
 
 import email.utils
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
-import requests
 from google.cloud import tasks_v2
 
 from infra.local.cloud_tasks_emulator import names
+from infra.local.keepalive_http import REQUEST_ERRORS, KeepAliveClient
 
 USER_AGENT = "Google-Cloud-Tasks"
 # Cloud Tasks computes these itself; a task's own headers cannot replace them.
@@ -32,19 +31,9 @@ _RPC_CODE_BY_HTTP_STATUS = {
 }
 
 
-# One session per dispatch thread: a kept-alive connection to the target instead of a TCP connect per
-# attempt, which at hundreds of dispatches a second costs the target more than the request itself.
-_sessions = threading.local()
-
-
-def _session() -> requests.Session:
-    session: requests.Session | None = getattr(_sessions, "session", None)
-    if session is None:
-        session = requests.Session()
-        # The emulator calls 127.0.0.1 targets: no proxies or .netrc to look up on every request.
-        session.trust_env = False
-        _sessions.session = session
-    return session
+# Kept-alive connections per dispatch thread: a TCP connect per attempt would cost the target more than the
+# request itself at hundreds of dispatches a second.
+_client = KeepAliveClient()
 
 
 @dataclass(frozen=True)
@@ -114,24 +103,18 @@ def send(request: DispatchRequest, mint_token: Callable[[str, str], str]) -> Att
     if request.oidc_service_account is not None:
         headers["Authorization"] = f"Bearer {mint_token(request.oidc_service_account, request.oidc_audience)}"
     try:
-        response = _session().request(
-            request.method,
-            request.url,
-            headers=headers,
-            data=request.body or None,
-            timeout=request.deadline_seconds,
+        answer = _client.request(
+            request.method, request.url, request.body or None, headers, request.deadline_seconds
         )
-    except requests.Timeout:
+    except TimeoutError:
         return AttemptOutcome(http_status=None, retry_after_seconds=None, retry_reason="DEADLINE_EXCEEDED")
-    except requests.RequestException:
+    except REQUEST_ERRORS:
         return AttemptOutcome(http_status=None, retry_after_seconds=None, retry_reason="UNAVAILABLE")
     retry_after = None
-    if response.status_code in _THROTTLING_STATUSES:
-        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
-    reason = "" if 200 <= response.status_code < 300 else f"HTTP_{response.status_code}"
-    return AttemptOutcome(
-        http_status=response.status_code, retry_after_seconds=retry_after, retry_reason=reason
-    )
+    if answer.status in _THROTTLING_STATUSES:
+        retry_after = _parse_retry_after(answer.headers.get("Retry-After"))
+    reason = "" if 200 <= answer.status < 300 else f"HTTP_{answer.status}"
+    return AttemptOutcome(http_status=answer.status, retry_after_seconds=retry_after, retry_reason=reason)
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-import requests
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -22,6 +21,7 @@ from .config import EmulatorConfig, Outcome
 from .faults import FaultInjector
 from .http_json import json_object, json_response
 from .messages_endpoint import MessagesEndpoint
+from .signed_post import PostFailed
 from .status_callbacks import StatusCallbacks
 from .store import MessageStore
 from .twilio_errors import TwilioError
@@ -178,10 +178,8 @@ class TwilioEmulator:
     def _post_inbound(self, request: Request) -> Response:
         try:
             return json_response(self.send_inbound(json_object(request)))
-        except requests.RequestException as exc:
-            return json_response(
-                {"error": f"inbound webhook failed: {type(exc).__name__}: {exc}"}, status=502
-            )
+        except PostFailed as exc:
+            return json_response({"error": f"inbound webhook failed: {exc}"}, status=502)
 
     def _configure(self, request: Request) -> Response:
         if request.method == "POST":

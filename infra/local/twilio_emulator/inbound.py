@@ -7,14 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from .messages_api import Address
-from .signed_post import post_signed
+from .signed_post import SignedPoster
 from .store import new_sid
 
 # Twilio gives a webhook about 15 s before it calls the attempt failed.
 WEBHOOK_TIMEOUT_SECONDS = 15.0
+_POSTER = SignedPoster()
 
 
 @dataclass(frozen=True)
@@ -68,18 +67,16 @@ class InboundMessage:
 
 
 def deliver(url: str, message: InboundMessage, account_sid: str, auth_token: str) -> dict[str, Any]:
-    """Post the signed webhook and report the app's answer; requests errors propagate to the caller."""
-    with requests.Session() as session:
-        response = post_signed(
-            session,
-            url,
-            message.webhook_params(account_sid),
-            auth_token,
-            # Same event, same token: a forced redelivery (same message_sid) looks like Twilio's retry.
-            str(uuid.uuid5(uuid.NAMESPACE_URL, message.message_sid)),
-            WEBHOOK_TIMEOUT_SECONDS,
-        )
-    return {"status": response.status_code, "body": response.text, "headers": dict(response.headers)}
+    """Post the signed webhook and report the app's answer; PostFailed propagates to the caller."""
+    response = _POSTER.post(
+        url,
+        message.webhook_params(account_sid),
+        auth_token,
+        # Same event, same token: a forced redelivery (same message_sid) looks like Twilio's retry.
+        str(uuid.uuid5(uuid.NAMESPACE_URL, message.message_sid)),
+        WEBHOOK_TIMEOUT_SECONDS,
+    )
+    return {"status": response.status, "body": response.text, "headers": response.headers}
 
 
 def _whatsapp(raw: object) -> str:

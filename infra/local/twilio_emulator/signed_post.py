@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
-import requests
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
 from twilio.request_validator import RequestValidator
+
+from infra.local.keepalive_http import REQUEST_ERRORS, KeepAliveClient
 
 USER_AGENT = "TwilioProxy/1.1"
 
 
-def post_signed(
-    session: requests.Session,
-    url: str,
-    params: dict[str, str],
-    auth_token: str,
-    idempotency_token: str,
-    timeout: float,
-) -> requests.Response:
-    headers = {
-        "X-Twilio-Signature": RequestValidator(auth_token).compute_signature(url, params),
-        # Twilio repeats this token on every retry of one event, so receivers can dedupe on it.
-        "I-Twilio-Idempotency-Token": idempotency_token,
-        "User-Agent": USER_AGENT,
-    }
-    return session.post(url, data=params, headers=headers, timeout=timeout, allow_redirects=False)
+class PostFailed(Exception):
+    """No HTTP answer: the connection failed, broke or timed out."""
+
+
+@dataclass(frozen=True)
+class PostResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class SignedPoster:
+    """Thread-safe; connections are kept alive per thread (status callbacks run at the send rate)."""
+
+    def __init__(self) -> None:
+        self._client = KeepAliveClient()
+
+    def post(
+        self, url: str, params: dict[str, str], auth_token: str, idempotency_token: str, timeout: float
+    ) -> PostResponse:
+        headers = {
+            "X-Twilio-Signature": RequestValidator(auth_token).compute_signature(url, params),
+            # Twilio repeats this token on every retry of one event, so receivers can dedupe on it.
+            "I-Twilio-Idempotency-Token": idempotency_token,
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        try:
+            answer = self._client.request("POST", url, urlencode(params).encode(), headers, timeout)
+        except REQUEST_ERRORS as error:
+            raise PostFailed(f"{type(error).__name__}: {error}") from error
+        return PostResponse(answer.status, answer.body, dict(answer.headers.items()))

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
-
 from .config import STATUS_SEQUENCES, EmulatorConfig
 from .messages_api import Address
-from .signed_post import post_signed
+from .signed_post import PostFailed, SignedPoster
 from .store import MessageRecord, MessageStore
 from .work_queue import DelayedWorkQueue
 
@@ -48,7 +46,7 @@ class StatusCallbacks:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
-        self._sessions = threading.local()
+        self._poster = SignedPoster()
 
     def start(self, record: MessageRecord) -> None:
         outcome = self._config.outcome_for(record.request.to.number)
@@ -112,17 +110,12 @@ class StatusCallbacks:
             "error": None,
         }
         try:
-            response = post_signed(
-                self._session(),
-                url,
-                self._params(record, event),
-                self._auth_token,
-                event.idempotency_token,
-                self._timeout,
+            response = self._poster.post(
+                url, self._params(record, event), self._auth_token, event.idempotency_token, self._timeout
             )
-            entry["http_status"] = response.status_code
-        except requests.RequestException as exc:
-            entry["error"] = f"{type(exc).__name__}: {exc}"
+            entry["http_status"] = response.status
+        except PostFailed as exc:
+            entry["error"] = str(exc)
         with self._lock:
             self._log.append(entry)
         return entry["http_status"] is not None and 200 <= entry["http_status"] < 300
@@ -147,10 +140,3 @@ class StatusCallbacks:
         if event.error_code is not None:
             params["ErrorCode"] = str(event.error_code)
         return params
-
-    def _session(self) -> requests.Session:
-        # requests.Session is not thread-safe; one per worker keeps connections pooled and safe.
-        session: requests.Session | None = getattr(self._sessions, "session", None)
-        if session is None:
-            session = self._sessions.session = requests.Session()
-        return session
