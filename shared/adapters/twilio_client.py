@@ -6,8 +6,11 @@ Twilio emulator because `TWILIO_API_URL` says so. There is no other code path fo
 
 from __future__ import annotations
 
+from requests import Session
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+
+DEFAULT_API_URL = "https://api.twilio.com"
 
 
 def make_twilio_client(
@@ -21,6 +24,8 @@ def make_twilio_client(
     have been, which is the distinction the sender needs.
     """
     http_client = TwilioHttpClient(pool_connections=True, timeout=timeout)
+    assert http_client.session is not None  # pool_connections=True keeps one
+    _read_environment_once(http_client.session, api_url or DEFAULT_API_URL)
     client = Client(account_sid, auth_token, http_client=http_client)
     if api_url:
         # The Messages API lives on the `api` domain; its base URL is a plain attribute the SDK
@@ -31,3 +36,13 @@ def make_twilio_client(
         client.edge = None
         client.region = None
     return client
+
+
+def _read_environment_once(session: Session, url: str) -> None:
+    """requests looks up proxies (and the CA bundle) in the environment on every request: a sixth of each
+    send's SDK time. The environment of a running instance does not change, so read it once, for the URL
+    the client calls, and let the session use what it found."""
+    found = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(found["proxies"])
+    session.verify = found["verify"]
+    session.trust_env = False
