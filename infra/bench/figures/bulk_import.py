@@ -1,5 +1,15 @@
 """Bulk import: a CSV with ~2% invalid phones and ~5% repeated ones through `POST /v1/users/import`,
-against a raw `COPY` of the same file into a plain table of text columns, in the same run.
+against a raw `COPY` of the same rows into a table shaped like users, in the same run.
+
+The baseline is what the issue's own number for the replaced system can only have been (222k rows/s for a
+raw COPY: into a plain table of text columns COPY runs ~1.6M rows/s here): a raw `COPY` of the same rows
+into a table shaped like users (`CREATE TABLE ... (LIKE users INCLUDING ALL)`: its constraints and
+indexes, the GIN index on attributes included). The rows are prepared outside the timing as COPY input in
+users' shape: valid phones only, in E.164, one row per phone (the last occurrence, as the import keeps),
+attributes as jsonb text, and the columns users needs (phone_e164, attributes, consent_state,
+consent_updated_at). Only the COPY itself is timed. Its rate counts the file's rows, like the import's, so
+the ratio is the COPY's time over the import's. A COPY of the raw file into a plain table of text columns
+is measured too, for scale, and reported in the details.
 
 Each run starts from an empty `users` table (a first import inserts; re-importing would measure updates).
 The memory figure is the peak resident set of the `api` worker during the request.
@@ -7,8 +17,11 @@ The memory figure is the peak resident set of the `api` worker during the reques
 
 from __future__ import annotations
 
+import csv
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from infra.bench.context import BenchContext
 from infra.bench.datasets import IMPORT_COLUMNS, ImportFile, import_csv
@@ -16,6 +29,7 @@ from infra.bench.db import connect
 from infra.bench.errors import NotMeasurable
 from infra.bench.measurement import Measurement, median, repeat_within, timed
 from infra.bench.procfs import peak_rss_mb, reset_peak_rss
+from shared.domain.phones import fast_e164, try_normalize_phone
 
 FIGURE = "bulk import"
 UNIT = "rows/s"
@@ -26,6 +40,10 @@ MIN_ROWS_PER_SECOND = 100_000
 MIN_COPY_RATIO = 0.3
 MAX_PEAK_MB = 300
 BASELINE_TABLE = "bench_copy_baseline"
+# The users columns an import writes; created_at and updated_at take their defaults, as in the import.
+USERS_COLUMNS = "phone_e164, attributes, consent_state, consent_updated_at"
+# What the import stores as consent_updated_at when the file gives a consent state.
+CONSENT_UPDATED_AT = "2026-01-01 00:00:00+00"
 
 
 @dataclass(frozen=True)
@@ -41,15 +59,18 @@ SMOKE = Size(rows=1_000, max_runs=1, budget_seconds=60)
 
 def run(ctx: BenchContext, size: Size) -> Measurement:
     data = import_csv(size.rows)
+    copy_input, copied_rows = _users_shaped_copy_input(data)
 
-    def both() -> tuple[float, float, float, dict[str, object]]:
-        copy_rate = data.rows / timed(lambda: _raw_copy(ctx.database_url, data))
+    def once() -> tuple[float, float, float, float, dict[str, object]]:
+        copy_rate = data.rows / _users_shaped_copy(ctx.database_url, copy_input, copied_rows)
+        plain_rate = data.rows / timed(lambda: _plain_copy(ctx.database_url, data))
         seconds, peak, report = _import(ctx, data)
-        return copy_rate, data.rows / seconds, peak, report
+        return copy_rate, plain_rate, data.rows / seconds, peak, report
 
-    runs = repeat_within(size.budget_seconds, size.max_runs, both)
-    baseline, value = median([r[0] for r in runs]), median([r[1] for r in runs])
-    peak_mb, report = max(r[2] for r in runs), runs[-1][3]
+    runs = repeat_within(size.budget_seconds, size.max_runs, once)
+    baseline, plain_baseline = median([r[0] for r in runs]), median([r[1] for r in runs])
+    value = median([r[2] for r in runs])
+    peak_mb, report = max(r[3] for r in runs), runs[-1][4]
     counts_match = (report.get("rejected"), report.get("duplicates_merged"), report.get("inserted")) == (
         data.invalid,
         data.duplicates,
@@ -61,13 +82,21 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         target=TARGET,
         value=value,
         baseline=baseline,
-        baseline_label="raw COPY of the same rows",
+        baseline_label="raw COPY of the same rows into a users-shaped table",
         met=value >= MIN_ROWS_PER_SECOND and value >= MIN_COPY_RATIO * baseline and peak_mb < MAX_PEAK_MB,
         runs=len(runs),
         details={
             "rows": data.rows,
             "invalid rows in the file": data.invalid,
             "repeated phones in the file": data.duplicates,
+            "rows the users-shaped COPY loads (valid, one per phone)": copied_rows,
+            "users-shaped COPY, rows it loaded per second (median)": round(
+                baseline * copied_rows / data.rows
+            ),
+            "for scale: raw COPY of the file into a plain table of "
+            f"{len(IMPORT_COLUMNS)} text columns, no constraints or indexes (rows/s, median)": round(
+                plain_baseline
+            ),
             "peak RSS of the api worker (MB, worst run)": peak_mb,
             "import report of the last run": {
                 k: report.get(k) for k in ("inserted", "duplicates_merged", "rejected")
@@ -77,12 +106,68 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         notes=(
             f"runs: up to {size.max_runs}, as many as fit {size.budget_seconds:.0f} s (one import of a large file can take minutes)",
             "value: rows in the file / wall time of the whole HTTP request, streamed from disk, into an empty users table",
-            f"baseline: pg8000 COPY ... FROM STDIN (FORMAT csv) of the same file into a plain table of {len(IMPORT_COLUMNS)} text columns, no constraints or indexes",
+            "baseline: pg8000 COPY ... FROM STDIN of the same rows into a table shaped like users "
+            "(CREATE TABLE ... (LIKE users INCLUDING ALL): its constraints and indexes), the rows prepared "
+            "outside the timing as COPY input in users' shape (valid phones in E.164, one row per phone: the "
+            "last occurrence, as the import keeps; attributes as jsonb text; phone_e164, attributes, "
+            "consent_state, consent_updated_at); only the COPY is timed; rows/s counts the file's rows, like "
+            "the value, so the ratio is COPY time / import time",
+            f"for scale, the earlier baseline: COPY of the raw file into a plain table of {len(IMPORT_COLUMNS)} "
+            "text columns with no constraints or indexes (in the details)",
         ),
     )
 
 
-def _raw_copy(database_url: str, data: ImportFile) -> None:
+def _users_shaped_copy_input(data: ImportFile) -> tuple[Path, int]:
+    """The file's rows as COPY text input in users' shape (see the module docstring), written once next to
+    the CSV; and how many rows it holds."""
+    path = data.path.with_suffix(".users.copy")
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(_last_row_per_phone(data).values()))
+        tmp.replace(path)
+    with path.open("rb") as lines:
+        return path, sum(1 for _ in lines)
+
+
+def _last_row_per_phone(data: ImportFile) -> dict[str, str]:
+    last_rows: dict[str, str] = {}
+    with data.path.open(newline="") as source:
+        for record in csv.DictReader(source):
+            phone = fast_e164(record["phone"]) or try_normalize_phone(record["phone"], "US")[0]
+            if phone is None:
+                continue
+            attributes = {k: v for k, v in record.items() if k not in ("phone", "consent_state") and v}
+            # JSON escapes control characters; a backslash is all COPY's text format needs escaped.
+            attributes_text = json.dumps(attributes, ensure_ascii=False, separators=(",", ":"))
+            attributes_text = attributes_text.replace("\\", "\\\\")
+            # Removed first so the phone takes its last occurrence's place in the order.
+            last_rows.pop(phone, None)
+            last_rows[phone] = (
+                f"{phone}\t{attributes_text}\t{record['consent_state']}\t{CONSENT_UPDATED_AT}\n"
+            )
+    return last_rows
+
+
+def _users_shaped_copy(database_url: str, copy_input: Path, rows: int) -> float:
+    """Seconds for the COPY alone into a fresh `LIKE users INCLUDING ALL` table."""
+    conn = connect(database_url)
+    try:
+        conn.run(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+        conn.run(f"CREATE TABLE {BASELINE_TABLE} (LIKE users INCLUDING ALL)")
+        with copy_input.open("rb") as stream:
+            start = time.perf_counter()
+            conn.run(f"COPY {BASELINE_TABLE} ({USERS_COLUMNS}) FROM STDIN", stream=stream)
+            seconds = time.perf_counter() - start
+        if conn.row_count != rows:
+            raise RuntimeError(f"the baseline COPY loaded {conn.row_count} rows of {rows}")
+        conn.run(f"DROP TABLE {BASELINE_TABLE}")
+    finally:
+        conn.close()
+    return seconds
+
+
+def _plain_copy(database_url: str, data: ImportFile) -> None:
     conn = connect(database_url)
     try:
         columns = ", ".join(f"{name} text" for name in IMPORT_COLUMNS)
