@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from shared.db.queries.prepared import run_prepared
 from shared.domain.send_schedule import spacing
 
 
@@ -51,29 +52,29 @@ def reserve_slot(session: Session, keys: Sequence[RateKey], now: datetime) -> da
 
 def _advance(session: Session, ordered: Sequence[RateKey], now: datetime) -> datetime | None:
     """Lock the keys' rows, take slot = max(now, every tat) and move each tat to slot + its spacing, in
-    one statement: one round trip on the send path, where three cost a measurable share of each send.
+    one prepared statement: one round trip on the send path, where an unprepared one costs three.
 
     The CTE's FOR UPDATE takes the locks in key order (two senders never deadlock) and, after waiting
     for another sender, reads its committed tat. If any key has no row yet it locks nothing at all and
     returns None: holding one key while creating another could deadlock with a sender doing the reverse."""
     keys = ", ".join(f"(:k{i}, CAST(:s{i} AS interval))" for i in range(len(ordered)))
-    rows = session.execute(
-        text(
-            f"WITH wanted (key, spacing) AS (VALUES {keys}), "
-            "locked AS (SELECT key, tat FROM rate_limiters WHERE key IN (SELECT key FROM wanted) "
-            "AND (SELECT count(*) FROM rate_limiters WHERE key IN (SELECT key FROM wanted)) = :count "
-            "ORDER BY key FOR UPDATE), "
-            "slot AS (SELECT greatest(CAST(:now AS timestamptz), max(tat)) AS at FROM locked HAVING count(*) > 0) "
-            "UPDATE rate_limiters AS r SET tat = slot.at + wanted.spacing FROM slot, wanted "
-            "WHERE r.key = wanted.key RETURNING slot.at"
-        ),
+    rows = run_prepared(
+        session.connection(),
+        f"WITH wanted (key, spacing) AS (VALUES {keys}), "
+        "locked AS (SELECT key, tat FROM rate_limiters WHERE key IN (SELECT key FROM wanted) "
+        "AND (SELECT count(*) FROM rate_limiters WHERE key IN (SELECT key FROM wanted)) = :count "
+        "ORDER BY key FOR UPDATE), "
+        "slot AS (SELECT greatest(CAST(:now AS timestamptz), max(tat)) AS at FROM locked HAVING count(*) > 0) "
+        "UPDATE rate_limiters AS r SET tat = slot.at + wanted.spacing FROM slot, wanted "
+        "WHERE r.key = wanted.key RETURNING slot.at",
         {
             "now": now,
             "count": len(ordered),
             **{f"k{i}": k.key for i, k in enumerate(ordered)},
             **{f"s{i}": k.spacing for i, k in enumerate(ordered)},
         },
-    ).all()
+        autocommit=False,
+    )
     return rows[0][0] if rows else None
 
 
