@@ -40,7 +40,7 @@ FUNCTIONS=(
   "api               http    no     all            512Mi  1   300     4           0   2"
   "trigger_campaign  http    no     internal-only  512Mi  1   300     1           0   2"
   "fanout_recipients pubsub  no     internal-only  1Gi    1   540     2           0   3"
-  "send_message      http    no     internal-only  512Mi  1   60      6           0   8"
+  "send_message      http    no     internal-only  512Mi  1   60      12          0   8"
 )
 
 # Mirrors local.function_secrets: which Secret Manager values each function reads.

@@ -21,7 +21,7 @@ THREADS = {
     "api": 4,
     "trigger_campaign": 1,
     "fanout_recipients": 2,
-    "send_message": 6,
+    "send_message": 12,
 }
 
 

@@ -192,7 +192,7 @@ def test_each_function_gets_productions_concurrency_and_allowed_caller(local_sta
         "1",
         env["SCHEDULER_SERVICE_ACCOUNT_EMAIL"],
     )
-    assert (send["THREADS"], send["OIDC_ALLOWED_EMAILS"]) == ("6", env["TASKS_SERVICE_ACCOUNT_EMAIL"])
+    assert (send["THREADS"], send["OIDC_ALLOWED_EMAILS"]) == ("12", env["TASKS_SERVICE_ACCOUNT_EMAIL"])
     assert "OIDC_ALLOWED_EMAILS" not in api
     assert {key: api[key] for key in env} == env
 
