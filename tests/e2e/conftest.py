@@ -40,7 +40,7 @@ E2E_ENVIRON = {
     "FANOUT_PAGE_SIZE": "250",
     # Send starts are spaced (1 + margin) / rate: a 1-second window can only overflow if one send is late by
     # more than `margin` seconds relative to another. Ten processes share this machine's two cores, where a
-    # 25 ms stall (the 2.5% default) happens; production instances are not this crowded.
+    # 20 ms stall (the 2% default) happens; production instances are not this crowded.
     "RATE_SAFETY_MARGIN": "0.08",
 }
 
