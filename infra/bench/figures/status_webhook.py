@@ -45,6 +45,7 @@ FUNCTION = "status_webhook"
 SERVER_THREADS = THREADS[FUNCTION]
 # The server `--profile` samples while the figure runs.
 PROFILED: str | None = FUNCTION
+NOOP = "no-op"
 NOOP_SOURCE = Path(__file__).resolve().parents[1] / "noop_function.py"
 
 
@@ -73,22 +74,19 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
     webhook: list[LoadResult] = []
     noop: list[LoadResult] = []
     with function_server(NOOP_SOURCE, "noop", served_like=FUNCTION) as noop_url:
-        processes = servers(
-            {
-                FUNCTION: ctx.function_ports[FUNCTION],
-                "PostgreSQL": port_of(ctx.database_url),
-                "no-op": port_of(noop_url),
-            }
+        webhook_processes = servers(
+            {FUNCTION: ctx.function_ports[FUNCTION], "PostgreSQL": port_of(ctx.database_url)}
         )
+        noop_processes = servers({NOOP: port_of(noop_url)})
         webhook_cpu: list[tuple[CpuSample, CpuSample]] = []
         noop_cpu: list[tuple[CpuSample, CpuSample]] = []
         for batch in batches:
-            before = sample(processes)
+            before = sample(noop_processes)
             noop.append(_load(ctx, size, noop_url, _retarget(batch, urlsplit(noop_url).path)))
-            noop_cpu.append((before, sample(processes)))
-            before = sample(processes)
+            noop_cpu.append((before, sample(noop_processes)))
+            before = sample(webhook_processes)
             webhook.append(_load(ctx, size, public_url, batch))
-            webhook_cpu.append((before, sample(processes)))
+            webhook_cpu.append((before, sample(webhook_processes)))
     refused = sum(r.non_2xx + r.socket_errors for r in webhook)
     if refused:
         raise RuntimeError(
@@ -97,6 +95,8 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
     value, baseline = median([r.per_second for r in webhook]), median([r.per_second for r in noop])
     p99 = median([r.p99_ms for r in webhook])
     wrapped = any(r.requests > 3 * size.messages_per_run for r in webhook)
+    webhook_ms = per_unit_ms(*webhook_cpu[-1], webhook[-1].requests)
+    noop_ms = per_unit_ms(*noop_cpu[-1], noop[-1].requests)
     return Measurement(
         figure=FIGURE,
         unit=UNIT,
@@ -114,16 +114,10 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             if ctx.smoke
             else f"wrk -t1 -c{SERVER_THREADS}, {size.seconds:g} s per run",
             "server": f"functions-framework gunicorn, WORKERS=1, THREADS={SERVER_THREADS}",
-            "CPU per webhook request by process, last run (ms)": {
-                name: ms
-                for name, ms in per_unit_ms(*webhook_cpu[-1], webhook[-1].requests).items()
-                if name != "no-op"
-            },
-            "no-op server's CPU per request, last run (ms)": per_unit_ms(
-                *noop_cpu[-1], noop[-1].requests
-            ).get("no-op", 0.0),
+            "CPU per webhook request by process, last run (ms)": webhook_ms,
+            "no-op server's CPU per request, last run (ms)": noop_ms.get(NOOP, 0.0),
             "one worker process, one core at most (the GIL): its ceiling at that cost (req/s)": round(
-                1000 / per_unit_ms(*webhook_cpu[-1], webhook[-1].requests)[FUNCTION]
+                1000 / webhook_ms[FUNCTION]
             ),
         },
         notes=(
