@@ -29,7 +29,7 @@ from infra.bench.db import connect
 from infra.bench.errors import NotMeasurable
 from infra.bench.measurement import Measurement, median, repeat_within, timed
 from infra.bench.procfs import peak_rss_mb, reset_peak_rss
-from shared.domain.phones import fast_e164, try_normalize_phone
+from shared.domain.phones import try_normalize_phone
 
 FIGURE = "bulk import"
 UNIT = "rows/s"
@@ -134,7 +134,7 @@ def _last_row_per_phone(data: ImportFile) -> dict[str, str]:
     last_rows: dict[str, str] = {}
     with data.path.open(newline="") as source:
         for record in csv.DictReader(source):
-            phone = fast_e164(record["phone"]) or try_normalize_phone(record["phone"], "US")[0]
+            phone, _ = try_normalize_phone(record["phone"], "US")  # its fast path first, as the import
             if phone is None:
                 continue
             attributes = {k: v for k, v in record.items() if k not in ("phone", "consent_state") and v}
