@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import select
+import ssl
 import threading
 from dataclasses import dataclass
 from email.message import Message
@@ -30,8 +31,10 @@ class Answer:
 class KeepAliveClient:
     """Thread-safe: each thread keeps its own connections. Never follows redirects."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        """`ssl_context` for https URLs: None is the default one (SSL_CERT_FILE's roots, no client certificate)."""
         self._local = threading.local()
+        self._ssl_context = ssl_context
 
     def request(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float
@@ -68,8 +71,11 @@ class KeepAliveClient:
             conn = None
         if conn is None:
             scheme, netloc = key
-            factory = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            conn = connections[key] = factory(netloc, timeout=timeout)
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(netloc, timeout=timeout, context=self._ssl_context)
+            else:
+                conn = http.client.HTTPConnection(netloc, timeout=timeout)
+            connections[key] = conn
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
