@@ -8,9 +8,11 @@ import argparse
 import signal
 import threading
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 from infra.local.cloud_tasks_emulator import CloudTasksEmulator, Retention, TaskLimits
+from infra.local.local_ca import LocalCa
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,6 +34,12 @@ def main(argv: list[str] | None = None) -> None:
         default=TaskLimits.min_dispatch_deadline.total_seconds(),
         metavar="SECONDS",
     )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="the local CA's directory (infra/local/local_ca.py): dispatches present its Google-internal "
+        "client certificate, as Cloud Tasks' requests count as internal traffic at Google's front end",
+    )
     args = parser.parse_args(argv)
 
     emulator = CloudTasksEmulator(
@@ -40,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         args.oidc_port,
         retention=Retention(args.task_name_retention, args.queue_name_retention),
         task_limits=TaskLimits(timedelta(seconds=args.min_dispatch_deadline)),
+        ssl_context=LocalCa(args.tls_dir).internal_client_context() if args.tls_dir else None,
     ).start()
     stopping = threading.Event()
 

@@ -13,6 +13,7 @@ from google.cloud import tasks_v2
 
 from infra.local.cloud_tasks_emulator import names, queue_config, task_validation
 from infra.local.cloud_tasks_emulator.errors import RpcError, not_found
+from infra.local.cloud_tasks_emulator.http_dispatch import AttemptOutcome, DispatchRequest
 from infra.local.cloud_tasks_emulator.queue_runtime import QueueRuntime
 
 
@@ -28,14 +29,14 @@ class EmulatorState:
     def __init__(
         self,
         executor: Executor,
-        mint_token: Callable[[str, str], str],
+        deliver: Callable[[DispatchRequest], AttemptOutcome],
         retention: Retention,
         task_limits: task_validation.TaskLimits,
     ) -> None:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._executor = executor
-        self._mint_token = mint_token
+        self._deliver = deliver
         self._retention = retention
         self._task_limits = task_limits
         self._queues: dict[str, QueueRuntime] = {}
@@ -182,7 +183,7 @@ class EmulatorState:
             queue,
             self._lock,
             self._executor,
-            self._mint_token,
+            self._deliver,
             self._changed.notify_all,
             self._retention.task_name_seconds,
         )

@@ -1,6 +1,7 @@
 """One attempt of an HTTP task: the request Cloud Tasks sends, and what came back."""
 
 import email.utils
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,11 +30,6 @@ _RPC_CODE_BY_HTTP_STATUS = {
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
-
-
-# Kept-alive connections per dispatch thread: a TCP connect per attempt would cost the target more than the
-# request itself at hundreds of dispatches a second.
-_client = KeepAliveClient()
 
 
 @dataclass(frozen=True)
@@ -98,12 +94,32 @@ def request_for(
     )
 
 
-def send(request: DispatchRequest, mint_token: Callable[[str, str], str]) -> AttemptOutcome:
+class Dispatcher:
+    """Sends attempts. Kept-alive connections per dispatch thread: a TCP (and TLS) connect per attempt
+    would cost the target more than the request itself at hundreds of dispatches a second.
+
+    `ssl_context` is what https targets see of the caller: locally, the client certificate that tells the
+    front-end emulator a request comes from inside Google (Cloud Run's `internal` ingress admits Cloud
+    Tasks); None is a plain client."""
+
+    def __init__(
+        self, mint_token: Callable[[str, str], str], ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._mint_token = mint_token
+        self._client = KeepAliveClient(ssl_context)
+
+    def __call__(self, request: DispatchRequest) -> AttemptOutcome:
+        return send(request, self._mint_token, self._client)
+
+
+def send(
+    request: DispatchRequest, mint_token: Callable[[str, str], str], client: KeepAliveClient
+) -> AttemptOutcome:
     headers = dict(request.headers)
     if request.oidc_service_account is not None:
         headers["Authorization"] = f"Bearer {mint_token(request.oidc_service_account, request.oidc_audience)}"
     try:
-        answer = _client.request(
+        answer = client.request(
             request.method, request.url, request.body or None, headers, request.deadline_seconds
         )
     except TimeoutError:

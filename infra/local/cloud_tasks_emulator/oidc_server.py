@@ -1,7 +1,12 @@
-"""Serves the emulator's OpenID discovery document, JWKS and PEM certificates over plain HTTP."""
+"""Serves the emulator's OpenID discovery document, JWKS and PEM certificates over plain HTTP, and mints ID
+tokens on request the way IAM Credentials' generateIdToken does
+(`POST /v1/projects/-/serviceAccounts/EMAIL:generateIdToken` with `{"audience": ...}` answers
+`{"token": ...}`), for the local stand-ins of other Google services that attach tokens (the Pub/Sub push
+relay). One issuer for every local token, so one set of certificates verifies them all."""
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -10,6 +15,8 @@ from infra.local.cloud_tasks_emulator.oidc_tokens import OidcIssuer
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/jwks"
 CERTS_PATH = "/certs"
+TOKEN_PATH_PREFIX = "/v1/projects/-/serviceAccounts/"  # noqa: S105 - a URL path, not a secret
+TOKEN_PATH_SUFFIX = ":generateIdToken"  # noqa: S105
 
 
 class OidcServer:
@@ -17,6 +24,7 @@ class OidcServer:
         self._httpd = _DocumentServer((host, port), _Handler)
         self.base_url = f"http://{host}:{self._httpd.server_port}"
         self.issuer = OidcIssuer(self.base_url)
+        self._httpd.mint = self.issuer.mint
         self._httpd.documents = {
             DISCOVERY_PATH: self.issuer.discovery_document(self.jwks_url),
             JWKS_PATH: self.issuer.jwks(),
@@ -27,6 +35,11 @@ class OidcServer:
     @property
     def jwks_url(self) -> str:
         return self.base_url + JWKS_PATH
+
+    @property
+    def token_url_prefix(self) -> str:
+        """Append `EMAIL:generateIdToken` and POST {"audience": ...}."""
+        return self.base_url + TOKEN_PATH_PREFIX
 
     @property
     def certs_url(self) -> str:
@@ -48,15 +61,36 @@ class OidcServer:
 class _DocumentServer(ThreadingHTTPServer):
     daemon_threads = True
     documents: dict[str, Any]
+    mint: Callable[[str, str], str]
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _DocumentServer
 
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        email = path.removeprefix(TOKEN_PATH_PREFIX).removesuffix(TOKEN_PATH_SUFFIX)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            audience = json.loads(body)["audience"]
+        except (ValueError, KeyError, TypeError):
+            audience = None
+        if not (path.startswith(TOKEN_PATH_PREFIX) and path.endswith(TOKEN_PATH_SUFFIX)) or not isinstance(
+            audience, str
+        ):
+            self._answer(
+                400, {"error": 'POST /v1/projects/-/serviceAccounts/EMAIL:generateIdToken {"audience": ...}'}
+            )
+            return
+        self._answer(200, {"token": self.server.mint(email, audience)})
+
     def do_GET(self) -> None:
         document = self.server.documents.get(self.path.split("?", 1)[0])
-        body = json.dumps(document if document is not None else {"error": "not found"}).encode()
-        self.send_response(200 if document is not None else 404)
+        self._answer(200 if document is not None else 404, document or {"error": "not found"})
+
+    def _answer(self, status: int, document: Any) -> None:
+        body = json.dumps(document).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -34,7 +34,7 @@ class QueueRuntime:
         queue: tasks_v2.Queue,
         lock: threading.RLock,
         executor: Executor,
-        mint_token: Callable[[str, str], str],
+        deliver: Callable[[http_dispatch.DispatchRequest], http_dispatch.AttemptOutcome],
         on_change: Callable[[], None],
         tombstone_ttl: float,
     ) -> None:
@@ -48,7 +48,7 @@ class QueueRuntime:
         )
         self._in_flight = 0
         self._executor = executor
-        self._mint_token = mint_token
+        self._deliver = deliver
         self._on_change = on_change
         self._wakeup = threading.Condition(lock)
         self._closed = False
@@ -163,7 +163,7 @@ class QueueRuntime:
 
     def _attempt(self, record: TaskRecord, request: http_dispatch.DispatchRequest) -> None:
         try:
-            outcome = http_dispatch.send(request, self._mint_token)
+            outcome = self._deliver(request)
         except Exception:
             _log.exception("dispatching %s failed inside the emulator", record.task.name)
             outcome = http_dispatch.AttemptOutcome(

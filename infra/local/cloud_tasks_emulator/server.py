@@ -1,5 +1,6 @@
 """The emulator as one object: the gRPC API, the OIDC endpoints and the dispatch workers."""
 
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
@@ -8,6 +9,7 @@ import grpc
 
 from infra.local.cloud_tasks_emulator.emulator_state import EmulatorState, Retention
 from infra.local.cloud_tasks_emulator.grpc_service import service_handler
+from infra.local.cloud_tasks_emulator.http_dispatch import Dispatcher
 from infra.local.cloud_tasks_emulator.oidc_server import OidcServer
 from infra.local.cloud_tasks_emulator.task_validation import TaskLimits
 
@@ -32,10 +34,14 @@ class CloudTasksEmulator:
         retention: Retention = _SERVICE_RETENTION,
         task_limits: TaskLimits = _SERVICE_TASK_LIMITS,
         dispatch_workers: int = 200,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """`ssl_context`: how dispatches to https targets identify the caller (the local stack passes the
+        Google-internal client certificate, so the front-end emulator admits them to internal functions)."""
         self._oidc = OidcServer(host, oidc_port)
         self._dispatch_pool = ThreadPoolExecutor(dispatch_workers, thread_name_prefix="cloud-tasks-dispatch")
-        self._state = EmulatorState(self._dispatch_pool, self._oidc.issuer.mint, retention, task_limits)
+        deliver = Dispatcher(self._oidc.issuer.mint, ssl_context)
+        self._state = EmulatorState(self._dispatch_pool, deliver, retention, task_limits)
         self._api_pool = ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cloud-tasks-api")
         self._server = grpc.server(self._api_pool)
         self._server.add_generic_rpc_handlers((service_handler(self._state),))
@@ -60,6 +66,10 @@ class CloudTasksEmulator:
     @property
     def discovery_url(self) -> str:
         return self._oidc.discovery_url
+
+    def mint_id_token(self, service_account_email: str, audience: str) -> str:
+        """An ID token from the emulator's issuer, as IAM Credentials' generateIdToken would return one."""
+        return self._oidc.issuer.mint(service_account_email, audience)
 
     def start(self) -> Self:
         self._oidc.start()
