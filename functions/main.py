@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functions_framework
 from cloudevents.http import CloudEvent
-from flask import Request, Response
+from flask import Request, Response, request
 
 from shared.config import get_settings
 from shared.entrypoints import api as api_routes
@@ -42,7 +42,8 @@ def trigger_campaign(request: Request) -> Response:
 
 @functions_framework.cloud_event
 def fanout_recipients(cloud_event: CloudEvent) -> None:
-    pipeline.fanout_recipients(cloud_event)
+    # The push request's headers carry the caller's ID token, which the CloudEvent does not.
+    pipeline.fanout_recipients(cloud_event, request.headers)
 
 
 @functions_framework.http

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+GOOGLE_OIDC_ISSUER = "https://accounts.google.com"
 
 
 class Settings(BaseSettings):
@@ -70,6 +71,8 @@ class Settings(BaseSettings):
     status_webhook_url: str | None = None
     send_message_url: str | None = None
     trigger_campaign_url: str | None = None
+    fanout_recipients_url: str | None = None
+    # The operator API and dashboard: the origin browsers send (the dashboard's CSRF origin check).
     api_url: str | None = None
 
     # --- operator API ---
@@ -83,8 +86,11 @@ class Settings(BaseSettings):
     tasks_queue: str = "send-messages"
     tasks_service_account_email: str | None = None
     cloud_tasks_emulator_host: str | None = None
-    # Where OIDC tokens on send_message are verified: Google's certs in production, the emulator's locally.
+    # Where signed ID tokens are verified (Google's certs in production, the emulator's locally), who issues
+    # them, and who may call this function (terraform sets it per function from its invokers): the
+    # machine-called functions refuse everyone while it is unset.
     oidc_certs_url: str = GOOGLE_OIDC_CERTS_URL
+    oidc_issuer: str = GOOGLE_OIDC_ISSUER
     oidc_allowed_emails: str | None = None
 
     # --- replies to consent keywords (texts are configurable per deployment) ---

@@ -15,6 +15,7 @@ from enum import Enum
 from flask import Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import Forbidden
 
 from shared.db.errors import is_transient
 
@@ -75,6 +76,10 @@ def for_cloud_tasks(result: Result) -> Response:
 def for_pubsub(result: Result) -> None:
     if result.outcome is Outcome.TRANSIENT_FAILURE:
         raise TransientFailure(result.reason)
+    if result.outcome is Outcome.FORBIDDEN:
+        # A non-2xx answer is a nack: the page is redelivered (and dead-lettered in the end), never lost
+        # to a caller the function cannot identify.
+        raise Forbidden("an ID token of the push subscription's service account is required")
     if result.outcome in (Outcome.MALFORMED, Outcome.PERMANENT_FAILURE):
         log.error("pub/sub message acknowledged without effect", extra={"reason": result.reason})
 

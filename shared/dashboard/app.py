@@ -71,11 +71,16 @@ def _require_sign_in() -> BaseResponse | None:
 
 def _check_csrf() -> Response | None:
     """SameSite=Strict already keeps the cookie off cross-site requests; the token also refuses a POST
-    from a page of ours that an attacker could not read (and from any origin that is not ours)."""
+    from a page of ours that an attacker could not read (and from any origin that is not ours).
+
+    "Ours" is the configured public URL (API_URL), never the request's own URL: behind Google's front end
+    the function sees http:// and a browser's Origin says https://, so they never match. Without a
+    configured URL no Origin counts as ours (fail closed)."""
     if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
         return None
     origin = request.headers.get("Origin")
-    same_origin = origin is None or _origin_of(origin) == _origin_of(request.host_url)
+    public_url = get_settings().api_url
+    same_origin = origin is None or (public_url is not None and _origin_of(origin) == _origin_of(public_url))
     presented = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
     if same_origin and cookies.csrf_matches(g.dashboard_session, presented):
         return None

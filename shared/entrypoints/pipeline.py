@@ -1,5 +1,7 @@
-"""The campaign pipeline's three doors: trigger_campaign (Cloud Scheduler, operators), fanout_recipients
-(Pub/Sub push) and send_message (Cloud Tasks). Each parses, calls one service, and maps its outcome.
+"""The campaign pipeline's three doors: trigger_campaign (Cloud Scheduler), fanout_recipients (Pub/Sub push)
+and send_message (Cloud Tasks). Each checks its caller's identity (shared.adapters.oidc), parses, calls one
+service, and maps its outcome. Operators start a campaign through the API (POST /v1/campaigns/{id}/trigger):
+trigger_campaign's ingress admits only Google's own services.
 
 Clients (Pub/Sub publisher, Cloud Tasks, Twilio) come from shared.adapters.clients, built on first use.
 """
@@ -17,9 +19,9 @@ from cloudevents.http import CloudEvent
 from flask import Request, Response
 
 from shared.adapters import clients
-from shared.adapters.oidc import verified_caller
+from shared.adapters.oidc import CallerPolicy, HeaderSource, verified_caller
 from shared.clock import SystemClock
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.db.engine import get_engine
 from shared.db.unit_of_work import UnitOfWork
 from shared.log import set_trace
@@ -37,6 +39,8 @@ def trigger_campaign(request: Request) -> Response:
     """No body: start every due campaign (the scheduler's tick). `{"campaign_id": N}`: start that one now."""
     settings = get_settings()
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
+    if not _caller_allowed(request.headers, settings, settings.trigger_campaign_url, "trigger_campaign"):
+        return _json({"error": "forbidden: an ID token of the scheduler's service account is required"}, 403)
     body = request.get_json(silent=True) if request.get_data() else {}
     campaign_id = body.get("campaign_id") if isinstance(body, dict) else None
     if not isinstance(body, dict) or (
@@ -52,8 +56,12 @@ def trigger_campaign(request: Request) -> Response:
     return _json(_start_json(result), status)
 
 
-def fanout_recipients(cloud_event: CloudEvent) -> None:
+def fanout_recipients(cloud_event: CloudEvent, headers: HeaderSource) -> None:
+    """`headers`: the push request's, where the caller's ID token is (a CloudEvent carries none)."""
     settings = get_settings()
+    if not _caller_allowed(headers, settings, settings.fanout_recipients_url, "fanout_recipients"):
+        for_pubsub(Result(Outcome.FORBIDDEN))
+        return
     try:
         page = PageMessage.decode(_pubsub_data(cloud_event))
     except ValueError as error:
@@ -72,8 +80,7 @@ def fanout_recipients(cloud_event: CloudEvent) -> None:
 def send_message(request: Request) -> Response:
     settings = get_settings()
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
-    if verified_caller(request.headers.get("Authorization"), settings) is None:
-        log.warning("send_message refused: missing or invalid OIDC token")
+    if not _caller_allowed(request.headers, settings, settings.send_message_url, "send_message"):
         return for_cloud_tasks(Result(Outcome.FORBIDDEN))
     task = _task_body(request)
     if task is None:
@@ -95,6 +102,13 @@ def send_message(request: Request) -> Response:
         )
     )
     return for_cloud_tasks(result)
+
+
+def _caller_allowed(headers: HeaderSource, settings: Settings, audience: str | None, door: str) -> bool:
+    if verified_caller(headers, CallerPolicy.for_function(settings, audience)) is not None:
+        return True
+    log.warning("%s refused: no ID token of an allowed caller for this function", door)
+    return False
 
 
 def _task_body(request: Request) -> tuple[int, int] | None:

@@ -1,6 +1,8 @@
 """trigger_campaign, fanout_recipients and send_message through functions-framework's test client, on
-real PostgreSQL. send_message's OIDC tokens are real ones minted by the Cloud Tasks emulator; the Twilio
-emulator answers sends; Pub/Sub and Cloud Tasks creation are recorded (what is published/scheduled)."""
+real PostgreSQL. ID tokens are real ones from the Cloud Tasks emulator's issuer (send_message's through a
+real dispatch), presented as a direct caller would (signed) or as Google's front end forwards them (the
+signature replaced by SIGNATURE_REMOVED_BY_GOOGLE); the Twilio emulator answers sends; Pub/Sub and Cloud
+Tasks creation are recorded (what is published/scheduled)."""
 
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from sqlalchemy import Engine, create_engine, text, update
 from infra.local.cloud_tasks_emulator import CloudTasksEmulator
 from infra.local.twilio_emulator import TwilioEmulator
 from shared.adapters import clients
+from shared.adapters.oidc import SIGNATURE_REMOVED
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
 from shared.db.models import User
 from shared.entrypoints import pipeline
+from shared.services.page_publishing import PageMessage
 from tests.conftest import ROOT, make_settings
 from tests.emulators.conftest import LOCATION, RecordingTarget
 from tests.integration.pipeline_support import (
@@ -39,6 +43,8 @@ from tests.integration.pipeline_support import (
 
 MAIN = str(ROOT / "functions" / "main.py")
 INVOKER = "ese-tasks-invoker@local-project.iam.gserviceaccount.com"
+SCHEDULER = "ese-scheduler@local-project.iam.gserviceaccount.com"
+PUSHER = "ese-pubsub-push@local-project.iam.gserviceaccount.com"
 
 
 @pytest.fixture
@@ -63,7 +69,11 @@ def pipeline_settings(
         twilio_auth_token=twilio.auth_token,
         twilio_api_url=twilio.base_url,
         oidc_certs_url=tasks_emulator.certs_url,
+        oidc_issuer=tasks_emulator.oidc_issuer,
+        # One process serves all three doors here; deployed, each gets only its own caller.
+        oidc_allowed_emails=f"{INVOKER},{SCHEDULER},{PUSHER}",
         tasks_service_account_email=INVOKER,
+        fanout_recipients_url="https://example.test/fanout_recipients",
         fanout_page_size=2,
     )
     override_settings(settings)
@@ -114,6 +124,17 @@ def mint_oidc_token(emulator: CloudTasksEmulator, audience: str, email: str = IN
         return header
     finally:
         target.stop()
+
+
+def stripped(authorization: str) -> str:
+    """The header as Google's front end forwards an accepted token: the signature replaced."""
+    header, payload, _ = authorization.removeprefix("Bearer ").split(".")
+    return f"Bearer {header}.{payload}.{SIGNATURE_REMOVED}"
+
+
+def as_caller(tasks_emulator: CloudTasksEmulator, email: str, audience: str | None) -> dict[str, str]:
+    assert audience is not None
+    return {"Authorization": f"Bearer {tasks_emulator.mint_id_token(email, audience)}"}
 
 
 def _queued_message(db: Engine) -> int:
@@ -192,19 +213,131 @@ def test_send_message_with_cloud_tasks_token_sends_and_a_malformed_task_is_ackno
     assert len(twilio.messages()) == 1
 
 
+def test_send_message_accepts_the_front_ends_stripped_token_and_checks_its_claims(
+    db: Engine,
+    pipeline_settings: Settings,
+    twilio: TwilioEmulator,
+    tasks_emulator: CloudTasksEmulator,
+    recorded: Any,
+) -> None:
+    message_id = _queued_message(db)
+    url = pipeline_settings.send_message_url
+    wrong_audience = stripped(as_caller(tasks_emulator, INVOKER, "https://elsewhere.test")["Authorization"])
+    wrong_caller = stripped(
+        as_caller(tasks_emulator, "intruder@x.iam.gserviceaccount.com", url)["Authorization"]
+    )
+    accepted = stripped(as_caller(tasks_emulator, INVOKER, url)["Authorization"])
+    send = client("send_message")
+    body = {"message_id": message_id, "generation": 0}
+
+    refused = [
+        send.post("/", json=body, headers={"Authorization": h}) for h in (wrong_audience, wrong_caller)
+    ]
+    assert [r.status_code for r in refused] == [403, 403]
+    assert twilio.messages() == []
+
+    sent = send.post("/", json=body, headers={"Authorization": accepted})
+    assert sent.status_code == 200
+    assert len(twilio.messages()) == 1
+
+
+def test_a_token_in_x_serverless_authorization_is_the_one_checked(
+    db: Engine, pipeline_settings: Settings, tasks_emulator: CloudTasksEmulator, recorded: Any
+) -> None:
+    message_id = _queued_message(db)
+    token = stripped(as_caller(tasks_emulator, INVOKER, pipeline_settings.send_message_url)["Authorization"])
+    send = client("send_message")
+    body = {"message_id": message_id, "generation": 0}
+
+    # Authorization is the caller's own business then; the serverless header decides.
+    ok = send.post("/", json=body, headers={"X-Serverless-Authorization": token, "Authorization": "Bearer x"})
+    assert ok.status_code == 200
+    refused = send.post(
+        "/", json=body, headers={"X-Serverless-Authorization": "Bearer x", "Authorization": token}
+    )
+    assert refused.status_code == 403
+
+
+def test_send_message_refuses_everyone_when_no_caller_is_configured(
+    db: Engine,
+    pipeline_settings: Settings,
+    twilio: TwilioEmulator,
+    tasks_emulator: CloudTasksEmulator,
+    recorded: Any,
+) -> None:
+    override_settings(pipeline_settings.model_copy(update={"oidc_allowed_emails": None}))
+    message_id = _queued_message(db)
+    headers = as_caller(tasks_emulator, INVOKER, pipeline_settings.send_message_url)
+
+    response = client("send_message").post(
+        "/", json={"message_id": message_id, "generation": 0}, headers=headers
+    )
+
+    assert response.status_code == 403
+    assert twilio.messages() == []
+
+
+def test_an_expired_stripped_token_is_refused(
+    db: Engine, pipeline_settings: Settings, twilio: TwilioEmulator, recorded: Any
+) -> None:
+    message_id = _queued_message(db)
+    claims = {
+        "aud": pipeline_settings.send_message_url,
+        "iss": pipeline_settings.oidc_issuer,
+        "email": INVOKER,
+        "email_verified": True,
+        "exp": int(time.time()) - 60,
+    }
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    token = f"Bearer eyJhbGciOiJSUzI1NiJ9.{payload}.{SIGNATURE_REMOVED}"
+
+    response = client("send_message").post(
+        "/", json={"message_id": message_id, "generation": 0}, headers={"Authorization": token}
+    )
+
+    assert response.status_code == 403
+    assert twilio.messages() == []
+
+
+def test_trigger_campaign_refuses_a_caller_that_is_not_the_scheduler(
+    db: Engine,
+    pipeline_settings: Settings,
+    tasks_emulator: CloudTasksEmulator,
+    recorded: tuple[RecordingPublisher, RecordingTasks],
+) -> None:
+    publisher, _ = recorded
+    override_settings(pipeline_settings.model_copy(update={"oidc_allowed_emails": SCHEDULER}))
+    add_users(db, 1)
+    ready = add_campaign(db)
+    trigger = client("trigger_campaign")
+    url = pipeline_settings.trigger_campaign_url
+
+    anonymous = trigger.post("/", json={"campaign_id": ready})
+    tasks_invoker = trigger.post(
+        "/", json={"campaign_id": ready}, headers=as_caller(tasks_emulator, INVOKER, url)
+    )
+
+    assert (anonymous.status_code, tasks_invoker.status_code) == (403, 403)
+    assert publisher.payloads == []
+
+
 def test_trigger_campaign_starts_one_campaign_and_reports_why_another_cannot_start(
-    db: Engine, recorded: tuple[RecordingPublisher, RecordingTasks]
+    db: Engine,
+    pipeline_settings: Settings,
+    tasks_emulator: CloudTasksEmulator,
+    recorded: tuple[RecordingPublisher, RecordingTasks],
 ) -> None:
     publisher, _ = recorded
     add_users(db, 3)
     ready = add_campaign(db)
     draft = add_campaign(db, status="DRAFT")
     trigger = client("trigger_campaign")
+    headers = as_caller(tasks_emulator, SCHEDULER, pipeline_settings.trigger_campaign_url)
 
-    started = trigger.post("/", json={"campaign_id": ready})
-    refused = trigger.post("/", json={"campaign_id": draft})
-    missing = trigger.post("/", json={"campaign_id": 999})
-    malformed = trigger.post("/", json={"campaign_id": "one"})
+    started = trigger.post("/", json={"campaign_id": ready}, headers=headers)
+    refused = trigger.post("/", json={"campaign_id": draft}, headers=headers)
+    missing = trigger.post("/", json={"campaign_id": 999}, headers=headers)
+    malformed = trigger.post("/", json={"campaign_id": "one"}, headers=headers)
 
     assert (started.status_code, started.get_json()["pages"]) == (200, 2)
     assert (refused.status_code, refused.get_json()["problem"]) == (409, "campaign is DRAFT, not READY")
@@ -213,12 +346,16 @@ def test_trigger_campaign_starts_one_campaign_and_reports_why_another_cannot_sta
 
 
 def test_trigger_campaign_without_a_body_starts_due_campaigns(
-    db: Engine, recorded: tuple[RecordingPublisher, RecordingTasks]
+    db: Engine,
+    pipeline_settings: Settings,
+    tasks_emulator: CloudTasksEmulator,
+    recorded: tuple[RecordingPublisher, RecordingTasks],
 ) -> None:
     add_users(db, 1)
     due = add_campaign(db, schedule_time=datetime(2020, 1, 1, tzinfo=UTC))
+    headers = as_caller(tasks_emulator, SCHEDULER, pipeline_settings.trigger_campaign_url)
 
-    response = client("trigger_campaign").post("/")
+    response = client("trigger_campaign").post("/", headers=headers)
 
     assert response.status_code == 200
     assert [r["campaign_id"] for r in response.get_json()["started"]] == [due]
@@ -235,18 +372,48 @@ def _push(payload: bytes) -> CloudEvent:
 
 
 def test_fanout_recipients_fans_out_a_pushed_page_once_and_acknowledges_garbage(
-    db: Engine, recorded: tuple[RecordingPublisher, RecordingTasks]
+    db: Engine,
+    pipeline_settings: Settings,
+    tasks_emulator: CloudTasksEmulator,
+    recorded: tuple[RecordingPublisher, RecordingTasks],
 ) -> None:
     publisher, tasks = recorded
     add_users(db, 2)
     campaign_id = add_campaign(db)
-    client("trigger_campaign").post("/", json={"campaign_id": campaign_id})
+    trigger = as_caller(tasks_emulator, SCHEDULER, pipeline_settings.trigger_campaign_url)
+    client("trigger_campaign").post("/", json={"campaign_id": campaign_id}, headers=trigger)
     (payload,) = publisher.payloads
+    push = as_caller(tasks_emulator, PUSHER, pipeline_settings.fanout_recipients_url)
 
-    pipeline.fanout_recipients(_push(payload))
-    pipeline.fanout_recipients(_push(payload))
-    pipeline.fanout_recipients(_push(b"{not json"))
+    pipeline.fanout_recipients(_push(payload), push)
+    pipeline.fanout_recipients(_push(payload), push)
+    pipeline.fanout_recipients(_push(b"{not json"), push)
 
     assert len(messages_of(db, campaign_id)) == 2
     assert len({(t.message_id, t.generation) for t in tasks.tasks}) == 2
     assert json.loads(payload)["campaign_id"] == campaign_id
+
+
+def test_fanout_recipients_refuses_a_push_without_the_push_accounts_token_and_writes_nothing(
+    db: Engine,
+    pipeline_settings: Settings,
+    tasks_emulator: CloudTasksEmulator,
+    recorded: tuple[RecordingPublisher, RecordingTasks],
+) -> None:
+    override_settings(pipeline_settings.model_copy(update={"oidc_allowed_emails": PUSHER}))
+    add_users(db, 2)
+    campaign_id = add_campaign(db)
+    payload = PageMessage(campaign_id, 0, datetime.now(UTC)).encode()
+    envelope = {
+        "message": {"data": base64.b64encode(payload).decode(), "messageId": "7"},
+        "subscription": "s",
+    }
+    fanout = client("fanout_recipients", "cloudevent")
+    stranger = as_caller(tasks_emulator, INVOKER, pipeline_settings.fanout_recipients_url)
+
+    anonymous = fanout.post("/projects/p/topics/t", json=envelope)
+    wrong = fanout.post("/projects/p/topics/t", json=envelope, headers=stranger)
+
+    # Not acknowledged (a nack): Pub/Sub redelivers the page rather than losing it.
+    assert (anonymous.status_code, wrong.status_code) == (403, 403)
+    assert messages_of(db, campaign_id) == []
