@@ -1,12 +1,15 @@
 """The whole product on 127.0.0.1: PostgreSQL, the Pub/Sub, Cloud Tasks and Twilio emulators, one
-functions-framework server per entry point, and a scheduler calling trigger_campaign every minute.
+functions-framework server per entry point behind the front-end emulator (TLS, ingress, IAM and limits
+as Google's front end applies them), a Pub/Sub push relay that adds the token Pub/Sub would, and a
+scheduler calling trigger_campaign every minute.
 
     python -m infra.local.stack up      # foreground; Ctrl-C or SIGTERM stops everything it started
     python -m infra.local.stack stop    # stop a stack left running (or crashed), by its recorded PIDs
     python -m infra.local.stack env     # print .local/stack.env
 
 State lives in one directory (default .local, `--state-dir` to change): stack.env (the settings, for
-tools and tests), stack.pids (what to stop) and logs/NAME.log (each process's output). A new `up`
+tools and tests), stack.pids (what to stop), logs/NAME.log (each process's output) and tls/ (the local
+CA, kept across runs so whatever trusts it keeps trusting it). A new `up`
 first stops whatever a previous one recorded there, so a crashed stack never blocks the next.
 
 With real Twilio credentials, a sender and public webhook URLs in the environment, no Twilio emulator
@@ -26,16 +29,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import ClassVar
 
 from infra.local import functions_runner, processes, pubsub_emulator, tasks_queues
+from infra.local.front_end.table import EntryPoint, invoker_emails, load_entry_points
+from infra.local.local_ca import LocalCa, ensure_local_ca
 from infra.local.migrate import migrate
-from infra.local.postgres import LocalPostgres, free_port
+from infra.local.postgres import LocalPostgres, free_ports
 from infra.local.processes import ProcessRecord
 from infra.local.scheduler import DEFAULT_INTERVAL_SECONDS, LocalScheduler
 from infra.local.stack_env import (
@@ -43,6 +49,7 @@ from infra.local.stack_env import (
     StackAddresses,
     build_env,
     caller_env,
+    public_url,
     uses_real_twilio,
     write_env_file,
 )
@@ -82,7 +89,11 @@ class LocalStack:
         self._environ = dict(os.environ if environ is None else environ)
         self._record_runner = record_runner
         self.env: dict[str, str] = {}
-        self.function_ports: dict[str, int] = {}
+        self.function_ports: dict[str, int] = {}  # each function's own server
+        self.front_end_ports: dict[str, int] = {}  # each function's public HTTPS port
+        self.table: dict[str, EntryPoint] = {}
+        self.push_relay_url = ""  # where the Pub/Sub emulator pushes (infra/local/pubsub_push_relay.py)
+        self.ca: LocalCa | None = None
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._records: list[ProcessRecord] = []
         self._postgres_state: str | None = None  # the cluster's state dir when this stack started it
@@ -110,8 +121,16 @@ class LocalStack:
 
     def _start(self) -> None:
         entries = functions_runner.discover(self.root / "functions" / "main.py")
-        self.function_ports = {entry.name: free_port() for entry in entries}
-        ports = _EmulatorPorts.pick(twilio=not uses_real_twilio(self._environ))
+        self.table = load_entry_points()
+        missing = sorted({entry.name for entry in entries} - set(self.table))
+        if missing:
+            raise RuntimeError(f"infra/terraform/entry_points.json does not say how to reach {missing}")
+        # Every port at once, before anything starts: every function's settings name all of them.
+        picked = iter(free_ports(2 * len(entries) + _EmulatorPorts.COUNT))
+        self.function_ports = {entry.name: next(picked) for entry in entries}
+        self.front_end_ports = {entry.name: next(picked) for entry in entries}
+        self.ca = ensure_local_ca(self.state_dir / "tls")
+        ports = _EmulatorPorts.pick(picked, twilio=not uses_real_twilio(self._environ))
         if self._record_runner:
             self._records.append(_runner_record())
         # The emulators need no database: they boot while PostgreSQL starts and the functions import.
@@ -125,9 +144,14 @@ class LocalStack:
                 oidc_certs_url=f"http://127.0.0.1:{ports.oidc}/certs",
                 twilio_port=ports.twilio,
                 function_ports=self.function_ports,
+                front_end_ports=self.front_end_ports,
+                ca_bundle=str(self.ca.bundle_file),
             ),
             self._environ,
         )
+        self._spawn_front_end(entries)
+        self.push_relay_url = f"http://127.0.0.1:{ports.push_relay}"
+        self._spawn_push_relay(ports)
         if ports.twilio is not None:
             self._spawn_twilio(ports.twilio)
         for entry in entries:
@@ -191,15 +215,69 @@ class LocalStack:
         tasks_argv = [*_python_module("infra.local.cloud_tasks_emulator"), "--host", "127.0.0.1"]
         tasks_argv += ["--port", str(ports.tasks)]
         marker = " ".join(tasks_argv)
-        self._spawn(
-            "cloud-tasks-emulator", [*tasks_argv, "--oidc-port", str(ports.oidc)], ports.tasks, marker
+        assert self.ca is not None
+        extra = ["--oidc-port", str(ports.oidc), "--tls-dir", str(self.ca.directory)]
+        self._spawn("cloud-tasks-emulator", [*tasks_argv, *extra], ports.tasks, marker)
+
+    def _spawn_front_end(self, entries: list[functions_runner.EntryPoint]) -> None:
+        """One HTTPS listener per function, with the ingress, invokers and timeout terraform gives it."""
+        assert self.ca is not None
+        project = self.env["GCP_PROJECT"]
+        routes = []
+        for entry in entries:
+            row = self.table[entry.name]
+            url = public_url(self.front_end_ports[entry.name])
+            routes.append(
+                {
+                    "name": entry.name,
+                    "upstream_port": self.function_ports[entry.name],
+                    "listen_port": self.front_end_ports[entry.name],
+                    "ingress": row.ingress,
+                    "public": row.public,
+                    "invokers": list(invoker_emails(row, project)),
+                    "timeout_seconds": row.timeout_seconds,
+                    "audiences": [url],
+                }
+            )
+        config = self.state_dir / "front_end.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "tls_dir": str(self.ca.directory),
+                    "certs_url": self.env["OIDC_CERTS_URL"],
+                    "routes": routes,
+                },
+                indent=2,
+            )
         )
+        argv = [*_python_module("infra.local.front_end"), str(config)]
+        self._spawn("front-end", argv, self.front_end_ports["api"], " ".join(argv))
+
+    def _spawn_push_relay(self, ports: _EmulatorPorts) -> None:
+        """Google's Pub/Sub emulator pushes without a token; the relay adds the push subscription's."""
+        assert self.ca is not None
+        env = self.env
+        argv = [*_python_module("infra.local.pubsub_push_relay"), "--port", str(ports.push_relay)]
+        token_url = env["OIDC_CERTS_URL"].rsplit("/", 1)[0] + "/v1/projects/-/serviceAccounts/"
+        extra = [
+            "--target",
+            env["FANOUT_RECIPIENTS_URL"],
+            "--service-account",
+            env["PUBSUB_PUSH_SERVICE_ACCOUNT_EMAIL"],
+            "--audience",
+            env["FANOUT_RECIPIENTS_URL"],
+            "--token-url",
+            token_url,
+            "--tls-dir",
+            str(self.ca.directory),
+        ]
+        self._spawn("pubsub-push-relay", [*argv, *extra], ports.push_relay, " ".join(argv))
 
     def _spawn_function(self, entry: functions_runner.EntryPoint) -> None:
         port = self.function_ports[entry.name]
         argv = functions_runner.command(self.root / "functions" / "main.py", entry, port)
         extra_env = functions_runner.process_env(entry.name, self.state_dir / "run" / entry.name)
-        extra_env |= caller_env(entry.name, self.env)
+        extra_env |= caller_env(self.table[entry.name], self.env)
         self._spawn(entry.name, argv, port, functions_runner.marker(entry, port), extra_env)
 
     def _spawn_twilio(self, port: int) -> None:
@@ -224,7 +302,10 @@ class LocalStack:
                 "pubsub-emulator",
                 partial(processes.port_accepts, ports.pubsub),
                 lambda: pubsub_emulator.create_topology(
-                    env["PUBSUB_EMULATOR_HOST"], project, env["PUBSUB_TOPIC"], env["FANOUT_RECIPIENTS_URL"]
+                    env["PUBSUB_EMULATOR_HOST"],
+                    project,
+                    env["PUBSUB_TOPIC"],
+                    self.push_relay_url,
                 ),
             ),
             (
@@ -241,6 +322,10 @@ class LocalStack:
         ]
         if ports.twilio is not None:
             checks.append(("twilio-emulator", partial(processes.http_answers, env["TWILIO_API_URL"]), None))
+        checks.append(
+            ("front-end", lambda: all(map(processes.port_accepts, self.front_end_ports.values())), None)
+        )
+        checks.append(("pubsub-push-relay", partial(processes.port_accepts, ports.push_relay), None))
         for name, port in self.function_ports.items():
             # functions-framework answers /robots.txt itself (404, or 405 for event functions): the probe
             # proves the server routes requests without invoking the function and filling its log.
@@ -302,13 +387,15 @@ class _EmulatorPorts:
     pubsub: int
     tasks: int
     oidc: int
+    push_relay: int
     twilio: int | None  # None: real Twilio, no emulator
 
+    COUNT: ClassVar[int] = 5
+
     @classmethod
-    def pick(cls, *, twilio: bool) -> _EmulatorPorts:
-        # Picked before anything starts, because every function's settings name all of them.
-        free = free_port
-        return cls(free(), free(), free(), free() if twilio else None)
+    def pick(cls, ports: Iterator[int], *, twilio: bool) -> _EmulatorPorts:
+        pubsub, tasks, oidc, push_relay, twilio_port = (next(ports) for _ in range(cls.COUNT))
+        return cls(pubsub, tasks, oidc, push_relay, twilio_port if twilio else None)
 
 
 def stop_recorded(state_dir: Path, *, keep_postgres: bool = False) -> str | None:
@@ -351,7 +438,7 @@ def _python_module(module: str) -> list[str]:
 
 def _print_urls(stack: LocalStack) -> None:
     env = stack.env
-    rows = [(name, f"http://127.0.0.1:{port}") for name, port in stack.function_ports.items()]
+    rows = [(name, public_url(port)) for name, port in stack.front_end_ports.items()]
     rows += [
         ("dashboard", env["DASHBOARD_URL"]),
         ("twilio emulator", env.get("TWILIO_API_URL", "(real Twilio)")),

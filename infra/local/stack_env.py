@@ -8,7 +8,12 @@ starting with AC, TWILIO_AUTH_TOKEN), a sender (TWILIO_FROM or TWILIO_MESSAGING_
 webhook URLs (INBOUND_WEBHOOK_URL and STATUS_WEBHOOK_URL, or PUBLIC_BASE_URL, which then serves
 /inbound_webhook and /status_webhook), the stack starts no Twilio emulator and passes those values
 through unchanged, with TWILIO_API_URL unset so the SDK talks to api.twilio.com. The tunnel behind the
-public URLs must forward to the local ports `make dev` prints.
+public URLs must forward to the two webhook functions' own ports, which `make dev` prints: the tunnel is
+then the TLS-terminating front end for those two.
+
+Every other public URL is the front-end emulator's (infra/local/front_end): https on 127.0.0.1, one port
+per function, as each deployed function is a service with an HTTPS host of its own. Tools trust its
+certificate through SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, which name the local CA's bundle.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.local.front_end.table import EntryPoint, invoker_emails
 from shared.config import Settings
 
 # The sender of Twilio's WhatsApp sandbox, which the emulator also uses.
@@ -43,9 +49,12 @@ REQUIRED_KEYS = (
     "SEND_MESSAGE_URL",
     "FANOUT_RECIPIENTS_URL",
     "OIDC_CERTS_URL",
+    "OIDC_ISSUER",
     "TASKS_SERVICE_ACCOUNT_EMAIL",
     "SCHEDULER_SERVICE_ACCOUNT_EMAIL",
     "SENDER_RATE_LIMIT_PER_SECOND",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
 )
 # Keys the stack decides; a value inherited from the developer's shell must not leak past them.
 MANAGED_KEYS = (
@@ -55,6 +64,7 @@ MANAGED_KEYS = (
     "TWILIO_MESSAGING_SERVICE_SID",
     "OIDC_ALLOWED_EMAILS",
     "PUBSUB_PUSH_SERVICE_ACCOUNT_EMAIL",
+    "CURL_CA_BUNDLE",
 )
 
 
@@ -65,7 +75,9 @@ class StackAddresses:
     tasks_port: int
     oidc_certs_url: str
     twilio_port: int | None  # None: real Twilio
-    function_ports: Mapping[str, int]
+    function_ports: Mapping[str, int]  # each function's own server (behind the front end)
+    front_end_ports: Mapping[str, int]  # each function's public HTTPS port
+    ca_bundle: str  # the public roots plus the local CA (infra/local/local_ca.py)
 
 
 def uses_real_twilio(environ: Mapping[str, str]) -> bool:
@@ -79,16 +91,16 @@ def uses_real_twilio(environ: Mapping[str, str]) -> bool:
     return has_account and has_sender and has_webhooks
 
 
-def function_url(name: str, port: int) -> str:
-    # Functions ignore the path; naming the function in it keeps URLs shaped like production's.
-    return f"http://127.0.0.1:{port}/{name}"
+def public_url(port: int) -> str:
+    """A function's URL at the front end: its own HTTPS origin, no path, as a run.app URL has."""
+    return f"https://127.0.0.1:{port}"
 
 
 def build_env(addresses: StackAddresses, environ: Mapping[str, str]) -> dict[str, str]:
-    ports = addresses.function_ports
+    ports = addresses.front_end_ports
     project = environ.get("GCP_PROJECT") or str(Settings.model_fields["gcp_project"].default)
-    api_tokens = environ.get("API_TOKENS") or secrets.token_urlsafe(24)
-    api_url = f"http://127.0.0.1:{ports['api']}"
+    api_tokens = environ.get("API_TOKENS") or secrets.token_urlsafe(32)
+    api_url = public_url(ports["api"])
     env = {
         "DATABASE_URL": addresses.database_url,
         "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{addresses.pubsub_port}",
@@ -101,32 +113,34 @@ def build_env(addresses: StackAddresses, environ: Mapping[str, str]) -> dict[str
         "API_TOKENS": api_tokens,
         "API_TOKEN": api_tokens.split(",")[0].strip(),
         "DASHBOARD_URL": f"{api_url}/ui/",
-        "TRIGGER_CAMPAIGN_URL": function_url("trigger_campaign", ports["trigger_campaign"]),
-        "SEND_MESSAGE_URL": function_url("send_message", ports["send_message"]),
-        "FANOUT_RECIPIENTS_URL": function_url("fanout_recipients", ports["fanout_recipients"]),
+        "TRIGGER_CAMPAIGN_URL": public_url(ports["trigger_campaign"]),
+        "SEND_MESSAGE_URL": public_url(ports["send_message"]),
+        "FANOUT_RECIPIENTS_URL": public_url(ports["fanout_recipients"]),
         "OIDC_CERTS_URL": addresses.oidc_certs_url,
+        # The Cloud Tasks emulator's issuer signs every local token (its base URL, as Google's is its own).
+        "OIDC_ISSUER": addresses.oidc_certs_url.rsplit("/", 1)[0],
         # The identities infra/terraform/identities.tf creates (name prefix "ese").
         "TASKS_SERVICE_ACCOUNT_EMAIL": f"ese-tasks-invoker@{project}.iam.gserviceaccount.com",
         "SCHEDULER_SERVICE_ACCOUNT_EMAIL": f"ese-scheduler@{project}.iam.gserviceaccount.com",
         "PUBSUB_PUSH_SERVICE_ACCOUNT_EMAIL": f"ese-pubsub-push@{project}.iam.gserviceaccount.com",
         "SENDER_RATE_LIMIT_PER_SECOND": environ.get("SENDER_RATE_LIMIT_PER_SECOND")
         or str(Settings.model_fields["sender_rate_limit_per_second"].default),
+        # Every client in the stack (and a tool reading this file) trusts the front end's certificate.
+        "SSL_CERT_FILE": addresses.ca_bundle,
+        "REQUESTS_CA_BUNDLE": addresses.ca_bundle,
+        "CURL_CA_BUNDLE": addresses.ca_bundle,
     }
     return env | _twilio_env(addresses, environ)
 
 
-def caller_env(function: str, env: Mapping[str, str]) -> dict[str, str]:
-    """OIDC_ALLOWED_EMAILS for a function an identity calls, as terraform's `function_callers` sets it."""
-    callers = {
-        "trigger_campaign": env["SCHEDULER_SERVICE_ACCOUNT_EMAIL"],
-        "send_message": env["TASKS_SERVICE_ACCOUNT_EMAIL"],
-        "fanout_recipients": env["PUBSUB_PUSH_SERVICE_ACCOUNT_EMAIL"],
-    }
-    return {"OIDC_ALLOWED_EMAILS": callers[function]} if function in callers else {}
+def caller_env(entry: EntryPoint, env: Mapping[str, str]) -> dict[str, str]:
+    """OIDC_ALLOWED_EMAILS for a function only identities may call: its invokers in the table terraform
+    grants roles/run.invoker from (infra/terraform/entry_points.json), as terraform sets it."""
+    emails = invoker_emails(entry, env["GCP_PROJECT"])
+    return {"OIDC_ALLOWED_EMAILS": ",".join(emails)} if emails else {}
 
 
 def _twilio_env(addresses: StackAddresses, environ: Mapping[str, str]) -> dict[str, str]:
-    ports = addresses.function_ports
     if addresses.twilio_port is None:
         base = environ.get("PUBLIC_BASE_URL", "").rstrip("/")
         passed = {
@@ -148,8 +162,8 @@ def _twilio_env(addresses: StackAddresses, environ: Mapping[str, str]) -> dict[s
         "TWILIO_ACCOUNT_SID": environ.get("TWILIO_ACCOUNT_SID") or "AC" + secrets.token_hex(16),
         "TWILIO_AUTH_TOKEN": environ.get("TWILIO_AUTH_TOKEN") or secrets.token_hex(16),
         "TWILIO_FROM": environ.get("TWILIO_FROM") or EMULATOR_SENDER,
-        "INBOUND_WEBHOOK_URL": function_url("inbound_webhook", ports["inbound_webhook"]),
-        "STATUS_WEBHOOK_URL": function_url("status_webhook", ports["status_webhook"]),
+        "INBOUND_WEBHOOK_URL": public_url(addresses.front_end_ports["inbound_webhook"]),
+        "STATUS_WEBHOOK_URL": public_url(addresses.front_end_ports["status_webhook"]),
     }
 
 

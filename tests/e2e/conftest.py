@@ -79,8 +79,16 @@ def local_stack(stack_database_url: str, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
-def stack_env(local_stack: LocalStack) -> dict[str, str]:
-    return dict(local_stack.env)
+def stack_env(local_stack: LocalStack) -> Iterator[dict[str, str]]:
+    # Every public URL is the front-end emulator's https://; the tests' own clients trust its CA as the
+    # stack's do (requests reads REQUESTS_CA_BUNDLE on every call).
+    previous = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = local_stack.env["REQUESTS_CA_BUNDLE"]
+    yield dict(local_stack.env)
+    if previous is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = previous
 
 
 @pytest.fixture(scope="session")

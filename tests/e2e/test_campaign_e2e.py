@@ -104,20 +104,18 @@ class Stack:
             )
 
     def trigger(self, campaign_id: int) -> dict[str, Any]:
-        response = requests.post(
-            self.env["TRIGGER_CAMPAIGN_URL"], json={"campaign_id": campaign_id}, timeout=30
-        )
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
+        """As an operator starts a campaign now: the API (trigger_campaign admits only the scheduler)."""
+        return self.action(campaign_id, "trigger")
 
-    def action(self, campaign_id: int, action: str) -> None:
+    def action(self, campaign_id: int, action: str) -> dict[str, Any]:
         response = requests.post(
             f"{self.env['API_URL']}/v1/campaigns/{campaign_id}/{action}",
             headers={"Authorization": f"Bearer {self.env['API_TOKEN']}"},
             timeout=30,
         )
         assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
 
     def faults(self, spec: dict[str, Any]) -> None:
         requests.post(self.twilio + "/_emulator/faults", json=spec, timeout=5).raise_for_status()

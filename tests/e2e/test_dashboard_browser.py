@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
 from sqlalchemy import Engine, text
+
+from infra.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -51,9 +54,16 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(local_stack: LocalStack) -> Iterator[Browser]:
+    assert local_stack.ca is not None
+    # The dashboard is served over HTTPS by the front-end emulator: the browser trusts the local CA (by
+    # its key), as an operator's browser trusts Google's certificate; it ignores no other error.
+    trust = f"--ignore-certificate-errors-spki-list={local_stack.ca.spki_sha256()}"
+    # Playwright's own request context (context.request) runs in its Node.js driver, which trusts what
+    # NODE_EXTRA_CA_CERTS adds to its roots; the driver starts with sync_playwright() and reads it then.
+    os.environ["NODE_EXTRA_CA_CERTS"] = str(local_stack.ca.ca_file)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, trust])
         yield chromium
         chromium.close()
 

@@ -85,7 +85,7 @@ def test_database_url_reaches_a_database_migrated_to_head(stack_env: dict[str, s
 
 @e2e
 def test_pubsub_has_the_topic_and_a_push_subscription_to_fanout_with_retries_and_dead_letters(
-    stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The environment variable is how the application's own client finds the emulator.
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", stack_env["PUBSUB_EMULATOR_HOST"])
@@ -99,9 +99,10 @@ def test_pubsub_has_the_topic_and_a_push_subscription_to_fanout_with_retries_and
     )
     subscriber.close()
 
-    fanout_origin = stack_env["FANOUT_RECIPIENTS_URL"].rsplit("/", 1)[0]
+    # The emulator pushes to the relay that adds Pub/Sub's OIDC token (the emulator sends none), which
+    # forwards to fanout_recipients' front-end URL (test_front_end_admits_the_relays_push below).
     assert push.topic == f"projects/{project}/topics/{topic}"
-    assert push.push_config.push_endpoint == f"{fanout_origin}/projects/{project}/topics/{topic}"
+    assert push.push_config.push_endpoint == f"{local_stack.push_relay_url}/projects/{project}/topics/{topic}"
     assert push.ack_deadline_seconds == 540  # fanout_recipients' timeout, as in terraform
     assert push.retry_policy.minimum_backoff.total_seconds() == 1
     assert push.dead_letter_policy.dead_letter_topic == f"projects/{project}/topics/{topic}-dead-letter"
@@ -354,6 +355,8 @@ def test_with_real_twilio_the_credentials_and_public_webhooks_pass_through_and_n
         oidc_certs_url="http://127.0.0.1:4/certs",
         twilio_port=None,
         function_ports={name: 10 + i for i, name in enumerate(functions_runner.THREADS)},
+        front_end_ports={name: 20 + i for i, name in enumerate(functions_runner.THREADS)},
+        ca_bundle="ca-bundle.pem",
     )
     environ = REAL_ACCOUNT | {"PUBLIC_BASE_URL": "https://tunnel.example/"}
 
