@@ -7,11 +7,12 @@
 #     [TWILIO_AUTH_TOKEN=... API_TOKENS=tok1,tok2] infra/deploy/gcloud_deploy.sh deploy
 #   infra/deploy/gcloud_deploy.sh stage DIR     # only build the source bundle into DIR
 #
-# TWILIO_AUTH_TOKEN and API_TOKENS, when set, are added as new Secret Manager versions; they are read
-# from the environment so they never appear on a command line. See README.md (Operator guide).
+# TWILIO_AUTH_TOKEN and API_TOKENS, when set and different from the current value, are added as new
+# Secret Manager versions; they are read from the environment and passed on stdin, so they never appear on
+# a command line (nor does the generated database password). See README.md (Operator guide).
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+REPO_ROOT="${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 
 REGION="${REGION:-us-central1}"
 NAME_PREFIX="${NAME_PREFIX:-ese}"
@@ -26,22 +27,51 @@ DB_MAX_OVERFLOW="${DB_MAX_OVERFLOW:-2}"
 SENDER_RATE_LIMIT_PER_SECOND="${SENDER_RATE_LIMIT_PER_SECOND:-80}"
 TASKS_MAX_CONCURRENT_DISPATCHES="${TASKS_MAX_CONCURRENT_DISPATCHES:-40}"
 FANOUT_MAX_DELIVERY_ATTEMPTS="${FANOUT_MAX_DELIVERY_ATTEMPTS:-10}"
+PUBLIC_URL_FORM="${PUBLIC_URL_FORM:-run_app}"
 
 TOPIC="campaign-recipients"
 QUEUE="send-messages"
 DB_NAME="ese"
 DB_USER="ese"
 
-# Mirrors locals.entry_points and the defaults of var.functions in infra/terraform.
-# entry point       trigger public ingress        memory cpu timeout concurrency min max
+# Mirrors the defaults of var.functions in infra/terraform (tests/infra checks it).
+# entry point       memory cpu timeout concurrency min max
 FUNCTIONS=(
-  "inbound_webhook   http    yes    all            512Mi  1   15      4           1   2"
-  "status_webhook    http    yes    all            512Mi  1   15      6           1   3"
-  "api               http    no     all            512Mi  1   300     4           0   2"
-  "trigger_campaign  http    no     internal-only  512Mi  1   300     1           0   2"
-  "fanout_recipients pubsub  no     internal-only  1Gi    1   540     2           0   3"
-  "send_message      http    no     internal-only  512Mi  1   60      12          0   8"
+  "inbound_webhook   512Mi  1   15      4           1   2"
+  "status_webhook    512Mi  1   15      6           1   3"
+  "api               512Mi  1   300     4           0   2"
+  "trigger_campaign  512Mi  1   300     1           0   2"
+  "fanout_recipients 1Gi    1   540     2           0   3"
+  "send_message      512Mi  1   60      12          0   8"
 )
+
+# How each function is reached (trigger, ingress, invokers) is read from the table terraform and the
+# local front-end emulator read too, never written here a second time.
+ENTRY_POINTS_JSON="$REPO_ROOT/infra/terraform/entry_points.json"
+entry_point() {
+  python3 - "$ENTRY_POINTS_JSON" "$1" "$2" <<'PY'
+import json
+import sys
+
+value = json.load(open(sys.argv[1]))["entry_points"][sys.argv[2]][sys.argv[3]]
+print(" ".join(value) if isinstance(value, list) else value)
+PY
+}
+# ingress_settings as terraform names them -> gcloud's --ingress-settings
+ingress_flag() {
+  case "$(entry_point "$1" ingress)" in
+    ALLOW_ALL) echo all ;;
+    ALLOW_INTERNAL_ONLY) echo internal-only ;;
+    *) echo "unknown ingress for $1" >&2 && return 1 ;;
+  esac
+}
+# roles/run.invoker members: allUsers, or the service account an invoker key names.
+invoker_members() {
+  local who
+  for who in $(entry_point "$1" invokers); do
+    if [[ "$who" == allUsers ]]; then echo allUsers; else echo "serviceAccount:$(sa_email "${who//_/-}")"; fi
+  done
+}
 
 # Mirrors local.function_secrets: which Secret Manager values each function reads.
 secrets_for() {
@@ -59,12 +89,39 @@ function_sa() { sa_email "fn-${1//_/-}"; }
 timeout_of() {
   local line ep timeout
   for line in "${FUNCTIONS[@]}"; do
-    read -r ep _ _ _ _ _ timeout _ <<<"$line"
+    read -r ep _ _ timeout _ <<<"$line"
     if [[ "$ep" == "$1" ]]; then echo "$timeout"; fi
   done
 }
-# Gen2 URLs are deterministic, so every function can be told every URL before any exists.
-function_url() { echo "https://${REGION}-${PROJECT_ID}.cloudfunctions.net/$(function_name "$1")"; }
+project_number() {
+  if [[ -z "${PROJECT_NUMBER:-}" ]]; then
+    PROJECT_NUMBER="$(gcloud projects describe "$PROJECT_ID" --format 'value(projectNumber)')"
+  fi
+  echo "$PROJECT_NUMBER"
+}
+# Both URL forms are deterministic, so every function can be told every URL before any exists. The
+# machine-called (internal) functions are always called on run.app: internal ingress admits Scheduler,
+# Pub/Sub and Cloud Tasks only there. The public ones use PUBLIC_URL_FORM (infra/terraform/locals.tf).
+function_url() {
+  if [[ "$(entry_point "$1" ingress)" == ALLOW_INTERNAL_ONLY || "$PUBLIC_URL_FORM" == run_app ]]; then
+    echo "https://$(function_name "$1")-$(project_number).${REGION}.run.app"
+  else
+    echo "https://${REGION}-${PROJECT_ID}.cloudfunctions.net/$(function_name "$1")"
+  fi
+}
+# IAM changes take minutes to reach every Google service (typically 2, sometimes 7 or more:
+# https://cloud.google.com/iam/docs/access-change-propagation); a first deploy retries rather than fails.
+with_retries() {
+  local attempt
+  for attempt in 1 2 3 4; do
+    if "$@"; then return 0; fi
+    if ((attempt < 4)); then
+      log "failed (attempt $attempt); IAM changes may still be propagating, retrying in 60 s"
+      sleep 60
+    fi
+  done
+  return 1
+}
 log() { printf '==> %s\n' "$*" >&2; }
 
 # The bundle allowlist, the same as infra/terraform/bundle.tf: main.py, requirements.txt and shared/.
@@ -83,7 +140,7 @@ stage_bundle() {
 check_budget() {
   local total=0 line
   for line in "${FUNCTIONS[@]}"; do
-    read -r _ _ _ _ _ _ _ _ _ max <<<"$line"
+    read -r _ _ _ _ _ _ max <<<"$line"
     total=$((total + max))
   done
   local worst=$((total * (DB_POOL_SIZE + DB_MAX_OVERFLOW)))
@@ -119,15 +176,39 @@ ensure_database() {
   local password_secret
   password_secret="$(secret_id DB_PASSWORD)"
   if ! gcloud secrets versions describe latest --secret "$password_secret" --project "$PROJECT_ID" >/dev/null 2>&1; then
-    local password
+    local password method=POST
     password="$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)"
     if gcloud sql users list --instance "$instance" --project "$PROJECT_ID" --format 'value(name)' | grep -qx "$DB_USER"; then
-      gcloud sql users set-password "$DB_USER" --instance "$instance" --project "$PROJECT_ID" --password "$password"
-    else
-      gcloud sql users create "$DB_USER" --instance "$instance" --project "$PROJECT_ID" --password "$password"
+      method=PUT
     fi
+    printf '%s' "$password" | sql_user_with_password "$method" "$instance"
     printf '%s' "$password" | gcloud secrets versions add "$password_secret" --project "$PROJECT_ID" --data-file=-
   fi
+}
+
+# Creates (POST) or updates (PUT) the database user with the password read from stdin, through the Cloud
+# SQL Admin API: gcloud's sql users commands take the password as an argument, which would put it on a
+# command line any local user can read. The access token travels in a curl config read from a pipe, for
+# the same reason.
+sql_user_with_password() {
+  local method="$1" instance="$2" url
+  url="https://sqladmin.googleapis.com/v1/projects/${PROJECT_ID}/instances/${instance}/users"
+  if [[ "$method" == PUT ]]; then url+="?name=${DB_USER}"; fi
+  python3 -c 'import json, sys; print(json.dumps({"name": sys.argv[1], "password": sys.stdin.read()}))' "$DB_USER" |
+    curl -sS --fail-with-body -X "$method" -H 'Content-Type: application/json' --data-binary @- \
+      -K <(printf 'header = "Authorization: Bearer %s"\n' "$(gcloud auth print-access-token)") "$url" >/dev/null
+}
+
+# Adds a secret version only when the value differs from the latest one, so re-running the script does not
+# pile up identical versions (nor restart every instance that reads `latest`).
+add_secret_version_if_changed() {
+  local id="$1" value="$2" current
+  current="$(gcloud secrets versions access latest --secret "$id" --project "$PROJECT_ID" 2>/dev/null || true)"
+  if [[ "$current" == "$value" ]]; then
+    log "secret $id unchanged"
+    return
+  fi
+  printf '%s' "$value" | gcloud secrets versions add "$id" --project "$PROJECT_ID" --data-file=-
 }
 
 ensure_secrets() {
@@ -138,10 +219,10 @@ ensure_secrets() {
       gcloud secrets create "$id" --project "$PROJECT_ID" --replication-policy automatic
   done
   if [[ -n "${TWILIO_AUTH_TOKEN:-}" ]]; then
-    printf '%s' "$TWILIO_AUTH_TOKEN" | gcloud secrets versions add "$(secret_id TWILIO_AUTH_TOKEN)" --project "$PROJECT_ID" --data-file=-
+    add_secret_version_if_changed "$(secret_id TWILIO_AUTH_TOKEN)" "$TWILIO_AUTH_TOKEN"
   fi
   if [[ -n "${API_TOKENS:-}" ]]; then
-    printf '%s' "$API_TOKENS" | gcloud secrets versions add "$(secret_id API_TOKENS)" --project "$PROJECT_ID" --data-file=-
+    add_secret_version_if_changed "$(secret_id API_TOKENS)" "$API_TOKENS"
   fi
   for key in TWILIO_AUTH_TOKEN API_TOKENS; do
     if ! gcloud secrets versions describe latest --secret "$(secret_id "$key")" --project "$PROJECT_ID" >/dev/null 2>&1; then
@@ -173,13 +254,9 @@ grant_roles() {
     gcloud iam service-accounts add-iam-policy-binding "$(sa_email tasks-invoker)" --project "$PROJECT_ID" \
       --member "serviceAccount:$(function_sa "$ep")" --role roles/iam.serviceAccountUser >/dev/null
   done
-  # gcloud uploads sources to a Google-managed bucket in the project, hence project-wide read here
-  # (terraform grants it on its own source bucket only).
-  local role
-  for role in roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer; do
-    gcloud projects add-iam-policy-binding "$PROJECT_ID" --member "serviceAccount:$(sa_email function-build)" \
-      --role "$role" --condition None >/dev/null
-  done
+  # The one role Google documents for a custom build service account (as infra/terraform/functions.tf).
+  gcloud projects add-iam-policy-binding "$PROJECT_ID" --member "serviceAccount:$(sa_email function-build)" \
+    --role roles/run.builder --condition None >/dev/null
 }
 
 ensure_pubsub() {
@@ -204,12 +281,15 @@ ensure_queue() {
 }
 
 write_env_file() {
-  local ep="$1" concurrency="$2" file="$3" caller=""
-  case "$ep" in
-    trigger_campaign) caller="$(sa_email scheduler)" ;;
-    fanout_recipients) caller="$(sa_email pubsub-push)" ;;
-    send_message) caller="$(sa_email tasks-invoker)" ;;
-  esac
+  local ep="$1" concurrency="$2" file="$3" caller="" member
+  # The identities an invoker-restricted function accepts: its invokers in the table (none when public).
+  for member in $(invoker_members "$ep"); do
+    if [[ "$member" == allUsers ]]; then
+      caller=""
+      break
+    fi
+    caller+="${caller:+,}${member#serviceAccount:}"
+  done
   {
     printf 'GCP_PROJECT: "%s"\n' "$PROJECT_ID"
     printf 'GCP_REGION: "%s"\n' "$REGION"
@@ -236,44 +316,41 @@ write_env_file() {
     printf 'API_URL: "%s"\n' "$(function_url api)"
     printf 'TRIGGER_CAMPAIGN_URL: "%s"\n' "$(function_url trigger_campaign)"
     printf 'SEND_MESSAGE_URL: "%s"\n' "$(function_url send_message)"
+    printf 'FANOUT_RECIPIENTS_URL: "%s"\n' "$(function_url fanout_recipients)"
     printf 'THREADS: "%s"\n' "$concurrency"
     if [[ -n "$caller" ]]; then printf 'OIDC_ALLOWED_EMAILS: "%s"\n' "$caller"; fi
   } >"$file"
 }
 
 deploy_functions() {
-  local stage="$1" line ep trigger public ingress memory cpu timeout concurrency min max key secrets
+  local stage="$1" line ep memory cpu timeout concurrency min max key secrets member
   for line in "${FUNCTIONS[@]}"; do
-    read -r ep trigger public ingress memory cpu timeout concurrency min max <<<"$line"
+    read -r ep memory cpu timeout concurrency min max <<<"$line"
     secrets=""
     for key in $(secrets_for "$ep"); do secrets+="${secrets:+,}${key}=$(secret_id "$key"):latest"; done
     write_env_file "$ep" "$concurrency" "$stage.env.yaml"
-    log "deploying $(function_name "$ep") ($trigger)"
+    log "deploying $(function_name "$ep") ($(entry_point "$ep" trigger))"
     # fanout_recipients is served over HTTP too: the push subscription below delivers its CloudEvents.
-    gcloud functions deploy "$(function_name "$ep")" --gen2 --project "$PROJECT_ID" --region "$REGION" \
+    with_retries gcloud functions deploy "$(function_name "$ep")" --gen2 --project "$PROJECT_ID" --region "$REGION" \
       --runtime python311 --source "$stage" --entry-point "$ep" --trigger-http --no-allow-unauthenticated \
       --service-account "$(function_sa "$ep")" \
       --build-service-account "projects/${PROJECT_ID}/serviceAccounts/$(sa_email function-build)" \
       --memory "$memory" --cpu "$cpu" --timeout "${timeout}s" --concurrency "$concurrency" \
-      --min-instances "$min" --max-instances "$max" --ingress-settings "$ingress" \
+      --min-instances "$min" --max-instances "$max" --ingress-settings "$(ingress_flag "$ep")" \
       --env-vars-file "$stage.env.yaml" --set-secrets "$secrets" --quiet
-    if [[ "$public" == yes ]]; then
+    for member in $(invoker_members "$ep"); do
       gcloud functions add-invoker-policy-binding "$(function_name "$ep")" --region "$REGION" \
-        --project "$PROJECT_ID" --member allUsers >/dev/null
-    fi
+        --project "$PROJECT_ID" --member "$member" >/dev/null
+    done
   done
-  gcloud functions add-invoker-policy-binding "$(function_name trigger_campaign)" --region "$REGION" \
-    --project "$PROJECT_ID" --member "serviceAccount:$(sa_email scheduler)" >/dev/null
-  gcloud functions add-invoker-policy-binding "$(function_name fanout_recipients)" --region "$REGION" \
-    --project "$PROJECT_ID" --member "serviceAccount:$(sa_email pubsub-push)" >/dev/null
-  gcloud functions add-invoker-policy-binding "$(function_name send_message)" --region "$REGION" \
-    --project "$PROJECT_ID" --member "serviceAccount:$(sa_email tasks-invoker)" >/dev/null
 }
 
 ensure_fanout_subscription() {
-  local project_number agent verb=create url
-  project_number="$(gcloud projects describe "$PROJECT_ID" --format 'value(projectNumber)')"
-  agent="serviceAccount:service-${project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  local agent verb=create url
+  # A brand-new project may have no Pub/Sub service agent yet, and roles cannot be granted to one that
+  # does not exist (https://cloud.google.com/iam/docs/create-service-agents).
+  gcloud beta services identity create --service pubsub.googleapis.com --project "$PROJECT_ID" >/dev/null
+  agent="serviceAccount:service-$(project_number)@gcp-sa-pubsub.iam.gserviceaccount.com"
   url="$(function_url fanout_recipients)"
   gcloud iam service-accounts add-iam-policy-binding "$(sa_email pubsub-push)" --project "$PROJECT_ID" \
     --member "$agent" --role roles/iam.serviceAccountTokenCreator >/dev/null
@@ -340,8 +417,10 @@ deploy() {
   log "done. Paste into the Twilio WhatsApp sender (HTTP POST):"
   echo "  A message comes in:  $(function_url inbound_webhook)"
   echo "  Status callback URL: $(function_url status_webhook)"
-  echo "API: $(function_url api)"
+  echo "API: $(function_url api)   (start a campaign now: POST /v1/campaigns/{id}/trigger)"
+  echo "Dashboard: $(function_url api)/ui/   (sign in with an API token)"
   echo "INSTANCE_CONNECTION_NAME for make migrate: ${PROJECT_ID}:${REGION}:${NAME_PREFIX}-postgres"
+  echo "Then check every hop: make smoke (README, Operator guide)."
 }
 
 case "${1:-}" in

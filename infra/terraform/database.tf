@@ -116,4 +116,9 @@ resource "google_sql_user" "app" {
   name     = "ese"
   instance = google_sql_database_instance.main.name
   password = random_password.db.result
+  # A PostgreSQL role that owns objects cannot be dropped through the Cloud SQL API, so without this
+  # `terraform destroy` stops half-way on it; ABANDON forgets the user and lets the instance go with it
+  # ("This is useful for Postgres, where users cannot be deleted from the API if they have been granted
+  # SQL roles", the provider's google_sql_user documentation).
+  deletion_policy = "ABANDON"
 }

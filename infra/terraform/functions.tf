@@ -8,23 +8,19 @@ resource "google_service_account" "function" {
 }
 
 # Builds run as their own account: a new project's default compute account no longer has the roles.
-# It reads the bundle, writes the image to Artifact Registry (gcf-artifacts) and writes build logs.
+# Google documents one role for it: "grant the Cloud Run Builder (roles/run.builder) role to the Cloud
+# Build service account" (https://cloud.google.com/run/docs/configuring/services/build-service-account),
+# which holds what a function build does: read the source object, push the image to Artifact Registry
+# (gcf-artifacts) and write build logs.
 resource "google_service_account" "build" {
   account_id   = "${var.name_prefix}-function-build"
   display_name = "Event Stream Engine function builds"
 }
 
 resource "google_project_iam_member" "build" {
-  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
-  project  = var.project_id
-  role     = each.key
-  member   = google_service_account.build.member
-}
-
-resource "google_storage_bucket_iam_member" "build_reads_source" {
-  bucket = google_storage_bucket.source.name
-  role   = "roles/storage.objectViewer"
-  member = google_service_account.build.member
+  project = var.project_id
+  role    = "roles/run.builder"
+  member  = google_service_account.build.member
 }
 
 resource "google_cloudfunctions2_function" "fn" {
@@ -54,8 +50,8 @@ resource "google_cloudfunctions2_function" "fn" {
     max_instance_count               = each.value.max_instances
     service_account_email            = google_service_account.function[each.key].email
     all_traffic_on_latest_revision   = true
-    # Only the two webhooks grant allUsers the invoker role (below); every other function demands a
-    # Google-signed identity token from an allowed account, and the machine-called ones are internal.
+    # The machine-called functions are internal: only Cloud Scheduler, Pub/Sub and Cloud Tasks of this
+    # project reach them (on their run.app URL), and only with an ID token of their one caller (below).
     ingress_settings      = local.entry_points[each.key].ingress
     environment_variables = local.function_env[each.key]
 
@@ -71,38 +67,25 @@ resource "google_cloudfunctions2_function" "fn" {
     }
   }
 
-  # An instance must be able to read its secrets before it starts.
+  # An instance must be able to read its secrets before it starts; a build needs its role, granted a
+  # while ago (IAM changes take minutes to propagate: identities.tf).
   depends_on = [
     google_secret_manager_secret_iam_member.function_reads_secret,
     google_secret_manager_secret_version.db_password,
-    google_project_iam_member.build,
-    google_storage_bucket_iam_member.build_reads_source,
+    time_sleep.iam_propagation,
   ]
 }
 
 # --- who may invoke what (gen2 functions are Cloud Run services: roles/run.invoker) ---
+#
+# Exactly the pairs of entry_points.json. allUsers on the two webhooks (Twilio cannot present Google
+# credentials; both verify X-Twilio-Signature and fail closed) and on the api: an operator's browser
+# cannot present an ID token either, so the dashboard's own sign-in and the API's bearer tokens are its
+# gate (README, "Operator access"). Each machine-called function: its one caller's service account.
 
-resource "google_cloud_run_service_iam_member" "public_webhook" {
-  #checkov:skip=CKV_GCP_102:Twilio cannot present Google credentials; both webhooks verify X-Twilio-Signature and fail closed (403, nothing written).
-  for_each = { for ep, e in local.entry_points : ep => e if e.public }
-  location = var.region
-  service  = google_cloudfunctions2_function.fn[each.key].name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
-}
-
-locals {
-  # Each machine-called function trusts exactly one caller identity.
-  machine_invokers = {
-    "trigger_campaign/scheduler"    = { function = "trigger_campaign", member = google_service_account.scheduler.member }
-    "fanout_recipients/pubsub_push" = { function = "fanout_recipients", member = google_service_account.pubsub_push.member }
-    "send_message/tasks_invoker"    = { function = "send_message", member = google_service_account.tasks_invoker.member }
-  }
-  api_invokers = { for m in var.api_invoker_members : "api/${m}" => { function = "api", member = m } }
-}
-
-resource "google_cloud_run_service_iam_member" "private_invoker" {
-  for_each = merge(local.machine_invokers, local.api_invokers)
+resource "google_cloud_run_service_iam_member" "invoker" {
+  #checkov:skip=CKV_GCP_102:allUsers only where entry_points.json says so: the webhooks (Twilio signatures, fail closed) and the api (API tokens and the dashboard's sign-in, fail closed); tests/infra asserts no machine-called function is ever public.
+  for_each = local.invoker_bindings
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.value.function].name
   role     = "roles/run.invoker"
@@ -111,7 +94,7 @@ resource "google_cloud_run_service_iam_member" "private_invoker" {
 
 check "function_urls_match_prediction" {
   assert {
-    condition     = alltrue([for ep, f in google_cloudfunctions2_function.fn : f.url == local.function_urls[ep]])
-    error_message = "A function URL differs from the https://REGION-PROJECT.cloudfunctions.net/NAME form the functions were told; Twilio signatures and OIDC audiences would not match. Outputs show the real URLs."
+    condition     = alltrue([for ep, f in google_cloudfunctions2_function.fn : f.url == local.cloudfunction_urls[ep]])
+    error_message = "A function's cloudfunctions.net URL differs from the https://REGION-PROJECT.cloudfunctions.net/NAME form the functions were told; Twilio signatures and ID-token audiences would not match. Outputs show the real URLs."
   }
 }

@@ -17,8 +17,34 @@ resource "google_service_account" "tasks_invoker" {
   display_name = "Cloud Tasks calling send_message"
 }
 
+# Pub/Sub's service agent mints the push subscription's tokens and dead-letters failed pages. In a
+# brand-new project it may not exist yet, and "If a service agent hasn't been created yet, then you can't
+# grant roles to the service agent" (https://cloud.google.com/iam/docs/create-service-agents): create it
+# first (a beta-only resource; creating an existing agent is a no-op).
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+  project  = var.project_id
+  service  = "pubsub.googleapis.com"
+}
+
 locals {
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  pubsub_service_agent = "serviceAccount:${google_project_service_identity.pubsub.email}"
+}
+
+# IAM is eventually consistent: "Typically 2 minutes, potentially 7 minutes or longer"
+# (https://cloud.google.com/iam/docs/access-change-propagation). On a first apply the function builds, the
+# functions reading their secrets, and the push subscription's token minting would otherwise race grants
+# made seconds earlier and fail. Waits once, when the grants are first made (time_sleep sleeps on create).
+resource "time_sleep" "iam_propagation" {
+  create_duration = "150s"
+
+  depends_on = [
+    google_project_iam_member.build,
+    google_project_iam_member.function_sql_client,
+    google_secret_manager_secret_iam_member.function_reads_secret,
+    google_service_account_iam_member.function_acts_as_tasks_invoker,
+    google_service_account_iam_member.pubsub_agent_mints_push_tokens,
+  ]
 }
 
 # Every function talks to PostgreSQL through the Cloud SQL connector, scoped to this one instance.

@@ -1,26 +1,49 @@
 locals {
-  # The entry points of functions/main.py and how each is reached. Trigger and callers are code, not
-  # configuration, so they live here; sizing lives in var.functions.
-  #   trigger http   : an HTTPS function, invoked by its callers.
-  #   trigger pubsub : a CloudEvent function fed by the campaign-recipients push subscription (pubsub.tf).
-  #   public         : allUsers may invoke it (Twilio cannot present Google credentials).
-  #   ingress        : functions only Google's own services call (Scheduler, Pub/Sub, Cloud Tasks in this
-  #                    project count as internal traffic) are unreachable from the internet altogether.
-  entry_points = {
-    inbound_webhook   = { trigger = "http", public = true, ingress = "ALLOW_ALL" }
-    status_webhook    = { trigger = "http", public = true, ingress = "ALLOW_ALL" }
-    api               = { trigger = "http", public = false, ingress = "ALLOW_ALL" }
-    trigger_campaign  = { trigger = "http", public = false, ingress = "ALLOW_INTERNAL_ONLY" }
-    fanout_recipients = { trigger = "pubsub", public = false, ingress = "ALLOW_INTERNAL_ONLY" }
-    send_message      = { trigger = "http", public = false, ingress = "ALLOW_INTERNAL_ONLY" }
+  # The entry points of functions/main.py and how each is reached: trigger (http, or pubsub: a CloudEvent
+  # function fed by the push subscription in pubsub.tf), ingress, and who holds roles/run.invoker
+  # (allUsers, or keys of local.identities). One table, entry_points.json, read here, by
+  # infra/deploy/gcloud_deploy.sh and by the local front-end emulator, so the stack that tests run on
+  # admits exactly the callers production admits. docs/architecture.md ("Google's front end") has why.
+  entry_points = jsondecode(file("${path.module}/entry_points.json")).entry_points
+
+  # The machine callers' identities (identities.tf), by the keys entry_points.json uses.
+  identities = {
+    scheduler     = google_service_account.scheduler
+    pubsub_push   = google_service_account.pubsub_push
+    tasks_invoker = google_service_account.tasks_invoker
   }
 
   function_names = { for ep in keys(local.entry_points) : ep => "${var.name_prefix}-${replace(ep, "_", "-")}" }
 
-  # Gen2 function URLs are deterministic, https://REGION-PROJECT.cloudfunctions.net/NAME, which lets every
-  # function know every URL (Twilio signatures and OIDC audiences are checked against them) without a
-  # dependency cycle between the functions. check.function_urls_match_prediction guards the assumption.
-  function_urls = { for ep, name in local.function_names : ep => "https://${var.region}-${var.project_id}.cloudfunctions.net/${name}" }
+  # Two URLs reach each function, both predictable before it exists, so every function can be told every
+  # URL (Twilio signatures and ID-token audiences are checked against them) without a dependency cycle:
+  # - the deterministic run.app URL, https://SERVICE-PROJECT_NUMBER.REGION.run.app
+  #   (https://cloud.google.com/run/docs/triggering/https-request#deterministic);
+  # - the Cloud Functions URL, https://REGION-PROJECT.cloudfunctions.net/NAME.
+  # Internal ingress admits Cloud Scheduler, Cloud Tasks and Pub/Sub "if they're using the default run.app
+  # URL and not a custom domain" (https://cloud.google.com/run/docs/securing/ingress), so the machine-called
+  # functions are always called, and their tokens minted, on run.app. Both URLs are accepted audiences
+  # (https://cloud.google.com/run/docs/troubleshooting, "the URL of the receiving service using the format
+  # https://SERVICE.run.app or https://REGION-PROJECT_ID.cloudfunctions.net/FUNCTION"), so for the public
+  # functions the docs leave the choice open: var.public_url_form.
+  run_app_urls       = { for ep, name in local.function_names : ep => "https://${name}-${data.google_project.this.number}.${var.region}.run.app" }
+  cloudfunction_urls = { for ep, name in local.function_names : ep => "https://${var.region}-${var.project_id}.cloudfunctions.net/${name}" }
+  function_urls = {
+    for ep, e in local.entry_points : ep => (
+      e.ingress == "ALLOW_INTERNAL_ONLY" || var.public_url_form == "run_app"
+      ? local.run_app_urls[ep] : local.cloudfunction_urls[ep]
+    )
+  }
+
+  # Every (function, invoker) pair of the table: one roles/run.invoker binding each (functions.tf).
+  invoker_bindings = merge([
+    for ep, e in local.entry_points : {
+      for who in e.invokers : "${ep}/${who}" => {
+        function = ep
+        member   = who == "allUsers" ? "allUsers" : local.identities[who].member
+      }
+    }
+  ]...)
 
   topic_name = "campaign-recipients"
   queue_name = "send-messages"
@@ -36,11 +59,11 @@ locals {
     send_message      = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
   }
 
-  # The identity whose OIDC token each private, machine-called function accepts (OIDC_ALLOWED_EMAILS).
+  # The identities whose ID tokens each invoker-restricted function accepts (OIDC_ALLOWED_EMAILS): its
+  # invokers in the table, so the app checks the same callers the front end admits.
   function_callers = {
-    trigger_campaign  = google_service_account.scheduler.email
-    fanout_recipients = google_service_account.pubsub_push.email
-    send_message      = google_service_account.tasks_invoker.email
+    for ep, e in local.entry_points : ep => join(",", [for who in e.invokers : local.identities[who].email])
+    if !contains(e.invokers, "allUsers")
   }
 
   # Settings every function reads (shared/config.py); names match the Settings fields.
@@ -66,6 +89,7 @@ locals {
     API_URL                      = local.function_urls["api"]
     TRIGGER_CAMPAIGN_URL         = local.function_urls["trigger_campaign"]
     SEND_MESSAGE_URL             = local.function_urls["send_message"]
+    FANOUT_RECIPIENTS_URL        = local.function_urls["fanout_recipients"]
   }
 
   # Twilio sends from a single sender or through a Messaging Service; only the configured one is set.

@@ -1,21 +1,36 @@
 output "inbound_webhook_url" {
   description = "Paste into the Twilio WhatsApp sender as 'A message comes in' (HTTP POST)."
-  value       = google_cloudfunctions2_function.fn["inbound_webhook"].url
+  value       = local.function_urls["inbound_webhook"]
 }
 
 output "status_webhook_url" {
   description = "Paste into the Twilio WhatsApp sender as the status callback URL (HTTP POST)."
-  value       = google_cloudfunctions2_function.fn["status_webhook"].url
+  value       = local.function_urls["status_webhook"]
 }
 
 output "api_url" {
-  description = "Operator REST API base URL (/v1/...)."
-  value       = google_cloudfunctions2_function.fn["api"].url
+  description = "Operator REST API base URL (/v1/...); operators start a campaign now with POST /v1/campaigns/{id}/trigger."
+  value       = local.function_urls["api"]
+}
+
+output "dashboard_url" {
+  description = "The operator dashboard: sign in with an API token (README, Operator access)."
+  value       = "${local.function_urls["api"]}/ui/"
 }
 
 output "trigger_campaign_url" {
-  description = "Called every minute by Cloud Scheduler; operators with run.invoker may call it too."
-  value       = google_cloudfunctions2_function.fn["trigger_campaign"].url
+  description = "Called only by Cloud Scheduler (internal ingress); to start a campaign now use the API's trigger route. `make smoke` forces a tick with `gcloud scheduler jobs run`."
+  value       = local.function_urls["trigger_campaign"]
+}
+
+output "scheduler_job" {
+  description = "The Cloud Scheduler job that ticks trigger_campaign (for `gcloud scheduler jobs run`, make smoke)."
+  value       = google_cloud_scheduler_job.trigger_campaign.name
+}
+
+output "region" {
+  description = "The region everything runs in (make smoke reads it)."
+  value       = var.region
 }
 
 output "instance_connection_name" {

@@ -37,11 +37,12 @@ resource "google_pubsub_subscription" "fanout_push" {
   message_retention_duration = "86400s"
 
   push_config {
-    # The topic path in the URL lets functions-framework name the CloudEvent's source correctly.
-    push_endpoint = "${google_cloudfunctions2_function.fn["fanout_recipients"].url}/projects/${var.project_id}/topics/${local.topic_name}"
+    # The run.app URL: internal ingress admits Pub/Sub only on it (locals.tf). The topic path in the URL
+    # lets functions-framework name the CloudEvent's source correctly.
+    push_endpoint = "${local.function_urls["fanout_recipients"]}/projects/${var.project_id}/topics/${local.topic_name}"
     oidc_token {
       service_account_email = google_service_account.pubsub_push.email
-      audience              = google_cloudfunctions2_function.fn["fanout_recipients"].url
+      audience              = local.function_urls["fanout_recipients"]
     }
   }
 
@@ -61,7 +62,7 @@ resource "google_pubsub_subscription" "fanout_push" {
     ttl = ""
   }
 
-  depends_on = [google_cloud_run_service_iam_member.private_invoker]
+  depends_on = [google_cloudfunctions2_function.fn, google_cloud_run_service_iam_member.invoker]
 }
 
 # Dead-lettering is done by the Pub/Sub service agent: it must publish to the dead-letter topic and

@@ -15,14 +15,15 @@ resource "google_cloud_scheduler_job" "trigger_campaign" {
     retry_count = 0
   }
 
+  # The run.app URL: internal ingress admits Cloud Scheduler only on it (locals.tf).
   http_target {
     http_method = "POST"
-    uri         = google_cloudfunctions2_function.fn["trigger_campaign"].url
+    uri         = local.function_urls["trigger_campaign"]
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = google_cloudfunctions2_function.fn["trigger_campaign"].url
+      audience              = local.function_urls["trigger_campaign"]
     }
   }
 
-  depends_on = [google_cloud_run_service_iam_member.private_invoker]
+  depends_on = [google_cloudfunctions2_function.fn, google_cloud_run_service_iam_member.invoker]
 }

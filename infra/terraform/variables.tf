@@ -31,7 +31,8 @@ variable "name_prefix" {
   description = "Prefix of every named resource (functions, service accounts, secrets, SQL instance)."
 
   validation {
-    # Service account IDs are at most 30 characters and the longest suffix is "-fn-fanout-recipients".
+    # Service account IDs are at most 30 characters and the longest suffix is "-fn-fanout-recipients"; the
+    # deterministic run.app URL needs SERVICE-PROJECT_NUMBER within 63 characters, which this keeps too.
     condition     = can(regex("^[a-z][a-z0-9]{1,7}$", var.name_prefix))
     error_message = "name_prefix must be 2-8 lowercase letters or digits, starting with a letter."
   }
@@ -100,14 +101,20 @@ variable "log_level" {
   }
 }
 
-variable "api_invoker_members" {
-  type        = list(string)
-  default     = []
-  description = "IAM members (user:, group:, serviceAccount:) allowed to call the api function, on top of its bearer tokens."
+variable "public_url_form" {
+  type        = string
+  default     = "run_app"
+  description = <<-EOT
+    Which URL the public functions (the two webhooks, the api) are known by: "run_app", the deterministic
+    https://SERVICE-PROJECT_NUMBER.REGION.run.app, or "cloudfunctions", https://REGION-PROJECT.cloudfunctions.net/NAME.
+    Google accepts both as ID-token audiences and both reach a public function; Twilio signs the URL it was
+    given, so keep this unchanged once the sender's webhooks are set. The machine-called functions always
+    use run.app: internal ingress admits Scheduler, Pub/Sub and Cloud Tasks only there.
+  EOT
 
   validation {
-    condition     = alltrue([for m in var.api_invoker_members : can(regex("^(user|group|serviceAccount|domain):.+$", m))])
-    error_message = "api_invoker_members must be IAM members such as user:ops@example.com or group:ops@example.com; allUsers is not allowed."
+    condition     = contains(["run_app", "cloudfunctions"], var.public_url_form)
+    error_message = "public_url_form must be run_app or cloudfunctions."
   }
 }
 

@@ -8,6 +8,16 @@ terraform {
       source  = "hashicorp/google"
       version = "~> 6.0"
     }
+    # google_project_service_identity (the Pub/Sub service agent on a brand-new project) is beta-only.
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = "~> 6.0"
+    }
+    # time_sleep: waits for IAM propagation on a first apply (identities.tf).
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.12"
+    }
     archive = {
       source  = "hashicorp/archive"
       version = "~> 2.4"
@@ -25,6 +35,11 @@ terraform {
 }
 
 provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+provider "google-beta" {
   project = var.project_id
   region  = var.region
 }

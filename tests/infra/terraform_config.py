@@ -6,6 +6,7 @@ tests read the HCL: literal values come back as Python values, expressions as "$
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,15 @@ def load_terraform(directory: Path = TERRAFORM_DIR) -> TerraformConfig:
         for entry in parsed.get("variable", []):
             variables.update(entry)
     return TerraformConfig(resources=resources, locals=local_values, variables=variables)
+
+
+ENTRY_POINTS_JSON = TERRAFORM_DIR / "entry_points.json"
+
+
+def entry_points() -> dict[str, dict[str, Any]]:
+    """The table locals.tf decodes (`local.entry_points`): trigger, ingress and invokers per entry point."""
+    table: dict[str, dict[str, Any]] = json.loads(ENTRY_POINTS_JSON.read_text())["entry_points"]
+    return table
 
 
 def block(body: dict[str, Any], name: str) -> dict[str, Any]:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.terraform_config import ROOT, TerraformConfig, block, bundle_files, load_terraform
+from tests.infra.terraform_config import (
+    ROOT,
+    TerraformConfig,
+    block,
+    bundle_files,
+    entry_points,
+    load_terraform,
+)
 
 SCRIPT = ROOT / "infra" / "deploy" / "gcloud_deploy.sh"
 INGRESS = {"all": "ALLOW_ALL", "internal-only": "ALLOW_INTERNAL_ONLY"}
@@ -25,7 +32,7 @@ def script_functions() -> dict[str, dict[str, str]]:
     """The FUNCTIONS table of the script, by entry point."""
     table = re.search(r"^FUNCTIONS=\(\n(.*?)^\)", SCRIPT.read_text(), re.M | re.S)
     assert table is not None
-    columns = ["trigger", "public", "ingress", "memory", "cpu", "timeout", "concurrency", "min", "max"]
+    columns = ["memory", "cpu", "timeout", "concurrency", "min", "max"]
     rows = [line.strip().strip('"').split() for line in table.group(1).splitlines()]
     return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
 
@@ -38,7 +45,12 @@ def run_script_function(name: str, *args: str) -> str:
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PROJECT_ID": "ese-prod-123"},
+        env={
+            **os.environ,
+            "PROJECT_ID": "ese-prod-123",
+            "PROJECT_NUMBER": "123456789012",
+            "REPO_ROOT": str(ROOT),
+        },
     )
     return result.stdout.strip()
 
@@ -84,11 +96,19 @@ def test_staged_bundle_loads_every_entry_point_on_its_own(tmp_path: Path) -> Non
 
 def test_script_sizes_and_exposes_each_function_as_terraform_does(tf: TerraformConfig) -> None:
     sizing = tf.default("functions")
-    entry_points = tf.locals["entry_points"]
+    table = entry_points()
     for ep, row in script_functions().items():
-        assert row["trigger"] == entry_points[ep]["trigger"]
-        assert (row["public"] == "yes") == entry_points[ep]["public"]
-        assert INGRESS[row["ingress"]] == entry_points[ep]["ingress"]
+        # Reach (trigger, ingress, invokers) is read from the table terraform reads, not written twice.
+        assert run_script_function("entry_point", ep, "trigger") == table[ep]["trigger"]
+        assert INGRESS[run_script_function("ingress_flag", ep)] == table[ep]["ingress"]
+        members = run_script_function("invoker_members", ep).split()
+        expected_members = [
+            "allUsers"
+            if who == "allUsers"
+            else f"serviceAccount:ese-{who.replace('_', '-')}@ese-prod-123.iam.gserviceaccount.com"
+            for who in table[ep]["invokers"]
+        ]
+        assert members == expected_members
         expected = sizing[ep]
         assert (row["memory"], row["cpu"]) == (expected["memory"], expected["cpu"])
         assert [int(row[k]) for k in ("timeout", "concurrency", "min", "max")] == [
@@ -133,10 +153,61 @@ def test_script_configures_queue_and_subscription_as_terraform_does(tf: Terrafor
 
 
 def test_script_predicts_the_same_function_urls(tf: TerraformConfig) -> None:
-    url = run_script_function("function_url", "send_message")
-    # The same form as local.function_urls (tests/infra/test_terraform.py) with the same defaults.
+    # The same forms as local.function_urls (tests/infra/test_terraform.py) with the same defaults: run.app
+    # for the machine-called functions always, and for the public ones by default.
     assert (tf.default("region"), tf.default("name_prefix")) == ("us-central1", "ese")
-    assert url == "https://us-central1-ese-prod-123.cloudfunctions.net/ese-send-message"
+    assert run_script_function("function_url", "send_message") == (
+        "https://ese-send-message-123456789012.us-central1.run.app"
+    )
+    assert run_script_function("function_url", "api") == "https://ese-api-123456789012.us-central1.run.app"
+    os.environ["PUBLIC_URL_FORM"] = "cloudfunctions"
+    try:
+        assert run_script_function("function_url", "api") == (
+            "https://us-central1-ese-prod-123.cloudfunctions.net/ese-api"
+        )
+        assert run_script_function("function_url", "trigger_campaign") == (
+            "https://ese-trigger-campaign-123456789012.us-central1.run.app"
+        )
+    finally:
+        del os.environ["PUBLIC_URL_FORM"]
+
+
+def test_script_never_puts_a_secret_on_a_command_line() -> None:
+    text = SCRIPT.read_text()
+    assert "--password" not in text
+    assert not re.search(r"gcloud secrets versions add [^\n]*\$\{?(TWILIO_AUTH_TOKEN|API_TOKENS)", text)
+    # Operators' tokens are added only when they differ from the latest version.
+    assert 'add_secret_version_if_changed "$(secret_id TWILIO_AUTH_TOKEN)" "$TWILIO_AUTH_TOKEN"' in text
+    assert 'add_secret_version_if_changed "$(secret_id API_TOKENS)" "$API_TOKENS"' in text
+
+
+def test_script_adds_a_secret_version_only_when_the_value_changed(tmp_path: Path) -> None:
+    """gcloud replaced by a stub that records what it was asked and holds one secret's latest value."""
+    calls = tmp_path / "calls"
+    stub = tmp_path / "gcloud"
+    stub.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$*" >> {calls}\n'
+        'if [[ "$1 $2 $3" == "secrets versions access" ]]; then printf %s current-token; fi\n'
+        'if [[ "$1 $2 $3" == "secrets versions add" ]]; then cat >> ' + str(tmp_path / "added") + "; fi\n"
+    )
+    stub.chmod(0o755)
+    source = SCRIPT.read_text().split('\ncase "${1:-}" in')[0]
+    env = {
+        **os.environ,
+        "PROJECT_ID": "p",
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "REPO_ROOT": str(ROOT),
+    }
+    for value in ("current-token", "new-token"):
+        subprocess.run(
+            ["bash", "-c", f'{source}\nadd_secret_version_if_changed ese-api-tokens "$1"', "x", value],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    assert (tmp_path / "added").read_text() == "new-token"
+    assert "new-token" not in calls.read_text()  # the value went through stdin, not the arguments
 
 
 def test_script_creates_the_database_with_terraforms_flags(tf: TerraformConfig) -> None:

@@ -25,6 +25,7 @@ from tests.infra.terraform_config import (
     block,
     bundle_files,
     dynamic_block,
+    entry_points,
     load_terraform,
 )
 
@@ -49,6 +50,10 @@ RUNTIME_ENV = {"THREADS"}
 @pytest.fixture(scope="module")
 def tf() -> TerraformConfig:
     return load_terraform()
+
+
+def load_table() -> dict[str, dict[str, Any]]:
+    return entry_points()
 
 
 def entry_points_in_main() -> dict[str, str]:
@@ -86,7 +91,8 @@ def test_every_entry_point_in_main_is_deployed_as_one_function(tf: TerraformConf
     entry_points = entry_points_in_main()
     assert len(entry_points) == 6
     assert set(tf.default("functions")) == set(entry_points)
-    assert set(tf.locals["entry_points"]) == set(entry_points)
+    assert tf.locals["entry_points"] == '${jsondecode(file("${path.module}/entry_points.json")).entry_points}'
+    assert set(load_table()) == set(entry_points)
     function = tf.resource("google_cloudfunctions2_function", "fn")
     assert function["for_each"] == "${var.functions}"
     assert block(function, "build_config")["entry_point"] == "${each.key}"
@@ -95,7 +101,7 @@ def test_every_entry_point_in_main_is_deployed_as_one_function(tf: TerraformConf
 
 def test_each_function_is_triggered_the_way_its_decorator_expects(tf: TerraformConfig) -> None:
     for entry_point, decorator in entry_points_in_main().items():
-        assert tf.locals["entry_points"][entry_point]["trigger"] == TRIGGER_FOR_DECORATOR[decorator]
+        assert load_table()[entry_point]["trigger"] == TRIGGER_FOR_DECORATOR[decorator]
 
     # Every function is served over HTTPS: none has an Eventarc trigger ...
     function = tf.resource("google_cloudfunctions2_function", "fn")
@@ -107,9 +113,7 @@ def test_each_function_is_triggered_the_way_its_decorator_expects(tf: TerraformC
         match
         for body in tf.resources["google_pubsub_subscription"].values()
         if "push_config" in body
-        for match in re.findall(
-            r'google_cloudfunctions2_function\.fn\["(\w+)"\]\.url', str(body["push_config"])
-        )
+        for match in re.findall(r'local\.function_urls\["(\w+)"\]', str(body["push_config"]))
     }
     cloud_event_functions = {ep for ep, d in entry_points_in_main().items() if d == "cloud_event"}
     assert pushed_to == cloud_event_functions == {"fanout_recipients"}
@@ -142,22 +146,28 @@ def test_fanout_failures_retry_then_dead_letter_into_a_held_subscription(tf: Ter
     assert ("google_pubsub_subscription_iam_member", "roles/pubsub.subscriber") in agent_grants
 
 
-def test_only_the_two_webhook_functions_are_public(tf: TerraformConfig) -> None:
-    public = {ep for ep, e in tf.locals["entry_points"].items() if e["public"]}
-    assert public == {"inbound_webhook", "status_webhook"}
+def test_public_functions_are_the_webhooks_and_the_api_and_no_machine_called_one(tf: TerraformConfig) -> None:
+    public = {ep for ep, e in load_table().items() if "allUsers" in e["invokers"]}
+    assert public == {"inbound_webhook", "status_webhook", "api"}
+    assert all(load_table()[ep]["ingress"] == "ALLOW_ALL" for ep in public)
+    # allUsers is granted through the table's bindings only, never by another resource.
     anonymous_grants = [
         (kind, name)
         for kind, named in tf.resources.items()
         for name, body in named.items()
         if body.get("member") in ("allUsers", "allAuthenticatedUsers")
     ]
-    assert anonymous_grants == [("google_cloud_run_service_iam_member", "public_webhook")]
-    grant = tf.resource("google_cloud_run_service_iam_member", "public_webhook")
-    assert grant["for_each"] == "${{for ep, e in local.entry_points : ep => e if e.public}}"
+    assert anonymous_grants == []
+    grant = tf.resource("google_cloud_run_service_iam_member", "invoker")
+    assert grant["for_each"] == "${local.invoker_bindings}"
+    assert grant["role"] == "roles/run.invoker"
+    assert set(tf.resources["google_cloud_run_service_iam_member"]) == {"invoker"}
+    assert "for who in e.invokers" in tf.locals["invoker_bindings"]
+    assert 'who == "allUsers" ? "allUsers" : local.identities[who].member' in tf.locals["invoker_bindings"]
 
 
 def test_machine_called_functions_are_unreachable_from_the_internet(tf: TerraformConfig) -> None:
-    ingress = {ep: e["ingress"] for ep, e in tf.locals["entry_points"].items()}
+    ingress = {ep: e["ingress"] for ep, e in load_table().items()}
     assert ingress == {
         "inbound_webhook": "ALLOW_ALL",
         "status_webhook": "ALLOW_ALL",
@@ -171,16 +181,16 @@ def test_machine_called_functions_are_unreachable_from_the_internet(tf: Terrafor
 
 
 def test_private_functions_are_invoked_only_by_their_one_caller(tf: TerraformConfig) -> None:
-    invokers = {
-        key: (value["function"], value["member"]) for key, value in tf.locals["machine_invokers"].items()
-    }
+    invokers = {ep: e["invokers"] for ep, e in load_table().items() if "allUsers" not in e["invokers"]}
     assert invokers == {
-        "trigger_campaign/scheduler": ("trigger_campaign", "${google_service_account.scheduler.member}"),
-        "fanout_recipients/pubsub_push": (
-            "fanout_recipients",
-            "${google_service_account.pubsub_push.member}",
-        ),
-        "send_message/tasks_invoker": ("send_message", "${google_service_account.tasks_invoker.member}"),
+        "trigger_campaign": ["scheduler"],
+        "fanout_recipients": ["pubsub_push"],
+        "send_message": ["tasks_invoker"],
+    }
+    assert tf.locals["identities"] == {
+        "scheduler": "${google_service_account.scheduler}",
+        "pubsub_push": "${google_service_account.pubsub_push}",
+        "tasks_invoker": "${google_service_account.tasks_invoker}",
     }
     # The tokens those callers present are minted for the same accounts, and the app checks them.
     scheduler = block(tf.resource("google_cloud_scheduler_job", "trigger_campaign"), "http_target")
@@ -194,19 +204,57 @@ def test_private_functions_are_invoked_only_by_their_one_caller(tf: TerraformCon
         == "${google_service_account.tasks_invoker.email}"
     )
     assert "OIDC_ALLOWED_EMAILS = local.function_callers[ep]" in tf.locals["function_env"]
-    assert tf.locals["function_callers"] == {
-        "trigger_campaign": "${google_service_account.scheduler.email}",
-        "fanout_recipients": "${google_service_account.pubsub_push.email}",
-        "send_message": "${google_service_account.tasks_invoker.email}",
-    }
+    callers = tf.locals["function_callers"]
+    assert "for who in e.invokers : local.identities[who].email" in callers
+    assert '!contains(e.invokers, "allUsers")' in callers
 
 
 def test_scheduler_calls_trigger_campaign_every_minute(tf: TerraformConfig) -> None:
     job = tf.resource("google_cloud_scheduler_job", "trigger_campaign")
     assert job["schedule"] == "* * * * *"
     target = block(job, "http_target")
-    assert target["uri"] == '${google_cloudfunctions2_function.fn["trigger_campaign"].url}'
+    assert target["uri"] == '${local.function_urls["trigger_campaign"]}'
     assert block(target, "oidc_token")["audience"] == target["uri"]
+
+
+def test_machine_callers_target_and_sign_for_the_run_app_url_the_app_checks(tf: TerraformConfig) -> None:
+    """Internal ingress admits Scheduler, Pub/Sub and Cloud Tasks on run.app only: each caller's target,
+    its token's audience and the URL the function checks `aud` against are one value."""
+    urls = tf.locals["function_urls"]
+    assert 'e.ingress == "ALLOW_INTERNAL_ONLY" || var.public_url_form == "run_app"' in urls
+    assert "? local.run_app_urls[ep] : local.cloudfunction_urls[ep]" in urls
+    assert tf.locals["run_app_urls"] == (
+        "${{for ep, name in local.function_names : ep => "
+        '"https://${name}-${data.google_project.this.number}.${var.region}.run.app"}}'
+    )
+    push = block(tf.resource("google_pubsub_subscription", "fanout_push"), "push_config")
+    assert push["push_endpoint"].startswith('${local.function_urls["fanout_recipients"]}/projects/')
+    assert block(push, "oidc_token")["audience"] == '${local.function_urls["fanout_recipients"]}'
+    env = tf.locals["common_env"]
+    # Cloud Tasks: the app creates tasks aimed at SEND_MESSAGE_URL with it as the audience
+    # (shared/adapters/tasks.py), and send_message checks `aud` against the same setting.
+    assert env["SEND_MESSAGE_URL"] == '${local.function_urls["send_message"]}'
+    assert env["FANOUT_RECIPIENTS_URL"] == '${local.function_urls["fanout_recipients"]}'
+    assert env["TRIGGER_CAMPAIGN_URL"] == '${local.function_urls["trigger_campaign"]}'
+    assert tf.default("public_url_form") == "run_app"
+
+
+def test_the_sql_user_is_abandoned_not_deleted_on_destroy(tf: TerraformConfig) -> None:
+    assert tf.resource("google_sql_user", "app")["deletion_policy"] == "ABANDON"
+
+
+def test_a_first_apply_waits_for_iam_and_creates_the_pubsub_service_agent(tf: TerraformConfig) -> None:
+    identity = tf.resource("google_project_service_identity", "pubsub")
+    assert (identity["service"], identity["provider"]) == ("pubsub.googleapis.com", "google-beta")
+    assert (
+        tf.locals["pubsub_service_agent"] == "serviceAccount:${google_project_service_identity.pubsub.email}"
+    )
+    wait = tf.resource("time_sleep", "iam_propagation")
+    assert int(wait["create_duration"].removesuffix("s")) >= 120
+    function = tf.resource("google_cloudfunctions2_function", "fn")
+    assert "${time_sleep.iam_propagation}" in function["depends_on"]
+    build = tf.resource("google_project_iam_member", "build")
+    assert build["role"] == "roles/run.builder"
 
 
 def test_every_secret_setting_has_a_secret_manager_secret(tf: TerraformConfig) -> None:
@@ -257,7 +305,7 @@ def test_every_public_url_setting_is_given_its_functions_url(tf: TerraformConfig
 
 
 def test_function_urls_are_predicted_in_the_gen2_form(tf: TerraformConfig) -> None:
-    assert tf.locals["function_urls"] == (
+    assert tf.locals["cloudfunction_urls"] == (
         "${{for ep, name in local.function_names : ep => "
         '"https://${var.region}-${var.project_id}.cloudfunctions.net/${name}"}}'
     )

@@ -124,7 +124,7 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         {"sender_rate_limit_per_second": 501},
         "at most 500/s per queue",
     ),
-    "opening_the_api_to_everyone": ({"api_invoker_members": ["allUsers"]}, "allUsers is not allowed"),
+    "a_url_form_google_does_not_assign": ({"public_url_form": "custom_domain"}, "public_url_form must be"),
     "a_fanout_timeout_beyond_the_ack_deadline": (
         {
             "functions": {
