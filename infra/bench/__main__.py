@@ -8,12 +8,11 @@ import signal
 import sys
 from pathlib import Path
 
-from infra.bench.context import BenchContext
 from infra.bench.figures import FIGURES
 from infra.bench.machine import describe_machine
 from infra.bench.report import write_report
 from infra.bench.runner import run_figures
-from infra.bench.stack import bench_stack
+from infra.bench.stack import bench_context, bench_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     machine = describe_machine()
-    with bench_stack() as stack:
-        ctx = BenchContext(env=stack.env, function_ports=stack.function_ports, smoke=args.smoke)
+    with bench_stack() as stack, bench_context(stack, smoke=args.smoke) as ctx:
         outcome = run_figures(ctx, names, profile=args.profile)
     write_report(outcome.measurements, machine, args.markdown, args.json)
     print(f"wrote {args.markdown} and {args.json}")

@@ -28,14 +28,6 @@ CONTENT_SID = "HX" + "b" * 32
 IN_FLIGHT = ("QUEUED", "SENDING", "AMBIGUOUS")
 
 
-def require_pipeline(ctx: BenchContext) -> None:
-    """The placeholder entry points answer 501: then the pipeline figures cannot be measured yet."""
-    for name in ("send_message", "trigger_campaign"):
-        url = ctx.env["SEND_MESSAGE_URL" if name == "send_message" else "TRIGGER_CAMPAIGN_URL"]
-        if requests.post(url, timeout=30).status_code == 501:
-            raise NotMeasurable(f"the campaign pipeline is not built yet ({name} answers 501)")
-
-
 def create_campaign(ctx: BenchContext, name: str, rate: int, **fields: Any) -> int:
     """A DRAFT campaign to every opted-in user (an empty AND), sending a content template at `rate`/s."""
     template = _created(

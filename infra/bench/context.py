@@ -14,8 +14,10 @@ from infra.bench.procfs import listening_pids
 @dataclass(frozen=True)
 class BenchContext:
     env: Mapping[str, str]  # the stack's settings, as in .local/stack.env
-    function_ports: Mapping[str, int]
+    function_ports: Mapping[str, int]  # each function's own server
     smoke: bool
+    # Every request reaches a function through the front-end emulator, as it would Google's front end.
+    front_end_port: int = 0
 
     @property
     def database_url(self) -> str:

@@ -34,6 +34,7 @@ def stack_groups(ctx: BenchContext) -> dict[str, list[int]]:
     return servers(
         {
             **ctx.function_ports,
+            "front end": ctx.front_end_port,
             "Cloud Tasks emulator": port_of(ctx.env["CLOUD_TASKS_EMULATOR_HOST"]),
             "Pub/Sub emulator": port_of(ctx.env["PUBSUB_EMULATOR_HOST"]),
             "Twilio emulator": port_of(ctx.env["TWILIO_API_URL"]),

@@ -124,7 +124,9 @@ def run_python(
     failures = [0]
 
     def worker() -> None:
-        conn = http.client.HTTPConnection(origin.hostname or "127.0.0.1", origin.port, timeout=30)
+        # https: through the front end, trusting the CA that SSL_CERT_FILE names (the default context).
+        factory = http.client.HTTPSConnection if origin.scheme == "https" else http.client.HTTPConnection
+        conn = factory(origin.hostname or "127.0.0.1", origin.port, timeout=30)
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         while True:
             with lock:

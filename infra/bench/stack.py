@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from infra.bench.context import BenchContext
 from infra.bench.paths import BENCH_DIR
 from infra.local.postgres import LocalPostgres
 from infra.local.stack import LocalStack
@@ -62,6 +63,29 @@ def _stack() -> Iterator[LocalStack]:
             yield stack
     finally:
         pg.stop()
+
+
+@contextmanager
+def bench_context(stack: LocalStack, *, smoke: bool) -> Iterator[BenchContext]:
+    """What the figures get; meanwhile the harness's own clients (requests, http.client, the load
+    generator) trust the front end's CA, as every client in the stack does: they reach the functions
+    through its https:// URLs."""
+    keys = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+    previous = {key: os.environ.get(key) for key in keys}
+    os.environ.update({key: stack.env[key] for key in keys})
+    try:
+        yield BenchContext(
+            env=stack.env,
+            function_ports=stack.function_ports,
+            smoke=smoke,
+            front_end_port=stack.front_end_ports["api"],
+        )
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextmanager

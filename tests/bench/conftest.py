@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from infra.bench.context import BenchContext
-from infra.bench.stack import bench_environ
+from infra.bench.stack import bench_context, bench_environ
 from infra.local.postgres import LocalPostgres
 from infra.local.stack import LocalStack
 
@@ -31,7 +31,7 @@ def bench_ctx(
         environ=bench_environ(),
     )
     try:
-        with stack:
-            yield BenchContext(env=stack.env, function_ports=stack.function_ports, smoke=True)
+        with stack, bench_context(stack, smoke=True) as ctx:
+            yield ctx
     finally:
         pg.admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -27,7 +27,6 @@ from infra.bench.campaigns import (
     accepted_messages,
     create_campaign,
     message_counts,
-    require_pipeline,
     set_twilio_faults,
     trigger,
     wait_until,
@@ -83,7 +82,6 @@ class Fidelity:
 
 
 def run(ctx: BenchContext, size: Size) -> Measurement:
-    require_pipeline(ctx)
     recipients = size.rate * size.seconds
     cleans = []
     # The runner resets the stack before a figure; each clean campaign resets it for the next campaign.

@@ -22,7 +22,6 @@ from infra.bench.campaigns import (
     message_counts,
     pages_left,
     queued_tasks,
-    require_pipeline,
     set_queue_paused,
     trigger,
     wait_until,
@@ -55,7 +54,6 @@ SMOKE = Size(messages=100, runs=1, timeout=120)
 
 
 def run(ctx: BenchContext, size: Size) -> Measurement:
-    require_pipeline(ctx)
     rates, failed = [], 0
     cpu_ms: dict[str, float] = {}
     for attempt in range(size.runs):

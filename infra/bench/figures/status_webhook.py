@@ -27,7 +27,7 @@ from infra.bench.cpu import CpuSample, per_unit_ms, port_of, sample, servers
 from infra.bench.datasets import phone, seed_users
 from infra.bench.db import connect
 from infra.bench.errors import NotMeasurable
-from infra.bench.function_server import function_server
+from infra.bench.function_server import behind_front_end, function_server
 from infra.bench.load import LoadResult, PreparedRequest, run_python, run_wrk
 from infra.bench.measurement import Measurement, median
 from infra.local.functions_runner import THREADS
@@ -46,6 +46,7 @@ SERVER_THREADS = THREADS[FUNCTION]
 # The server `--profile` samples while the figure runs.
 PROFILED: str | None = FUNCTION
 NOOP = "no-op"
+FRONT_END = "front end"
 NOOP_SOURCE = Path(__file__).resolve().parents[1] / "noop_function.py"
 
 
@@ -73,11 +74,20 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
     batches[0] = batches[0][1:]
     webhook: list[LoadResult] = []
     noop: list[LoadResult] = []
-    with function_server(NOOP_SOURCE, "noop", served_like=FUNCTION) as noop_url:
+    with (
+        function_server(NOOP_SOURCE, "noop", served_like=FUNCTION) as direct_noop_url,
+        behind_front_end(direct_noop_url, ctx.env) as noop_url,
+    ):
+        # Both behind a front end of the same kind, as both would be deployed: TLS and the proxy hop cost
+        # the same on either side of the ratio.
         webhook_processes = servers(
-            {FUNCTION: ctx.function_ports[FUNCTION], "PostgreSQL": port_of(ctx.database_url)}
+            {
+                FUNCTION: ctx.function_ports[FUNCTION],
+                FRONT_END: ctx.front_end_port,
+                "PostgreSQL": port_of(ctx.database_url),
+            }
         )
-        noop_processes = servers({NOOP: port_of(noop_url)})
+        noop_processes = servers({NOOP: port_of(direct_noop_url), FRONT_END: port_of(noop_url)})
         webhook_cpu: list[tuple[CpuSample, CpuSample]] = []
         noop_cpu: list[tuple[CpuSample, CpuSample]] = []
         for batch in batches:
@@ -116,6 +126,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             "server": f"functions-framework gunicorn, WORKERS=1, THREADS={SERVER_THREADS}",
             "CPU per webhook request by process, last run (ms)": webhook_ms,
             "no-op server's CPU per request, last run (ms)": noop_ms.get(NOOP, 0.0),
+            "no-op's front end, CPU per request, last run (ms)": noop_ms.get(FRONT_END, 0.0),
             "one worker process, one core at most (the GIL): its ceiling at that cost (req/s)": round(
                 1000 / webhook_ms[FUNCTION]
             ),
@@ -180,14 +191,16 @@ def _signed_callbacks(ctx: BenchContext, first: int, count: int) -> list[Prepare
             parts = urlsplit(url)
             prepared.append(
                 PreparedRequest(
-                    f"{parts.path}?{parts.query}", validator.compute_signature(url, params), urlencode(params)
+                    f"{parts.path or '/'}?{parts.query}",
+                    validator.compute_signature(url, params),
+                    urlencode(params),
                 )
             )
     return prepared
 
 
 def _retarget(batch: Sequence[PreparedRequest], path: str) -> list[PreparedRequest]:
-    return [PreparedRequest(f"{path}?{urlsplit(r.target).query}", r.signature, r.body) for r in batch]
+    return [PreparedRequest(f"{path or '/'}?{urlsplit(r.target).query}", r.signature, r.body) for r in batch]
 
 
 def _seed_accepted_messages(database_url: str, first: int, count: int) -> list[tuple[int, str, str]]:
