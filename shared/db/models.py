@@ -295,3 +295,14 @@ class RateLimiter(Base):
 
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     tat: Mapped[datetime]
+
+
+class Heartbeat(Base):
+    """When a periodic job last ran and what it did (scheduler_tick: the trigger's run every minute), so
+    health checks and `make smoke` can tell a silent job from a working one."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))

@@ -168,6 +168,11 @@ def test_the_scheduler_starts_only_ready_campaigns_that_are_due(engine: Engine) 
         "READY",
         "DRAFT",
     ]
+    # The tick leaves its heartbeat, which the health view and `make smoke` read.
+    with engine.connect() as conn:
+        beat = conn.execute(text("SELECT at, detail FROM heartbeats WHERE name = 'scheduler_tick'")).one()
+    assert beat.at == T0
+    assert beat.detail == {"started": 1, "republished_pages": 0}
 
 
 def test_an_empty_audience_completes_the_campaign_at_once(engine: Engine) -> None:

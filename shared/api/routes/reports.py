@@ -1,4 +1,4 @@
-"""Reports: one campaign's summary, the monitoring dashboard, and recent inbound messages (masked)."""
+"""Reports: one campaign's summary, the monitoring dashboard, health, and recent inbound messages (masked)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from shared.db.models import Campaign
 from shared.db.queries import reports
 from shared.domain.enums import CampaignStatus, MessageStatus
 from shared.log import mask_phone
+from shared.services.health import Level, check_health, worst
 
 # Twilio accepted these and they did arrive: the numerator of the delivery rate.
 _DELIVERED = (MessageStatus.DELIVERED.value, MessageStatus.READ.value)
@@ -114,6 +115,40 @@ class DashboardOut(ResponseModel):
 def dashboard(context: Context) -> DashboardOut:
     with context.uow() as uow:
         return DashboardOut.model_validate(reports.dashboard(uow.session, context.clock.now()))
+
+
+class HealthCheckOut(ResponseModel):
+    name: str
+    level: Level
+    value: str = Field(description="What was measured.")
+    threshold: str = Field(description="What decides the level.")
+    detail: str
+    at: datetime | None = Field(description="When the measured event happened (the last scheduler tick).")
+
+
+class HealthOut(ResponseModel):
+    status: Level = Field(description="The worst level of any check.")
+    checked_at: datetime
+    checks: list[HealthCheckOut]
+
+
+@route(
+    "GET",
+    "/v1/monitoring/health",
+    summary="Each health check with its level and threshold (503 while one is failing)",
+    tag="monitoring",
+    response=HealthOut,
+    other_statuses=(503,),
+)
+def health(context: Context) -> tuple[HealthOut, int]:
+    checks = check_health(context.uow(), context.clock)
+    status = worst(checks)
+    body = HealthOut(
+        status=status,
+        checked_at=context.clock.now(),
+        checks=[HealthCheckOut.model_validate(c, from_attributes=True) for c in checks],
+    )
+    return body, 503 if status is Level.FAILING else 200
 
 
 class InboundOut(ResponseModel):

@@ -1,0 +1,85 @@
+"""Is the system working: each check with its level (ok / warning / failing), what it measured and the
+threshold that decides, so an operator (the API, the dashboard, `make smoke`) reads the reason, not a
+colour. A check that cannot be made (the database is down) is failing, never skipped."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from sqlalchemy import text
+
+from shared.clock import Clock
+from shared.db.queries import heartbeats
+from shared.db.unit_of_work import UnitOfWork
+
+# The scheduler ticks every minute: one missed tick is normal, several are a stopped scheduler (then
+# nothing scheduled starts and nothing left behind by a crash is repaired).
+TICK_WARNING_AFTER = timedelta(minutes=3)
+TICK_FAILING_AFTER = timedelta(minutes=10)
+DB_WARNING_AFTER_MS = 100.0
+
+
+class Level(Enum):
+    OK = "ok"
+    WARNING = "warning"
+    FAILING = "failing"
+
+
+_SEVERITY = {Level.OK: 0, Level.WARNING: 1, Level.FAILING: 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: Level
+    value: str
+    threshold: str
+    detail: str = ""
+    # When the thing measured happened, if it is an event (the last tick).
+    at: datetime | None = None
+
+
+def worst(checks: list[Check]) -> Level:
+    return max((c.level for c in checks), key=_SEVERITY.__getitem__, default=Level.OK)
+
+
+def check_health(uow: UnitOfWork, clock: Clock) -> list[Check]:
+    with uow:
+        started = time.perf_counter()
+        uow.session.execute(text("SELECT 1"))
+        latency_ms = 1000 * (time.perf_counter() - started)
+        tick = heartbeats.last_beat(uow.session, heartbeats.SCHEDULER_TICK)
+    return [_database(latency_ms), _scheduler(tick, clock.now())]
+
+
+def _database(latency_ms: float) -> Check:
+    level = Level.OK if latency_ms < DB_WARNING_AFTER_MS else Level.WARNING
+    return Check(
+        "database",
+        level,
+        f"reachable, {latency_ms:.1f} ms round trip",
+        f"warning at {DB_WARNING_AFTER_MS:.0f} ms; failing when unreachable",
+    )
+
+
+def _scheduler(tick: tuple[datetime, dict[str, object]] | None, now: datetime) -> Check:
+    threshold = (
+        f"warning after {TICK_WARNING_AFTER.total_seconds() / 60:.0f} min without a tick, "
+        f"failing after {TICK_FAILING_AFTER.total_seconds() / 60:.0f} min"
+    )
+    if tick is None:
+        return Check("scheduler", Level.FAILING, "no tick recorded yet", threshold)
+    at, detail = tick
+    age = now - at
+    level = (
+        Level.OK
+        if age <= TICK_WARNING_AFTER
+        else Level.WARNING
+        if age <= TICK_FAILING_AFTER
+        else Level.FAILING
+    )
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(detail.items()))
+    return Check("scheduler", level, f"last tick {age.total_seconds():.0f} s ago", threshold, summary, at)
