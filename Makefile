@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 PYTEST_ARGS ?=
 
 .PHONY: help venv dev stop test browser lint fmt migrate pg-start pg-stop
-.PHONY: infra-venv infra-check plan deploy
+.PHONY: infra-venv infra-check plan deploy smoke
 .PHONY: demo
 
 help:
@@ -87,6 +87,12 @@ deploy: ## terraform apply of infra/terraform: shows the plan and asks before ch
 	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET: see README.md (Operator guide)" >&2; exit 1; }
 	$(TF_INIT)
 	terraform -chdir=$(TF_DIR) apply
+
+# After `make deploy` (reads terraform outputs; secrets from the environment or Secret Manager):
+#   make smoke SMOKE_ARGS="--to +447700900123"
+# Against `make dev` running in another terminal: make smoke SMOKE_ARGS=--local
+smoke: venv ## prove each hop of a deployment (or of make dev: SMOKE_ARGS=--local), with the likely fix per failed hop
+	$(PY) -m infra.deploy.smoke $(SMOKE_ARGS)
 
 # --- benchmarks (infra/bench): figures, baselines measured in the same run, BENCHMARKS.md ---
 .PHONY: bench bench-smoke

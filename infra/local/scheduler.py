@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 
 from google.api_core.exceptions import GoogleAPICallError
 from google.cloud import tasks_v2
 
 from infra.local.emulator_clients import cloud_tasks
+from infra.local.tasks_queues import SCHEDULER_QUEUE
 
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL_SECONDS = 60.0
@@ -38,6 +40,14 @@ class LocalScheduler:
         if self._thread.is_alive():
             self._thread.join()
 
+    def tick_once(self) -> None:
+        """One tick now, as `gcloud scheduler jobs run` forces one (make smoke)."""
+        client = cloud_tasks(self._tasks_address)
+        try:
+            self._tick(client)
+        finally:
+            client.transport.close()  # type: ignore[no-untyped-call]
+
     def _run(self) -> None:
         client = cloud_tasks(self._tasks_address)
         try:
@@ -45,7 +55,7 @@ class LocalScheduler:
             while not self._stopping.wait(self._interval):
                 self._tick(client)
         finally:
-            client.transport.close()
+            client.transport.close()  # type: ignore[no-untyped-call]
 
     def _tick(self, client: tasks_v2.CloudTasksClient) -> None:
         task = tasks_v2.Task(
@@ -63,3 +73,15 @@ class LocalScheduler:
             # A missed tick is what Cloud Scheduler does when it cannot deliver either; the next one
             # starts whatever is still due.
             log.warning("scheduler tick not delivered: %s", error)
+
+
+def local_scheduler(env: Mapping[str, str], interval: float = DEFAULT_INTERVAL_SECONDS) -> LocalScheduler:
+    """The scheduler job of a local stack, from its settings (.local/stack.env)."""
+    queue = f"projects/{env['GCP_PROJECT']}/locations/{env['GCP_REGION']}/queues/{SCHEDULER_QUEUE}"
+    return LocalScheduler(
+        tasks_address=env["CLOUD_TASKS_EMULATOR_HOST"],
+        queue_path=queue,
+        url=env["TRIGGER_CAMPAIGN_URL"],
+        service_account_email=env["SCHEDULER_SERVICE_ACCOUNT_EMAIL"],
+        interval=interval,
+    )

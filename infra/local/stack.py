@@ -43,7 +43,7 @@ from infra.local.local_ca import LocalCa, ensure_local_ca
 from infra.local.migrate import migrate
 from infra.local.postgres import LocalPostgres, free_ports
 from infra.local.processes import ProcessRecord
-from infra.local.scheduler import DEFAULT_INTERVAL_SECONDS, LocalScheduler
+from infra.local.scheduler import DEFAULT_INTERVAL_SECONDS, LocalScheduler, local_scheduler
 from infra.local.stack_env import (
     MANAGED_KEYS,
     StackAddresses,
@@ -361,14 +361,7 @@ class LocalStack:
             then()
 
     def _start_scheduler(self, interval: float) -> None:
-        env = self.env
-        self._scheduler = LocalScheduler(
-            tasks_address=env["CLOUD_TASKS_EMULATOR_HOST"],
-            queue_path=f"projects/{env['GCP_PROJECT']}/locations/{env['GCP_REGION']}/queues/{tasks_queues.SCHEDULER_QUEUE}",
-            url=env["TRIGGER_CAMPAIGN_URL"],
-            service_account_email=env["SCHEDULER_SERVICE_ACCOUNT_EMAIL"],
-            interval=interval,
-        )
+        self._scheduler = local_scheduler(self.env, interval)
         self._scheduler.start()
 
     def _write_pids(self) -> None:
