@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     db_password: SecretStr | None = None
     db_name: str = "ese"
     db_iam_auth: bool = False
-    db_ip_type: Literal["public", "private", "psc"] = "private"
+    # What the deployment gives the instance (infra/terraform/database.tf: a public IP with no authorised
+    # networks, reachable only through the connector's mutual TLS), so `make migrate` needs no override.
+    db_ip_type: Literal["public", "private", "psc"] = "public"
     # Pool per instance: deployed max_instances x (pool + overflow) must stay below max_connections.
     db_pool_size: int = Field(default=5, ge=1, le=50)
     db_max_overflow: int = Field(default=2, ge=0, le=50)

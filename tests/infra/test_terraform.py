@@ -393,3 +393,11 @@ def test_queue_rate_and_the_apps_sender_cap_come_from_one_variable(tf: Terraform
         tf.default("sender_rate_limit_per_second")
         == Settings.model_fields["sender_rate_limit_per_second"].default
     )
+
+
+def test_the_apps_database_ip_type_defaults_to_what_the_deployment_gives_the_instance(
+    tf: TerraformConfig,
+) -> None:
+    ip = block(block(tf.resource("google_sql_database_instance", "main"), "settings"), "ip_configuration")
+    assert ip["ipv4_enabled"] is True and "private_network" not in ip
+    assert tf.locals["common_env"]["DB_IP_TYPE"] == "public" == Settings.model_fields["db_ip_type"].default
