@@ -78,6 +78,12 @@ class TwilioEmulator:
         self._routes = Map(
             [
                 Rule("/2010-04-01/Accounts/<account_sid>/Messages.json", methods=["POST"], endpoint="create"),
+                Rule("/2010-04-01/Accounts/<account_sid>/Messages.json", methods=["GET"], endpoint="list"),
+                Rule(
+                    "/2010-04-01/Accounts/<account_sid>/Messages/<message_sid>.json",
+                    methods=["GET"],
+                    endpoint="fetch",
+                ),
                 Rule("/_emulator/messages", methods=["GET"], endpoint="messages"),
                 Rule("/_emulator/messages", methods=["DELETE"], endpoint="reset"),
                 Rule("/_emulator/callbacks", methods=["GET"], endpoint="callbacks"),
@@ -88,6 +94,8 @@ class TwilioEmulator:
         )
         self._handlers: dict[str, Handler] = {
             "create": endpoint.create,
+            "list": endpoint.list,
+            "fetch": endpoint.fetch,
             "messages": lambda request: json_response(self.messages()),
             "reset": self._reset,
             "callbacks": lambda request: json_response(self.callbacks()),

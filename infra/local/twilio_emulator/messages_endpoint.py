@@ -9,6 +9,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from . import messages_read
 from . import twilio_errors as errors
 from .faults import FaultInjector
 from .http_json import json_response
@@ -44,6 +45,14 @@ class MessagesEndpoint:
         if fault.error is not None:
             raise fault.error
         return json_response(resource, status=201)
+
+    def fetch(self, request: Request, account_sid: str, message_sid: str) -> Response:
+        self._authenticate(request, account_sid)
+        return json_response(messages_read.fetch(self._store, message_sid, request.path))
+
+    def list(self, request: Request, account_sid: str) -> Response:
+        self._authenticate(request, account_sid)
+        return json_response(messages_read.read_page(self._store, account_sid, request.args))
 
     def _accept(self, message: NewMessage) -> dict[str, Any]:
         record = self._store.accept(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -14,6 +15,11 @@ USER_AGENT = "TwilioProxy/1.1"
 
 class PostFailed(Exception):
     """No HTTP answer: the connection failed, broke or timed out."""
+
+    def __init__(self, message: str, *, connect_failed: bool) -> None:
+        super().__init__(message)
+        # No TCP connection or TLS handshake at all (Twilio's `ct`), as opposed to no answer after it.
+        self.connect_failed = connect_failed
 
 
 @dataclass(frozen=True)
@@ -46,5 +52,6 @@ class SignedPoster:
         try:
             answer = self._client.request("POST", url, urlencode(params).encode(), headers, timeout)
         except REQUEST_ERRORS as error:
-            raise PostFailed(f"{type(error).__name__}: {error}") from error
+            connect_failed = isinstance(error, ConnectionRefusedError | ssl.SSLError)
+            raise PostFailed(f"{type(error).__name__}: {error}", connect_failed=connect_failed) from error
         return PostResponse(answer.status, answer.body, dict(answer.headers.items()))

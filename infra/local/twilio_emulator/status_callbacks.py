@@ -19,8 +19,12 @@ from .signed_post import PostFailed, SignedPoster
 from .store import MessageRecord, MessageStore
 from .work_queue import DelayedWorkQueue
 
-# Seconds before the second and third attempt of a callback the receiver failed (non-2xx or no answer).
-RETRY_DELAYS = (0.25, 1.0)
+# Twilio's default connection overrides (https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides):
+# `rc=1` retry, `rp=ct`: only when the TCP connection or TLS handshake failed. A 5xx answer or a read
+# timeout is not retried, so a callback answered 503 (the database briefly down) is simply lost, as in
+# production: the application's reconciliation, not Twilio, makes up for it.
+CONNECT_RETRIES = 1
+RETRY_DELAY_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -90,14 +94,15 @@ class StatusCallbacks:
             return
         event, rest = steps[0], steps[1:]
         self._store.advance(record.sid, event.status, event.error_code)
-        failed = record.request.status_callback is not None and not self._post(record, event, attempt)
-        if failed and attempt <= len(RETRY_DELAYS):
-            self._schedule(record, steps, generation, attempt + 1, RETRY_DELAYS[attempt - 1])
+        connect_failed = record.request.status_callback is not None and self._post(record, event, attempt)
+        if connect_failed and attempt <= CONNECT_RETRIES:
+            self._schedule(record, steps, generation, attempt + 1, RETRY_DELAY_SECONDS)
             return
         if rest:
             self._schedule(record, rest, generation, attempt=1, delay=self._config.callback_delay)
 
     def _post(self, record: MessageRecord, event: StatusEvent, attempt: int) -> bool:
+        """Post one callback and log the attempt; True when the connection itself failed (a retry case)."""
         url = record.request.status_callback
         assert url is not None
         entry: dict[str, Any] = {
@@ -109,6 +114,7 @@ class StatusCallbacks:
             "http_status": None,
             "error": None,
         }
+        connect_failed = False
         try:
             response = self._poster.post(
                 url, self._params(record, event), self._auth_token, event.idempotency_token, self._timeout
@@ -116,9 +122,10 @@ class StatusCallbacks:
             entry["http_status"] = response.status
         except PostFailed as exc:
             entry["error"] = str(exc)
+            connect_failed = exc.connect_failed
         with self._lock:
             self._log.append(entry)
-        return entry["http_status"] is not None and 200 <= entry["http_status"] < 300
+        return connect_failed
 
     def _params(self, record: MessageRecord, event: StatusEvent) -> dict[str, str]:
         request = record.request

@@ -1,9 +1,11 @@
-"""Every message the emulator accepted, in acceptance order, with its current status."""
+"""Every message the emulator accepted, in acceptance order, with its current status, and the reads of
+Twilio's Messages API over them (fetch by SID, the filtered and paged list)."""
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -27,6 +29,11 @@ def new_sid(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
 
 
+# Statuses after which a message has left Twilio for the carrier: `date_sent` is set from then on (Twilio
+# leaves it null while a message is queued or accepted).
+_SENT = frozenset({"sent", "delivered", "read", "undelivered", "failed"})
+
+
 @dataclass
 class MessageRecord:
     sid: str
@@ -35,9 +42,11 @@ class MessageRecord:
     created_at: datetime
     status: str
     error_code: int | None = None
+    sent_at: datetime | None = None
+    updated_at: datetime | None = None
 
     def twilio_resource(self) -> dict[str, Any]:
-        """The Message resource as Twilio's create call returns it."""
+        """The Message resource as Twilio's API returns it (dates in RFC 2822, GMT)."""
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{self.sid}"
         created = format_datetime(self.created_at)
         request = self.request
@@ -46,10 +55,10 @@ class MessageRecord:
             "api_version": "2010-04-01",
             "body": request.body,
             "date_created": created,
-            "date_sent": None,
-            "date_updated": created,
+            "date_sent": format_datetime(self.sent_at) if self.sent_at else None,
+            "date_updated": format_datetime(self.updated_at or self.created_at),
             "direction": "outbound-api",
-            "error_code": None,
+            "error_code": self.error_code,
             "error_message": None,
             "from": str(request.from_) if request.from_ else None,
             "messaging_service_sid": request.messaging_service_sid,
@@ -102,7 +111,20 @@ class MessageStore:
         with self._lock:
             record = self._records.get(sid)
             if record is not None and STATUS_RANK[status] > STATUS_RANK[record.status]:
-                record.status, record.error_code = status, error_code
+                now = datetime.now(UTC)
+                record.status, record.error_code, record.updated_at = status, error_code, now
+                if status in _SENT and record.sent_at is None:
+                    record.sent_at = now
+
+    def get(self, sid: str) -> MessageRecord | None:
+        with self._lock:
+            return self._records.get(sid)
+
+    def matching(self, keep: Callable[[MessageRecord], bool]) -> list[MessageRecord]:
+        """Newest first, as Twilio lists messages."""
+        with self._lock:
+            found = [r for r in self._records.values() if keep(r)]
+        return sorted(found, key=lambda r: (r.created_at, r.sid), reverse=True)
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
