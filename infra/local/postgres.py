@@ -124,7 +124,7 @@ class LocalPostgres:
             return self.url()
         self._init()
         self._remove_stale_pid()
-        port = free_port()
+        port = self._port_to_listen_on()
         self.port_file.write_text(str(port))
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
@@ -157,6 +157,21 @@ class LocalPostgres:
         self._wait_ready()
         self.ensure_database(DEFAULT_DB)
         return self.url()
+
+    def _port_to_listen_on(self) -> int:
+        """The cluster's port from before, while it is free: a restart (a chaos test's outage, `make dev`
+        started again) keeps every DATABASE_URL already handed out, in .local/stack.env and in the running
+        functions, pointing at it. A new port only when that one was taken meanwhile."""
+        if self.port_file.exists():
+            previous = int(self.port_file.read_text())
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", previous))
+                    return previous
+                except OSError:
+                    pass
+        return free_port()
 
     def _remove_stale_pid(self) -> None:
         pid_file = self.data_dir / "postmaster.pid"

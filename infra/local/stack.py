@@ -15,12 +15,19 @@ first stops whatever a previous one recorded there, so a crashed stack never blo
 With real Twilio credentials, a sender and public webhook URLs in the environment, no Twilio emulator
 runs and the functions talk to Twilio itself (infra/local/stack_env.py says exactly what is needed).
 
+Every process is supervised as Cloud Run supervises its instances: one that dies, even by SIGKILL, is
+started again on the same port within a second or two (its setup redone: the emulators' queues, topics
+and subscriptions), and the restart is logged to logs/supervisor.log and the terminal. What a dead
+emulator held in memory (tasks, pushes not yet delivered) is gone, as after a real crash; the
+application's sweeper repairs what that leaves behind.
+
 Tests use `LocalStack` directly, with their own database and state directory (tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -78,6 +85,7 @@ class LocalStack:
         scheduler_interval: float | None = DEFAULT_INTERVAL_SECONDS,
         environ: Mapping[str, str] | None = None,
         record_runner: bool = False,
+        supervise: bool = True,
     ) -> None:
         self.root = root
         self.state_dir = state_dir or root / ".local"
@@ -99,6 +107,13 @@ class LocalStack:
         self._postgres_state: str | None = None  # the cluster's state dir when this stack started it
         self._scheduler: LocalScheduler | None = None
         self._aborting = threading.Event()
+        # What it takes to start each child again, and to know it is back (supervision).
+        self._specs: dict[str, _Spec] = {}
+        self._readiness: dict[str, tuple[Callable[[], bool], Callable[[], None] | None]] = {}
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._supervise = supervise
+        self.restarts: dict[str, int] = {}
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
@@ -162,9 +177,19 @@ class LocalStack:
         write_env_file(self.env_file, self.env)
         if self._scheduler_interval is not None:
             self._start_scheduler(self._scheduler_interval)
+        if self._supervise:
+            # The children it restarts die with this thread (setpriv's death signal): it lives until stop().
+            self._supervisor = threading.Thread(
+                target=self._supervise_children, name="stack-supervisor", daemon=True
+            )
+            self._supervisor.start()
 
     def stop(self) -> None:
         """Stop everything this stack started, and forget it. Safe to call twice."""
+        self._stopping.set()  # first: nothing stopped below is started again
+        if self._supervisor is not None:
+            self._supervisor.join()
+            self._supervisor = None
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
@@ -202,12 +227,58 @@ class LocalStack:
     ) -> None:
         env = {k: v for k, v in self._environ.items() if k not in MANAGED_KEYS}
         env |= self.env | {"PYTHONPATH": str(self.root), "PYTHONUNBUFFERED": "1"} | dict(extra_env or {})
+        self._specs[name] = _Spec(argv, env, port, marker)
+        self._launch(name)
+
+    def _launch(self, name: str) -> None:
+        spec = self._specs[name]
         child, record = processes.spawn(
-            name, argv, env=env, log_path=self.log_path(name), port=port, marker=marker
+            name, spec.argv, env=spec.env, log_path=self.log_path(name), port=spec.port, marker=spec.marker
         )
         self._children[name] = child
-        self._records.append(record)
+        self._records = [r for r in self._records if r.name != name] + [record]
         self._write_pids()  # after every start: a crash halfway must still leave a complete record
+
+    # --- supervision ---
+
+    def _supervise_children(self) -> None:
+        while not self._stopping.wait(0.25):
+            for name, child in list(self._children.items()):
+                code = child.poll()
+                if code is not None and not self._stopping.is_set():
+                    self._restart(name, code)
+
+    def _restart(self, name: str, code: int) -> None:
+        self._note(f"{name} exited with code {code}; starting it again on port {self._specs[name].port}")
+        # What it left behind goes too (gunicorn's worker outlives a killed master for a moment, still
+        # holding the port): the child led its own process group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._children[name].pid, signal.SIGKILL)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while processes.port_accepts(self._specs[name].port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._launch(name)
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        ready, then = self._readiness.get(name, (lambda: True, None))
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not ready() and not self._stopping.is_set():
+            if time.monotonic() > deadline or self._children[name].poll() is not None:
+                self._note(f"{name} did not come back; see {self.log_path(name)}")
+                return
+            time.sleep(0.05)
+        try:
+            if then is not None and not self._stopping.is_set():
+                then()
+        except Exception as error:  # its setup (queues, topics) failed: say so, the next death retries
+            self._note(f"{name} is back but its setup failed: {error!r}")
+            return
+        self._note(f"{name} is back (restart {self.restarts[name]})")
+
+    def _note(self, line: str) -> None:
+        stamped = f"{time.strftime('%H:%M:%S')} supervisor: {line}"
+        with self.log_path("supervisor").open("a") as log:
+            log.write(stamped + "\n")
+        print(stamped, flush=True)
 
     def _spawn_google_emulators(self, ports: _EmulatorPorts) -> None:
         pubsub_argv = pubsub_emulator.command(ports.pubsub)
@@ -332,6 +403,7 @@ class LocalStack:
             checks.append(
                 (name, partial(processes.http_answers, f"http://127.0.0.1:{port}/robots.txt"), None)
             )
+        self._readiness = {name: (ready, then) for name, ready, then in checks}
         with ThreadPoolExecutor(len(checks), thread_name_prefix="stack-ready") as pool:
             futures = [pool.submit(self._await, name, ready, then) for name, ready, then in checks]
             try:
@@ -373,6 +445,14 @@ class LocalStack:
         tmp = self.pids_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.pids_file)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    marker: str
 
 
 @dataclass(frozen=True)
@@ -463,13 +543,8 @@ def _up(args: argparse.Namespace) -> int:
         print("starting the local stack ...", flush=True)
         stack.start()
         _print_urls(stack)
-        reported: set[str] = set()
-        while True:
+        while True:  # the stack's supervisor restarts what dies, and says so
             time.sleep(1)
-            for name, code in stack.exited().items():
-                if name not in reported:
-                    print(f"warning: {name} exited with code {code}; see {stack.log_path(name)}", flush=True)
-                    reported.add(name)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:

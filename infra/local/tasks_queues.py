@@ -55,4 +55,4 @@ def create_queues(address: str, project: str, region: str, send_queue: str, rate
     client.create_queue(
         parent=parent, queue=scheduler_queue_config(client.queue_path(project, region, SCHEDULER_QUEUE))
     )
-    client.transport.close()
+    client.transport.close()  # type: ignore[no-untyped-call]

@@ -4,6 +4,7 @@ production, writes settings that work, and leaves no process or port behind when
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -366,3 +367,37 @@ def test_with_real_twilio_the_credentials_and_public_webhooks_pass_through_and_n
     assert {k: env[k] for k in REAL_ACCOUNT} == REAL_ACCOUNT
     assert env["INBOUND_WEBHOOK_URL"] == "https://tunnel.example/inbound_webhook"
     assert env["STATUS_WEBHOOK_URL"] == "https://tunnel.example/status_webhook"
+
+
+# --- supervision: what dies is started again, as Cloud Run starts a new instance ---
+
+
+@e2e
+@pytest.mark.parametrize("name", ["send_message", "cloud-tasks-emulator"])
+def test_a_process_killed_with_sigkill_is_started_again_on_its_port_and_the_restart_is_logged(
+    local_stack: LocalStack, clean_stack: dict[str, str], name: str
+) -> None:
+    before = local_stack.restarts.get(name, 0)
+    old_pid = local_stack.pid(name)
+
+    os.kill(old_pid, signal.SIGKILL)
+
+    assert wait_for(lambda: local_stack.restarts.get(name, 0) > before, timeout=30)
+    assert local_stack.pid(name) != old_pid
+    log = local_stack.log_path("supervisor").read_text()
+    assert wait_for(
+        lambda: f"{name} is back" in local_stack.log_path("supervisor").read_text(), timeout=60
+    ), log
+    if name == "send_message":
+        port = local_stack.function_ports[name]
+        assert requests.get(f"http://127.0.0.1:{port}/robots.txt", timeout=5).status_code == 404
+    else:
+        # Its queues exist again, as the stack made them at start.
+        client = cloud_tasks(clean_stack["CLOUD_TASKS_EMULATOR_HOST"])
+        queue = client.get_queue(
+            name=client.queue_path(
+                clean_stack["GCP_PROJECT"], clean_stack["GCP_REGION"], clean_stack["TASKS_QUEUE"]
+            )
+        )
+        client.transport.close()
+        assert queue.state == tasks_v2.Queue.State.RUNNING
