@@ -353,10 +353,11 @@ class LocalStack:
 
     def _spawn_twilio(self, port: int) -> None:
         argv = [*_python_module("infra.local.twilio_emulator"), "--port", str(port)]
+        journal = self.state_dir / "twilio-journal.jsonl"
+        journal.unlink(missing_ok=True)  # a new stack starts with an empty account
         # Credentials reach the emulator through its environment, not argv, which any local user can read.
-        self._spawn(
-            "twilio-emulator", [*argv, "--inbound-url", self.env["INBOUND_WEBHOOK_URL"]], port, " ".join(argv)
-        )
+        extra = ["--inbound-url", self.env["INBOUND_WEBHOOK_URL"], "--journal", str(journal)]
+        self._spawn("twilio-emulator", [*argv, *extra], port, " ".join(argv))
 
     def _start_postgres(self) -> str:
         server = LocalPostgres()

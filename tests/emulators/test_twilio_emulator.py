@@ -494,3 +494,19 @@ def test_command_serves_the_sdk_and_stops_on_sigterm() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_with_a_journal_a_restarted_emulator_still_knows_what_it_accepted(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    with WebhookReceiver() as receiver, TwilioEmulator(callback_delay=0.01, journal=journal) as first:
+        client = make_twilio_client(first.account_sid, first.auth_token, first.base_url)
+        sid = send(client, callback=receiver.url("/s"))
+        settle(first)
+        before = first.messages()
+
+    with TwilioEmulator(journal=journal) as second:
+        client = make_twilio_client(second.account_sid, second.auth_token, second.base_url)
+        assert second.messages() == before
+        assert client.messages(sid).fetch().status == "read"
+        second.reset()
+    assert TwilioEmulator(journal=journal).messages() == []

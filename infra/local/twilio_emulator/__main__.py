@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 from .emulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioEmulator
@@ -25,6 +26,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--out-of-order", action="store_true", help="shuffle each message's callbacks")
     parser.add_argument("--duplicate", action="store_true", help="deliver every callback twice")
     parser.add_argument("--seed", type=int, default=0, help="seed for fault rates and shuffles")
+    parser.add_argument(
+        "--journal", type=Path, help="keep accepted messages in this file, so a restart remembers them"
+    )
     return parser.parse_args()
 
 
@@ -39,6 +43,7 @@ def main() -> None:
         out_of_order=args.out_of_order,
         duplicate=args.duplicate,
         seed=args.seed,
+        journal=args.journal,
     )
     stop = threading.Event()
 

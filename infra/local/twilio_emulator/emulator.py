@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -54,6 +55,7 @@ class TwilioEmulator:
         seed: int = 0,
         callback_workers: int = 4,
         callback_timeout: float = 15.0,
+        journal: Path | None = None,
     ) -> None:
         self.account_sid, self.auth_token, self._sender = account_sid, auth_token, sender
         self.config = EmulatorConfig(
@@ -64,7 +66,7 @@ class TwilioEmulator:
             dict(outcomes or {}),
             inbound_url,
         )
-        self._store = MessageStore(account_sid)
+        self._store = MessageStore(account_sid, journal)
         self._faults = FaultInjector(seed)
         self._queue = DelayedWorkQueue(callback_workers)
         self._callbacks = StatusCallbacks(
