@@ -18,7 +18,7 @@ from shared.adapters.pubsub import Publisher
 from shared.clock import Clock
 from shared.db.audit import record_audit
 from shared.db.queries import campaigns as campaign_sql
-from shared.db.queries import heartbeats
+from shared.db.queries import heartbeats, send_guard
 from shared.db.queries import messages as message_sql
 from shared.db.queries.reports import status_counts
 from shared.db.unit_of_work import UnitOfWork
@@ -132,9 +132,11 @@ def republish_unpublished_pages(uow: UnitOfWork, publisher: Publisher, clock: Cl
 
 
 def pause_campaign(uow: UnitOfWork, campaign_id: int, clock: Clock, source: str = "api") -> TransitionResult:
-    """No new send starts once this commits: send_message re-checks the campaign when it claims a message
-    and parks it (QUEUED, no task) instead. Messages already in a Twilio call finish."""
+    """Nothing is accepted by Twilio once this returns: it first waits for the campaign's sends already in
+    their Twilio call (shared.db.queries.send_guard), and every later send re-checks the campaign at its
+    claim and parks the message (QUEUED, no task) instead."""
     with uow:
+        send_guard.wait_out_sends_of_campaign(uow.session, campaign_id)
         changed = pause_in_session(uow.session, campaign_id, clock.now(), source)
         status = campaign_sql.current_status(uow.session, campaign_id)
         uow.commit()
@@ -142,7 +144,8 @@ def pause_campaign(uow: UnitOfWork, campaign_id: int, clock: Clock, source: str 
 
 
 def pause_in_session(session: Session, campaign_id: int, now: datetime, source: str) -> bool:
-    """The pause transition inside the caller's transaction (the sender pauses on credential errors)."""
+    """The pause transition inside the caller's transaction (the sender pauses on credential errors, from
+    inside its own send: it does not wait for the campaign's other sends, which would wait for it)."""
     current = campaign_sql.current_status(session, campaign_id)
     if current is None or current not in sources(CampaignStatus.PAUSED):
         return False
@@ -180,6 +183,8 @@ def cancel_campaign(uow: UnitOfWork, campaign_id: int, clock: Clock, source: str
     yet fanned out are written as withheld when they arrive, so the ledger accounts for everyone."""
     now = clock.now()
     with uow:
+        # As pause: the sends in their Twilio call finish first, and none starts after this commits.
+        send_guard.wait_out_sends_of_campaign(uow.session, campaign_id)
         changed = campaign_sql.transition(
             uow.session,
             campaign_id,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.audit import record_audit
 from shared.db.models import User
+from shared.db.queries import send_guard
 from shared.domain.enums import ConsentState
 
 
@@ -23,12 +24,21 @@ def change_consent(
     source: str,
     at: datetime,
     detail: dict[str, Any] | None = None,
+    wait_for_sends: bool = True,
 ) -> bool:
     """Set a user's consent (creating the user if unknown); returns whether it changed.
+
+    First it waits out every send to this user that is between its consent check and Twilio's answer,
+    and keeps new ones out until this transaction commits (shared.db.queries.send_guard): when the caller
+    then acknowledges a STOP, no send it should have stopped can still reach Twilio. `wait_for_sends`
+    False is for a send that learns of an opt-out from Twilio's own error while it holds that lock: it
+    has nothing to wait for, and two such sends waiting on each other would deadlock.
 
     The row is locked so two concurrent changes (a STOP racing a START) serialize and each is audited
     against the state it really replaced.
     """
+    if wait_for_sends:
+        send_guard.wait_out_sends_to_user(session, phone_e164)
     session.execute(insert(User).values(phone_e164=phone_e164).on_conflict_do_nothing())
     current = session.execute(
         select(User.consent_state).where(User.phone_e164 == phone_e164).with_for_update()

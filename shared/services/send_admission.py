@@ -1,5 +1,13 @@
-"""The first transaction of a send: find the message, re-check everything that may have changed since
-fan-out, take a rate-limit slot, and claim the row (SENDING) before any Twilio call.
+"""Deciding a send. Every send passes the same checks (its row still QUEUED for this task's generation, the
+campaign running, the user opted in, outside quiet hours, a payload WhatsApp's 24-hour window allows),
+made twice:
+
+- at admission, the send's first transaction, before a rate slot is reserved for it (a message that will
+  be withheld takes no slot); the row stays QUEUED, with its slot remembered;
+- at the claim, after the wait for the slot and immediately before the Twilio call, under the send
+  guard's locks (shared.db.queries.send_guard), where the row becomes SENDING. Nothing is claimed while a
+  send waits, so a crash during the wait leaves a row that is provably unsent, and the task's retry simply
+  sends it.
 
 Every branch is decided under the message's row lock, so a duplicate task waits and then finds the row
 moved on. The rate limiter's rows are touched last, just before the commit, to hold them for as little
@@ -40,10 +48,12 @@ class Admission:
     # The message reached a final state: its campaign may be complete.
     finished: bool = False
     campaign_id: int | None = None
-    # Set when the caller must send: the claimed message, its payload and its reserved slot.
-    claimed: SendContext | None = None
+    # Set when the caller is to send: the message as checked, its payload and its reserved slot.
+    context: SendContext | None = None
     outbound: OutboundMessage | None = None
     slot: datetime | None = None
+    # The row is SENDING (claimed at the last moment): the Twilio call comes next.
+    claimed: bool = False
 
 
 def admit(session: Session, message_id: int, generation: int, clock: Clock, config: SendConfig) -> Admission:
@@ -58,8 +68,31 @@ def admit(session: Session, message_id: int, generation: int, clock: Clock, conf
     elif context.generation != generation:
         admission = _stale_task(context)
     else:
-        admission = _recheck_and_claim(session, context, clock, config)
+        admission = _check_and_reserve(session, context, clock, config)
     return replace(admission, campaign_id=context.campaign_id)
+
+
+def claim_for_send(
+    session: Session, message_id: int, generation: int, clock: Clock, config: SendConfig
+) -> Admission:
+    """The last moment: the same checks again, after the slot's wait, and the claim (QUEUED -> SENDING).
+    The caller holds the send guard's locks, so the consent and campaign state read here cannot change
+    before its Twilio call is over."""
+    context = message_sql.lock_for_send(session, message_id)
+    if context is None:
+        return Admission(Result(Outcome.DONE, "no such message"))
+    if context.status is not MessageStatus.QUEUED or context.generation != generation:
+        # Another delivery of this task claimed it, or it was rescheduled meanwhile.
+        status = context.status.value
+        return Admission(Result(Outcome.DONE, f"already {status}"), campaign_id=context.campaign_id)
+    now = clock.now()
+    decided = check(session, context, now, config)
+    if isinstance(decided, Admission):
+        return replace(decided, campaign_id=context.campaign_id)
+    message_sql.claim(session, context.id, generation, now)
+    return Admission(
+        Result(Outcome.DONE), campaign_id=context.campaign_id, context=context, outbound=decided, claimed=True
+    )
 
 
 def _sending_already(session: Session, context: SendContext, now: datetime, config: SendConfig) -> Admission:
@@ -88,8 +121,18 @@ def _stale_task(context: SendContext) -> Admission:
     return Admission(Result(Outcome.DONE, "stale task"))
 
 
-def _recheck_and_claim(session: Session, context: SendContext, clock: Clock, config: SendConfig) -> Admission:
-    now = clock.now()
+def _check_and_reserve(session: Session, context: SendContext, clock: Clock, config: SendConfig) -> Admission:
+    decided = check(session, context, clock.now(), config)
+    if isinstance(decided, Admission):
+        return decided
+    return _take_slot(session, context, clock, config, decided)
+
+
+def check(
+    session: Session, context: SendContext, now: datetime, config: SendConfig
+) -> Admission | OutboundMessage:
+    """Whether this QUEUED message may go now: what to send, or the decision made instead (withheld,
+    parked, deferred), already written in `session`."""
     if context.consent_state != ConsentState.OPT_IN.value:
         return _withhold(session, context, now, CONSENT_REVOKED_REASON)
     if context.campaign_status is CampaignStatus.CANCELLED:
@@ -110,10 +153,10 @@ def _recheck_and_claim(session: Session, context: SendContext, clock: Clock, con
     )
     if isinstance(payload, Withheld):
         return _withhold(session, context, now, payload.reason)
-    return _take_slot_and_claim(session, context, clock, config, _outbound(context, payload, config))
+    return _outbound(context, payload, config)
 
 
-def _take_slot_and_claim(
+def _take_slot(
     session: Session, context: SendContext, clock: Clock, config: SendConfig, outbound: OutboundMessage
 ) -> Admission:
     # Read the clock again: the slot is measured from when it is reserved, not from before the lock wait.
@@ -125,16 +168,16 @@ def _take_slot_and_claim(
         slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now + config.slot_lead)
     if slot - now > config.max_wait:
         return _wait_for_slot(session, context, slot, config, MessageStatus.QUEUED)
-    message_sql.claim(session, context.id, slot)
-    return Admission(Result(Outcome.DONE), claimed=context, outbound=outbound, slot=slot)
+    message_sql.hold_slot(session, context.id, context.generation, slot)
+    return Admission(Result(Outcome.DONE), context=context, outbound=outbound, slot=slot)
 
 
 def retake_slot(session: Session, admission: Admission, clock: Clock, config: SendConfig) -> Admission:
     """The claimed send woke up too late for its slot (a stalled process): sending now could crowd the
     next slot's send into the same second, so it takes a fresh slot, or goes back to the queue for it
     when that slot is far."""
-    assert admission.claimed is not None
-    context = admission.claimed
+    assert admission.context is not None
+    context = admission.context
     now = clock.now()
     slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now + config.slot_lead)
     if slot - now > config.max_wait:
@@ -143,11 +186,12 @@ def retake_slot(session: Session, admission: Admission, clock: Clock, config: Se
 
 
 def give_back(session: Session, admission: Admission, now: datetime, config: SendConfig) -> Admission:
-    """The claimed send kept missing its slot: back to the queue, to be admitted afresh a little later."""
-    assert admission.claimed is not None
+    """The claimed send kept missing its slot: back to the queue (the Twilio call was never made), to be
+    admitted afresh a little later."""
+    assert admission.context is not None
     return reschedule(
         session,
-        admission.claimed,
+        admission.context,
         now + config.max_wait,
         "missed its rate slot",
         expected=MessageStatus.SENDING,

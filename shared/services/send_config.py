@@ -14,6 +14,9 @@ COMMIT_GRACE = timedelta(seconds=5)
 # several milliseconds on a loaded machine) lands before the slot instead of making every send on an
 # idle key start late, and then miss its slot and retake one.
 SLOT_LEAD = timedelta(milliseconds=20)
+# The claim (the send guard's locks, the checks again, SENDING committed: a handful of round trips) starts
+# this long before the slot, so the Twilio call still starts on the slot.
+CLAIM_LEAD = timedelta(milliseconds=10)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class SendConfig:
     ambiguous_after: timedelta
     status_callback_base: str
     slot_lead: timedelta = SLOT_LEAD
+    claim_lead: timedelta = CLAIM_LEAD
 
     @property
     def late_tolerance(self) -> timedelta:

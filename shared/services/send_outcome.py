@@ -105,6 +105,7 @@ def _refused(
             ConsentState.STOP,
             source=f"send_error:{attempt.error_code}",
             at=now,
+            wait_for_sends=False,  # this send holds the user's send lock itself
         )
     return _fail(session, context, now, reason, attempt.error_code, detail)
 

@@ -1,25 +1,36 @@
-"""send_message's service: admit (re-check, rate slot, claim) -> wait for the slot -> call Twilio ->
-record the answer. The claim is committed before the call and the answer after it, so a crash between
-the two leaves a SENDING row that the task's retry turns AMBIGUOUS, never a second send.
+"""send_message's service: admit (checks, rate slot) -> wait for the slot -> claim at the last moment under
+the send guard's locks -> call Twilio -> record the answer -> release the locks.
+
+- Nothing is claimed while the send waits for its slot: a crash during the wait leaves a QUEUED row that
+  the task's retry sends (docs/architecture.md, "Exactly one message per recipient").
+- The claim (SENDING, committed) comes immediately before the call, after the same checks again, holding
+  shared locks on the campaign and the recipient that every STOP, pause and cancel must wait for
+  (shared.db.queries.send_guard): once one of those is acknowledged, Twilio accepts nothing more that it
+  should have stopped (docs/architecture.md, "STOP is final at its acknowledgement").
+- A crash between the claim and the answer's record leaves SENDING, which the task's retry (or the
+  sweeper) turns AMBIGUOUS and reconciliation settles against Twilio's own list: never a blind resend.
 
 Collaborators are arguments: the engine, the Twilio sender, the task scheduler, the clock and the sleep
-function, so integration tests drive it at chosen instants against the Twilio emulator. The engine rather
-than a unit of work: the common ending (Twilio accepted) is one statement with no transaction around it.
+function, so integration tests drive it at chosen instants against the Twilio emulator.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 
 from shared.adapters.tasks import TaskScheduler
 from shared.adapters.twilio_send import MessageSender
 from shared.clock import Clock
 from shared.db.queries.campaigns import could_complete
+from shared.db.queries.send_guard import holding_for_send
 from shared.db.unit_of_work import UnitOfWork
 from shared.services.campaign_lifecycle import complete_if_done
-from shared.services.send_admission import Admission, admit, give_back, retake_slot
+from shared.services.send_admission import Admission, admit, claim_for_send, give_back, retake_slot
 from shared.services.send_config import SendConfig
 from shared.services.send_outcome import record_accepted, record_unsent
 from shared.transport import Outcome, Result
@@ -42,42 +53,69 @@ def send_message(
     with uow:
         admission = admit(uow.session, message_id, generation, clock, config)
         uow.commit()
-    admission = _await_slot(uow, clock, sleep, config, admission)
-    if admission.outbound is None or admission.claimed is None:
+    if admission.outbound is None or admission.context is None or admission.slot is None:
         return _follow_up(engine, tasks, clock, admission)
-    attempt = twilio.send(admission.outbound)
-    if attempt.sid is not None:
-        with engine.connect() as conn:
-            outcome = record_accepted(conn, admission.claimed, attempt.sid, clock.now())
-        return _follow_up(engine, tasks, clock, outcome)
-    with uow:
-        outcome = record_unsent(uow.session, admission.claimed, attempt, clock.now(), config)
-        uow.commit()
+    # Wake a little before the slot: the claim's round trips then end by the slot, not after it.
+    _sleep_until(clock, sleep, admission.slot - config.claim_lead)
+    context = admission.context
+    with holding_for_send(engine, context.campaign_id, context.recipient_phone) as conn:
+        outcome = _claim_and_send(conn, twilio, clock, sleep, config, admission, generation)
     return _follow_up(engine, tasks, clock, outcome)
 
 
+def _claim_and_send(
+    conn: Connection,
+    twilio: MessageSender,
+    clock: Clock,
+    sleep: Callable[[float], None],
+    config: SendConfig,
+    admission: Admission,
+    generation: int,
+) -> Admission:
+    assert admission.context is not None and admission.slot is not None
+    context = admission.context
+    with conn.begin(), Session(bind=conn) as session:
+        claimed = claim_for_send(session, context.id, generation, clock, config)
+        session.flush()
+    if not claimed.claimed:
+        return claimed
+    claimed = _await_slot(conn, clock, sleep, config, replace(claimed, slot=admission.slot))
+    if claimed.outbound is None or claimed.slot is None:
+        return claimed  # given back to the queue: never sent
+    attempt = twilio.send(claimed.outbound)
+    if attempt.sid is not None:
+        return record_accepted(conn, context, attempt.sid, clock.now())
+    with conn.begin(), Session(bind=conn) as session:
+        outcome = record_unsent(session, context, attempt, clock.now(), config)
+        session.flush()
+    return outcome
+
+
 def _await_slot(
-    uow: UnitOfWork, clock: Clock, sleep: Callable[[float], None], config: SendConfig, admission: Admission
+    conn: Connection, clock: Clock, sleep: Callable[[float], None], config: SendConfig, admission: Admission
 ) -> Admission:
     """Sleep until the reserved slot; a process that woke too late takes a fresh slot (a few times at
-    most, then the message goes back to the queue)."""
+    most, then the claimed message goes back to the queue, unsent)."""
     for _ in range(MAX_SLOT_RETAKES):
-        if admission.slot is None:
-            return admission
-        wait = (admission.slot - clock.now()).total_seconds()
-        if wait > 0:
-            sleep(wait)
+        assert admission.slot is not None
+        _sleep_until(clock, sleep, admission.slot)
         if clock.now() - admission.slot <= config.late_tolerance:
             return admission
-        with uow:
-            admission = retake_slot(uow.session, admission, clock, config)
-            uow.commit()
-    if admission.slot is None:
-        return admission
-    with uow:
-        admission = give_back(uow.session, admission, clock.now(), config)
-        uow.commit()
+        with conn.begin(), Session(bind=conn) as session:
+            admission = retake_slot(session, admission, clock, config)
+            session.flush()
+        if admission.slot is None:
+            return admission
+    with conn.begin(), Session(bind=conn) as session:
+        admission = give_back(session, admission, clock.now(), config)
+        session.flush()
     return admission
+
+
+def _sleep_until(clock: Clock, sleep: Callable[[float], None], moment: datetime) -> None:
+    wait = (moment - clock.now()).total_seconds()
+    if wait > 0:
+        sleep(wait)
 
 
 def _follow_up(engine: Engine, tasks: TaskScheduler, clock: Clock, admission: Admission) -> Result:

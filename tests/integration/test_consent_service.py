@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from shared.db.queries import send_guard
 from shared.domain.enums import ConsentState
 from shared.services.consent import change_consent
 
@@ -118,7 +119,9 @@ def test_a_start_racing_a_stop_in_progress_waits_for_it_and_audits_the_state_it_
                 results["error"] = exc
 
     with Session(engine) as stop:
-        # Where change_consent stands between its locking read and its write.
+        # Where change_consent stands between its locking read and its write (it takes the user's send
+        # lock first, as every consent change does).
+        send_guard.wait_out_sends_to_user(stop, PHONE)
         stop.execute(text("SELECT consent_state FROM users WHERE phone_e164 = :p FOR UPDATE"), {"p": PHONE})
         racer = threading.Thread(target=start_in_another_transaction)
         racer.start()

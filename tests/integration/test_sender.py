@@ -367,9 +367,11 @@ def test_a_send_waits_for_its_rate_slot_and_a_far_slot_is_rescheduled(harness: H
     harness.clock.set(T0)
     harness.send(third)
 
-    step, lead = timedelta(seconds=1.025 / 2), CONFIG.slot_lead
-    # The first slot lies `lead` past its reservation (for the claim's commit); the next are a step apart.
-    assert harness.slept == [pytest.approx(s.total_seconds()) for s in (lead, lead + step)]
+    step, lead, claim = timedelta(seconds=1.025 / 2), CONFIG.slot_lead, CONFIG.claim_lead
+    # The first slot lies `lead` past its reservation (for the admission's commit); the next are a step
+    # apart. Each send sleeps until `claim` before its slot, claims, then sleeps the rest of the way.
+    waits = [lead - claim, claim, lead + step - claim, claim]
+    assert harness.slept == [pytest.approx(s.total_seconds()) for s in waits]
     assert [m["to"] for m in harness.twilio.messages()] == [
         f"whatsapp:{harness.message(first).recipient_phone}",
         f"whatsapp:{harness.message(second).recipient_phone}",
@@ -416,10 +418,12 @@ def test_a_send_that_wakes_too_late_for_its_slot_takes_a_fresh_one_instead_of_cr
     )
 
     assert result.outcome is Outcome.DONE
-    # Slot T0 + step was missed (woke at + 0.3 s); the retaken slot is the next one, T0 + 2 steps.
+    # Slot T0 + step was missed (woke for the claim 0.3 s late); the retaken slot is the next one,
+    # T0 + 2 steps.
+    claim = CONFIG.claim_lead.total_seconds()
     assert harness.slept == [
-        pytest.approx(step.total_seconds() + 0.3),
-        pytest.approx(step.total_seconds() - 0.3),
+        pytest.approx(step.total_seconds() - claim + 0.3),
+        pytest.approx(step.total_seconds() - 0.3 + claim),
     ]
     assert harness.clock.now() == T0 + 2 * step
     assert len(harness.twilio.messages()) == 1
@@ -459,5 +463,7 @@ def test_time_spent_waiting_for_the_row_lock_does_not_make_the_send_miss_its_slo
     claimed_at = harness.message(message_id).claimed_at
     with harness.engine.connect() as conn:
         tat = conn.execute(select(RateLimiter.tat).where(RateLimiter.key.like("campaign:%"))).scalar_one()
-    assert tat == claimed_at + campaign_key(0, 2, config.rate_margin).spacing  # one slot taken, not two
+    # One slot taken, not two: the claim came `claim_lead` before it.
+    slot = tat - campaign_key(0, 2, config.rate_margin).spacing
+    assert claimed_at <= slot <= claimed_at + config.claim_lead + timedelta(milliseconds=200)
     assert len(harness.twilio.messages()) == 1

@@ -181,8 +181,9 @@ def lock_for_send(session: Session, message_id: int) -> SendContext | None:
     """The message with everything the send-time checks need, the message row (only) locked.
 
     Locking it before deciding makes every later UPDATE a safe compare-and-set, and a duplicate task
-    waits here, then sees the row already moved on. Users and campaigns are read, not locked: a STOP or a
-    pause committed after this read is caught by the next task or by the callback path."""
+    waits here, then sees the row already moved on. Users and campaigns are read, not locked: at the claim
+    the send holds the advisory locks of shared.db.queries.send_guard, which every consent change, pause
+    and cancel must take before it commits, so what this reads then is final for the call that follows."""
     rows = run_prepared(session.connection(), _LOCK_FOR_SEND, {"message_id": message_id}, autocommit=False)
     if not rows:
         return None
@@ -192,24 +193,45 @@ def lock_for_send(session: Session, message_id: int) -> SendContext | None:
     return SendContext(*values)
 
 
-# Only from QUEUED, although the caller holds the row lock: a claim must never be able to send twice.
+# Only from QUEUED and this task's generation, although the caller holds the row lock: a claim must never
+# be able to send twice.
 _CLAIM = """
 UPDATE messages
-SET status = :sending, attempts = attempts + 1, claimed_at = :slot, slot_at = NULL, updated_at = now()
-WHERE id = :message_id AND status = :queued
+SET status = :sending, attempts = attempts + 1, claimed_at = :now, slot_at = NULL, updated_at = now()
+WHERE id = :message_id AND status = :queued AND generation = :generation
 RETURNING id
 """
 
 
-def claim(session: Session, message_id: int, slot: datetime) -> bool:
-    """QUEUED -> SENDING in the caller's transaction, `claimed_at` the slot the Twilio call is made in."""
+def claim(session: Session, message_id: int, generation: int, now: datetime) -> bool:
+    """QUEUED -> SENDING in the caller's transaction, just before the Twilio call (`claimed_at` is when)."""
     params = {
         "message_id": message_id,
-        "slot": slot,
+        "generation": generation,
+        "now": now,
         "sending": MessageStatus.SENDING.value,
         "queued": MessageStatus.QUEUED.value,
     }
     return bool(run_prepared(session.connection(), _CLAIM, params, autocommit=False))
+
+
+_HOLD_SLOT = """
+UPDATE messages SET slot_at = :slot, updated_at = now()
+WHERE id = :message_id AND status = :queued AND generation = :generation
+RETURNING id
+"""
+
+
+def hold_slot(session: Session, message_id: int, generation: int, slot: datetime) -> bool:
+    """Remember the rate slot reserved for this send (the row stays QUEUED: nothing is claimed before the
+    slot), so a retry of the same task uses it rather than taking another."""
+    params = {
+        "message_id": message_id,
+        "generation": generation,
+        "slot": slot,
+        "queued": MessageStatus.QUEUED.value,
+    }
+    return bool(run_prepared(session.connection(), _HOLD_SLOT, params, autocommit=False))
 
 
 _MESSAGES = cast(Table, Message.__table__)
