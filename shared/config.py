@@ -65,7 +65,23 @@ class Settings(BaseSettings):
     twilio_api_url: str | None = None
     twilio_from: str | None = None
     twilio_messaging_service_sid: str | None = None
-    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Per request (connect, then each read). Twilio answers a create in well under a second; a send whose
+    # answer takes longer is given up as AMBIGUOUS and settled by reconciliation, so one slow answer holds
+    # a sender thread (and the recipient's send lock, which a STOP waits on) for this long at most.
+    twilio_timeout_seconds: float = Field(default=4.0, gt=0, le=60)
+
+    # --- the sweeper (every scheduler tick): when what a crash or an outage left behind is repaired ---
+    # AMBIGUOUS sends are looked up at Twilio this long after their claim (Twilio's list may lag a little).
+    reconcile_after_seconds: int = Field(default=120, ge=1)
+    # ACCEPTED/SENT messages nothing moved for this long have lost their callbacks: fetched by SID.
+    stale_status_after_seconds: int = Field(default=900, ge=1)
+    # QUEUED messages this far past their send time: their task is looked up, and re-created if gone.
+    task_overdue_after_seconds: int = Field(default=300, ge=1)
+    # Pages published this long ago and not fanned out are published again. Longer than Pub/Sub's own
+    # redelivery (10 attempts, backoff up to 600 s) would take, which it leaves first to try.
+    page_overdue_after_seconds: int = Field(default=900, ge=1)
+    # At most this many of each kind per tick, so a tick stays well inside trigger_campaign's timeout.
+    sweep_limit: int = Field(default=1000, ge=1, le=100_000)
 
     # --- the public URLs Twilio and Cloud Tasks call: signatures and OIDC audiences are checked
     # against these, never against request.url, which is not what the caller saw behind Google's front end.

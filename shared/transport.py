@@ -44,16 +44,25 @@ class TransientFailure(Exception):
     """Raised from a Pub/Sub handler so that the push is redelivered."""
 
 
+DATABASE_UNAVAILABLE = "database unavailable"
+
+
 def unless_db_unavailable(handle: Callable[[], Result]) -> Result:
     """Run a service; a database that is down or saturated becomes a transient outcome (retry later),
-    while any other database error is a bug and propagates."""
+    while any other database error is a bug and propagates.
+
+    No Retry-After: Cloud Tasks then backs the task off by its queue's retry policy (10 s doubling to
+    5 min, for a day: infra/terraform/tasks.tf), and treats the 503 as a reason to slow the whole queue
+    ("if the worker returns 429 ... 503 ... Cloud Tasks will use a higher backoff rate",
+    https://cloud.google.com/tasks/docs/common-pitfalls), which is what a database coming back needs.
+    A Retry-After of a few seconds made the queue spend its ten attempts in under a minute."""
     try:
         return handle()
     except (DBAPIError, PoolTimeout) as exc:
         if not is_transient(exc):
             raise
         log.warning("database unavailable; asking the caller to retry", extra={"error": type(exc).__name__})
-        return Result(Outcome.TRANSIENT_FAILURE, reason="database unavailable", retry_after_seconds=5)
+        return Result(Outcome.TRANSIENT_FAILURE, reason=DATABASE_UNAVAILABLE)
 
 
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'

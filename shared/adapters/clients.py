@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import functools
 
+from twilio.rest import Client
+
 from shared.adapters.pubsub import PubSubPublisher, make_publisher
 from shared.adapters.tasks import CloudTasksScheduler, make_task_scheduler
 from shared.adapters.twilio_client import make_twilio_client
+from shared.adapters.twilio_lookup import TwilioMessageLookup
 from shared.adapters.twilio_send import TwilioMessageSender
 from shared.config import get_settings
 
@@ -24,19 +27,30 @@ def task_scheduler() -> CloudTasksScheduler:
 
 
 @functools.cache
-def twilio_sender() -> TwilioMessageSender:
+def _twilio() -> Client:
     settings = get_settings()
     if not settings.twilio_account_sid or settings.twilio_auth_token is None:
-        raise RuntimeError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set to send messages")
-    client = make_twilio_client(
+        raise RuntimeError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set to talk to Twilio")
+    return make_twilio_client(
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
         settings.twilio_api_url,
         settings.twilio_timeout_seconds,
     )
-    return TwilioMessageSender(client, settings.twilio_from, settings.twilio_messaging_service_sid)
+
+
+@functools.cache
+def twilio_sender() -> TwilioMessageSender:
+    settings = get_settings()
+    return TwilioMessageSender(_twilio(), settings.twilio_from, settings.twilio_messaging_service_sid)
+
+
+@functools.cache
+def twilio_lookup() -> TwilioMessageLookup:
+    settings = get_settings()
+    return TwilioMessageLookup(_twilio(), settings.twilio_from, settings.twilio_messaging_service_sid)
 
 
 def reset_clients() -> None:
-    for factory in (publisher, task_scheduler, twilio_sender):
+    for factory in (publisher, task_scheduler, _twilio, twilio_sender, twilio_lookup):
         factory.cache_clear()

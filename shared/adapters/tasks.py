@@ -35,6 +35,9 @@ class TaskScheduler(Protocol):
     def schedule(self, tasks: Sequence[SendTask]) -> None:
         """Create every task (an existing name counts as created); raise if any could not be."""
 
+    def exists(self, task: SendTask) -> bool:
+        """Whether the task is still in its queue (waiting, or being retried)."""
+
 
 def task_id(task: SendTask) -> str:
     key = f"{task.message_id}:{task.created_at.isoformat()}:{task.generation}"
@@ -82,6 +85,15 @@ class CloudTasksScheduler:
         batches = [tasks[start : start + MAX_BATCH] for start in range(0, len(tasks), MAX_BATCH)]
         # list() waits for every batch and re-raises the first failure.
         list(self._pool.map(self._create_batch, batches))
+
+    def exists(self, task: SendTask) -> bool:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._client.get_task(name=f"{self._queue_path}/tasks/{task_id(task)}", timeout=10.0)
+        except NotFound:
+            return False
+        return True
 
     def _create(self, task: SendTask) -> None:
         from google.api_core.exceptions import AlreadyExists

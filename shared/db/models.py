@@ -162,6 +162,20 @@ class Message(TimestampMixin, Base):
         CheckConstraint("attempts >= 0", name="attempts"),
         # Campaign summaries and the "anything still waiting?" completion check.
         Index(None, "campaign_id", "status"),
+        # The sweeper's reads on every tick (shared.db.queries.repairs), over the few rows in those states.
+        Index(
+            "ix_messages_unsettled_claimed_at",
+            "status",
+            "claimed_at",
+            postgresql_where=text("status IN ('SENDING', 'AMBIGUOUS')"),
+        ),
+        Index(
+            "ix_messages_in_flight_updated_at",
+            "status",
+            "updated_at",
+            postgresql_where=text("status IN ('ACCEPTED', 'SENT')"),
+        ),
+        Index("ix_messages_queued_scheduled_at", "scheduled_at", postgresql_where=text("status = 'QUEUED'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -185,10 +199,11 @@ class Message(TimestampMixin, Base):
     generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # Transient send failures retried so far (throughput deferrals and rate-limit waits do not count).
     retry_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    # When send_message claimed it (SENDING): a row SENDING for longer than the Twilio timeout means the
-    # sender died between the call and the commit, and is marked AMBIGUOUS, never resent.
+    # When send_message claimed it (SENDING), just before its Twilio call: a row SENDING for longer than the
+    # Twilio timeout means the sender died between the call and the record; it becomes AMBIGUOUS, and
+    # reconciliation asks Twilio whether it got it (never a blind resend).
     claimed_at: Mapped[datetime | None]
-    # The send slot the rate limiter reserved for it when that slot was too far ahead to wait for.
+    # The send slot the rate limiter reserved for it: a retry of the same task uses it.
     slot_at: Mapped[datetime | None]
 
 
@@ -246,6 +261,12 @@ class AuditEvent(Base):
         Index(None, "message_id", postgresql_where=text("message_id IS NOT NULL")),
         Index(None, "user_phone", "occurred_at"),
         Index(None, "campaign_id", "kind", postgresql_where=text("campaign_id IS NOT NULL")),
+        # The health view's "repairs in the last hour": the sweeper's few rows, by time.
+        Index(
+            "ix_audit_events_repairs_occurred_at",
+            "occurred_at",
+            postgresql_where=text("kind LIKE 'repair.%' OR kind LIKE 'reconcile.%'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -13,6 +13,7 @@ import binascii
 import json
 import logging
 import time
+from dataclasses import asdict
 from typing import Any, TypeGuard
 
 from cloudevents.http import CloudEvent
@@ -30,7 +31,15 @@ from shared.services.fanout import FanoutConfig, fanout_page
 from shared.services.page_publishing import PageMessage
 from shared.services.send_config import SendConfig
 from shared.services.sender import send_message as send_one
-from shared.transport import Outcome, Result, for_cloud_tasks, for_pubsub, unless_db_unavailable
+from shared.services.sweeper import SweepConfig, sweep
+from shared.transport import (
+    DATABASE_UNAVAILABLE,
+    Outcome,
+    Result,
+    for_cloud_tasks,
+    for_pubsub,
+    unless_db_unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +56,35 @@ def trigger_campaign(request: Request) -> Response:
         campaign_id is not None and not (_whole_number(campaign_id) and campaign_id >= 1)
     ):
         return _json({"error": 'expected no body, or {"campaign_id": <positive integer>}'}, 400)
+    answers: list[Response] = []
+
+    def handle() -> Result:
+        answers.append(_tick(settings) if campaign_id is None else _start_one(settings, campaign_id))
+        return Result(Outcome.DONE)
+
+    if unless_db_unavailable(handle).outcome is Outcome.TRANSIENT_FAILURE:
+        # Cloud Scheduler retries nothing (the next tick is the retry); the 503 says why this one failed.
+        return _json({"error": DATABASE_UNAVAILABLE}, 503)
+    return answers[0]
+
+
+def _tick(settings: Settings) -> Response:
+    """The scheduler's minute: start what is due, then repair what crashes and outages left behind."""
     uow, clock = UnitOfWork(get_engine()), SystemClock()
-    if campaign_id is None:
-        results = lifecycle.start_due_campaigns(uow, clients.publisher(), clock, settings.fanout_page_size)
-        return _json({"started": [_start_json(r) for r in results]}, 200)
+    results = lifecycle.start_due_campaigns(uow, clients.publisher(), clock, settings.fanout_page_size)
+    report = sweep(
+        get_engine(),
+        clients.task_scheduler(),
+        clients.twilio_lookup(),
+        clients.publisher(),
+        clock,
+        SweepConfig.from_settings(settings, SendConfig.from_settings(settings)),
+    )
+    return _json({"started": [_start_json(r) for r in results], "sweep": asdict(report)}, 200)
+
+
+def _start_one(settings: Settings, campaign_id: int) -> Response:
+    uow, clock = UnitOfWork(get_engine()), SystemClock()
     result = lifecycle.start_campaign(uow, clients.publisher(), campaign_id, clock, settings.fanout_page_size)
     status = 200 if result.started else 404 if result.status is None else 409
     return _json(_start_json(result), status)

@@ -101,7 +101,7 @@ def start_campaign(
     if not page_nos:
         complete_if_done(uow, campaign_id, clock)
         return StartResult(campaign_id, True, CampaignStatus.COMPLETED)
-    publish_problem = _publish_or_explain(uow, publisher, campaign_id, page_nos, now)
+    publish_problem = publish_pages_or_explain(uow, publisher, campaign_id, page_nos, now)
     return StartResult(campaign_id, True, CampaignStatus.RUNNING, recipients, len(page_nos), publish_problem)
 
 
@@ -127,7 +127,7 @@ def republish_unpublished_pages(uow: UnitOfWork, publisher: Publisher, clock: Cl
     with uow:
         pending = campaign_sql.unpublished_pages(uow.session, started_before=now - REPUBLISH_GRACE)
     for campaign_id, page_nos in pending.items():
-        _publish_or_explain(uow, publisher, campaign_id, page_nos, now)
+        publish_pages_or_explain(uow, publisher, campaign_id, page_nos, now)
     return sum(len(pages) for pages in pending.values())
 
 
@@ -160,8 +160,9 @@ def pause_in_session(session: Session, campaign_id: int, now: datetime, source: 
 def resume_campaign(
     uow: UnitOfWork, publisher: Publisher, campaign_id: int, clock: Clock
 ) -> TransitionResult:
-    """PAUSED -> where it was paused from. A running campaign's pages are republished: fan-out of a page
-    it has already done re-plans its parked messages on the rate cursor and re-creates their tasks."""
+    """PAUSED -> where it was paused from. A running campaign's waiting messages all get a new generation
+    and its pages are republished: fan-out of a page it has already done re-plans them on the rate cursor
+    and creates their tasks under new names, whatever happened to their old tasks meanwhile."""
     now = clock.now()
     with uow:
         target = campaign_sql.paused_from(uow.session, campaign_id) or CampaignStatus.READY
@@ -170,11 +171,13 @@ def resume_campaign(
         )
         if changed:
             record_audit(uow.session, "campaign.resumed", campaign_id=campaign_id, source="api", at=now)
+        if changed and target is CampaignStatus.RUNNING:
+            message_sql.park_all_queued(uow.session, campaign_id, now)
         pages = campaign_sql.live_pages(uow.session, campaign_id) if changed else []
         status = campaign_sql.current_status(uow.session, campaign_id)
         uow.commit()
     if changed and target is CampaignStatus.RUNNING:
-        _publish_or_explain(uow, publisher, campaign_id, pages, now)
+        publish_pages_or_explain(uow, publisher, campaign_id, pages, now)
     return TransitionResult(changed, status)
 
 
@@ -220,9 +223,11 @@ def complete_if_done(uow: UnitOfWork, campaign_id: int, clock: Clock) -> bool:
     return completed
 
 
-def _publish_or_explain(
+def publish_pages_or_explain(
     uow: UnitOfWork, publisher: Publisher, campaign_id: int, page_nos: list[int], now: datetime
 ) -> str | None:
+    """Publish the pages; a failure is logged and explained, never raised: the pages stay unpublished (or
+    unfanned) and the scheduler's tick publishes them again."""
     try:
         publish_pages(uow, publisher, campaign_id, page_nos, now)
     except Exception as error:  # any publish failure: the pages stay unpublished and are retried

@@ -47,7 +47,7 @@ def record_status_callback(
     # The callback URL's query (our message id) is part of what Twilio sent; keep it with the rest.
     raw = {**params, "_query": dict(query)} if query else dict(params)
     at = clock.now()
-    move = _move(twilio_status, error_code, at) if problem is None else None
+    move = status_move(twilio_status, error_code, at) if problem is None else None
     opt_out = error_code is not None and classify(None, error_code) is ErrorClass.OPT_OUT
     # Only a failure writes more than the receipt and the message (the audit trail, a consent change), and
     # those must commit with it; every other callback is one statement, atomic without a transaction.
@@ -82,7 +82,8 @@ def record_status_callback(
     return Result(Outcome.DONE, reason="recorded")
 
 
-def _move(twilio_status: str | None, error_code: int | None, at: datetime) -> StatusMove | None:
+def status_move(twilio_status: str | None, error_code: int | None, at: datetime) -> StatusMove | None:
+    """What a status Twilio reports does to a message (from a callback, or read back by reconciliation)."""
     new_status = from_twilio_status(twilio_status)
     if new_status is None:
         return None

@@ -12,7 +12,7 @@ from enum import Enum
 from sqlalchemy import text
 
 from shared.clock import Clock
-from shared.db.queries import heartbeats
+from shared.db.queries import heartbeats, reports
 from shared.db.unit_of_work import UnitOfWork
 
 # The scheduler ticks every minute: one missed tick is normal, several are a stopped scheduler (then
@@ -46,13 +46,56 @@ def worst(checks: list[Check]) -> Level:
     return max((c.level for c in checks), key=_SEVERITY.__getitem__, default=Level.OK)
 
 
+# An AMBIGUOUS message older than this has outlived several sweeps: reconciliation cannot settle it alone.
+AMBIGUOUS_WARNING_AFTER = timedelta(minutes=15)
+REPAIR_WINDOW = timedelta(hours=1)
+
+
 def check_health(uow: UnitOfWork, clock: Clock) -> list[Check]:
+    now = clock.now()
     with uow:
         started = time.perf_counter()
         uow.session.execute(text("SELECT 1"))
         latency_ms = 1000 * (time.perf_counter() - started)
         tick = heartbeats.last_beat(uow.session, heartbeats.SCHEDULER_TICK)
-    return [_database(latency_ms), _scheduler(tick, clock.now())]
+        ambiguous, oldest = reports.ambiguous_count(uow.session)
+        repaired = reports.repairs_since(uow.session, now - REPAIR_WINDOW)
+    return [
+        _database(latency_ms),
+        _scheduler(tick, now),
+        _reconciliation(ambiguous, oldest, repaired, now),
+        _repairs(repaired),
+    ]
+
+
+def _reconciliation(
+    ambiguous: int, oldest: datetime | None, repaired: dict[str, int], now: datetime
+) -> Check:
+    """Sends whose answer was lost, and what reconciliation made of them in the last hour."""
+    overdue = oldest is not None and now - oldest > AMBIGUOUS_WARNING_AFTER
+    conflicts = repaired["reconcile.conflict"]
+    level = Level.WARNING if overdue or conflicts else Level.OK
+    value = (
+        f"{ambiguous} ambiguous now; last hour: {repaired['reconcile.found']} found at Twilio, "
+        f"{repaired['reconcile.resent']} sent again, {conflicts} needing an operator"
+    )
+    threshold = (
+        f"warning when one is ambiguous for over {AMBIGUOUS_WARNING_AFTER.total_seconds() / 60:.0f} min "
+        "or Twilio holds several candidates for one"
+    )
+    return Check("reconciliation", level, value, threshold)
+
+
+def _repairs(repaired: dict[str, int]) -> Check:
+    """What the sweeper had to repair in the last hour: each one means something crashed or was lost."""
+    done = {
+        "senders gone": repaired["repair.marked_ambiguous"],
+        "tasks re-created": repaired["repair.task_recreated"],
+        "pages republished": repaired["repair.page_republished"],
+    }
+    value = "last hour: " + ", ".join(f"{n} {what}" for what, n in done.items())
+    level = Level.WARNING if any(done.values()) else Level.OK
+    return Check("repairs", level, value, "warning when anything had to be repaired in the last hour")
 
 
 def _database(latency_ms: float) -> Check:

@@ -59,3 +59,42 @@ def test_the_scheduler_check_follows_the_last_tick(
 
 def test_health_needs_the_api_token(api: ApiClient) -> None:
     assert api.get("/v1/monitoring/health", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_repairs_and_reconciliation_of_the_last_hour_are_counted_and_warn(
+    api: ApiClient, engine: Engine
+) -> None:
+    _tick(engine, timedelta(seconds=10))
+    with engine.begin() as conn:
+        for kind in (
+            "repair.task_recreated",
+            "repair.task_recreated",
+            "reconcile.found",
+            "reconcile.conflict",
+        ):
+            conn.execute(text("INSERT INTO audit_events (kind, source) VALUES (:k, 'sweeper')"), {"k": kind})
+        # One from long ago does not count.
+        conn.execute(
+            text(
+                "INSERT INTO audit_events (kind, source, occurred_at) VALUES ('repair.page_republished', 'sweeper', :at)"
+            ),
+            {"at": datetime.now(UTC) - timedelta(hours=2)},
+        )
+
+    checks = _checks(api.get("/v1/monitoring/health").get_json())
+
+    assert checks["repairs"]["level"] == "warning"
+    assert checks["repairs"]["value"] == "last hour: 0 senders gone, 2 tasks re-created, 0 pages republished"
+    assert checks["reconciliation"]["level"] == "warning"  # a conflict needs an operator
+    assert "1 found at Twilio" in str(checks["reconciliation"]["value"])
+
+
+def test_with_nothing_repaired_both_checks_are_ok(api: ApiClient, engine: Engine) -> None:
+    _tick(engine, timedelta(seconds=10))
+
+    response = api.get("/v1/monitoring/health")
+
+    assert response.status_code == 200
+    checks = _checks(response.get_json())
+    assert (checks["repairs"]["level"], checks["reconciliation"]["level"]) == ("ok", "ok")
+    assert response.get_json()["status"] == "ok"

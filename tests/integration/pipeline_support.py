@@ -141,6 +141,11 @@ class RecordingTasks:
         with self._lock:
             self.tasks.extend(tasks)
 
+    def exists(self, task: SendTask) -> bool:
+        """A recorded task counts as still in its queue (tests drop it from `tasks` to lose it)."""
+        with self._lock:
+            return any((t.message_id, t.generation) == (task.message_id, task.generation) for t in self.tasks)
+
     def by_message(self) -> dict[int, list[SendTask]]:
         grouped: dict[int, list[SendTask]] = {}
         for task in self.tasks:

@@ -43,6 +43,11 @@ class CampaignSummaryOut(ResponseModel):
     first_sent_at: datetime | None
     last_sent_at: datetime | None
     send_rate_per_second: float | None = Field(description="Sent messages over the first-to-last send span.")
+    repairs: dict[str, int] = Field(
+        description="What the sweeper and reconciliation did for this campaign, by kind: senders gone "
+        "(repair.marked_ambiguous), tasks re-created, pages republished, sends found at Twilio "
+        "(reconcile.found) or sent again (reconcile.resent), and conflicts left to an operator."
+    )
 
 
 @route(
@@ -87,6 +92,7 @@ def campaign_summary(context: Context, campaign_id: ResourceId) -> CampaignSumma
             last_sent_at=window.last_sent_at,
             # A rate needs a span: one send, or all in the same instant, has none.
             send_rate_per_second=int(window.sent) / span if span > 0 else None,
+            repairs=reports.repairs_of_campaign(session, campaign_id),
         )
 
 

@@ -15,9 +15,9 @@ from shared.db.models import Campaign, CampaignPage, CampaignRecipient, Segment,
 from shared.db.queries.prepared import run_prepared
 from shared.domain.enums import CampaignStatus, MessageStatus
 
-# Messages that still have a send ahead of them; the campaign cannot be COMPLETED while any exist.
-# AMBIGUOUS is not among them: its send is over, only its outcome awaits a status callback.
-STILL_SENDING = (MessageStatus.QUEUED.value, MessageStatus.SENDING.value)
+# Messages whose outcome is not settled; the campaign cannot be COMPLETED while any exist. AMBIGUOUS is
+# among them: reconciliation either finds it at Twilio or sends it again (shared.services.reconciliation).
+UNSETTLED = (MessageStatus.QUEUED.value, MessageStatus.SENDING.value, MessageStatus.AMBIGUOUS.value)
 
 
 def transition(
@@ -217,7 +217,7 @@ def advance_plan_cursor(
     return end - slots * step
 
 
-# RUNNING, every page fanned out (or dropped), and no message waiting or sending: an EXISTS on
+# RUNNING, every page fanned out (or dropped), and no message unsettled: an EXISTS on
 # campaign_pages' key and one on ix_messages_campaign_id_status (two index probes). Written once for the
 # UPDATE that completes the campaign and for the read-only probe the send path asks first.
 _COMPLETABLE = f"""
@@ -229,7 +229,7 @@ AND NOT EXISTS (
 )
 AND NOT EXISTS (
     SELECT FROM messages AS m
-    WHERE m.campaign_id = campaigns.id AND m.status IN ({", ".join(f"'{s}'" for s in STILL_SENDING)})
+    WHERE m.campaign_id = campaigns.id AND m.status IN ({", ".join(f"'{s}'" for s in UNSETTLED)})
 )
 """
 _COULD_COMPLETE = f"SELECT EXISTS (SELECT FROM campaigns WHERE {_COMPLETABLE})"

@@ -279,6 +279,19 @@ def record_accepted(conn: Connection, message_id: int, sid: str, now: datetime) 
     return bool(run_prepared(conn, _RECORD_ACCEPTED, params, autocommit=True))
 
 
+def park_all_queued(session: Session, campaign_id: int, now: datetime) -> int:
+    """Resume: every QUEUED message of the campaign under a new generation and without a send time, so the
+    republished pages plan them again and create tasks with new names. Their old tasks may have been
+    dropped after their retries (a name reused within about an hour is refused as ALREADY_EXISTS, which
+    would leave the message with no task at all)."""
+    statement = (
+        update(Message)
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.QUEUED.value)
+        .values(generation=Message.generation + 1, scheduled_at=None, slot_at=None, updated_at=now)
+    )
+    return session.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
 def withhold_queued(session: Session, campaign_id: int, reason: str, now: datetime) -> int:
     """Cancel: every message still waiting is withheld with the reason, in one UPDATE over the
     (campaign_id, status) index. Messages already SENDING finish; their outcome is recorded normally."""

@@ -56,6 +56,52 @@ def deferrals(session: Session, campaign_id: int) -> dict[str, int]:
     return {reason: int(count) for reason, count in session.execute(statement).all()}
 
 
+# The audit kinds the sweeper and reconciliation write (shared.services.sweeper, .reconciliation).
+REPAIR_KINDS = (
+    "repair.marked_ambiguous",
+    "repair.task_recreated",
+    "repair.page_republished",
+    "reconcile.found",
+    "reconcile.resent",
+    "reconcile.conflict",
+)
+
+
+def repairs_of_campaign(session: Session, campaign_id: int) -> dict[str, int]:
+    """What the sweeper and reconciliation did for this campaign, by kind (ix_audit_events_campaign_id_kind)."""
+    statement = (
+        select(AuditEvent.kind, func.count())
+        .where(AuditEvent.campaign_id == campaign_id, AuditEvent.kind.in_(REPAIR_KINDS))
+        .group_by(AuditEvent.kind)
+    )
+    counts = {kind: int(n) for kind, n in session.execute(statement).all()}
+    return {kind: counts.get(kind, 0) for kind in REPAIR_KINDS}
+
+
+def repairs_since(session: Session, since: datetime) -> dict[str, int]:
+    """The same, over all campaigns, since `since` (the audit trail's occurred_at index)."""
+    # The LIKE conditions repeat the partial index's predicate, so the planner can use it.
+    statement = (
+        select(AuditEvent.kind, func.count())
+        .where(
+            AuditEvent.occurred_at >= since,
+            AuditEvent.kind.like("repair.%") | AuditEvent.kind.like("reconcile.%"),
+        )
+        .group_by(AuditEvent.kind)
+    )
+    counts = {kind: int(n) for kind, n in session.execute(statement).all()}
+    return {kind: counts.get(kind, 0) for kind in REPAIR_KINDS}
+
+
+def ambiguous_count(session: Session) -> tuple[int, datetime | None]:
+    """AMBIGUOUS messages now, and the oldest claim among them (ix_messages_unsettled_claimed_at)."""
+    statement = select(func.count(), func.min(Message.claimed_at)).where(
+        Message.status == MessageStatus.AMBIGUOUS.value
+    )
+    count, oldest = session.execute(statement).one()
+    return int(count), oldest
+
+
 def top_error_codes(session: Session, campaign_id: int) -> list[tuple[int, int]]:
     statement = (
         select(Message.error_code, func.count().label("n"))
