@@ -76,7 +76,7 @@ invoker_members() {
 # Mirrors local.function_secrets: which Secret Manager values each function reads.
 secrets_for() {
   case "$1" in
-    inbound_webhook | status_webhook | send_message) echo "DB_PASSWORD TWILIO_AUTH_TOKEN" ;;
+    inbound_webhook | status_webhook | send_message | trigger_campaign) echo "DB_PASSWORD TWILIO_AUTH_TOKEN" ;;
     api) echo "DB_PASSWORD API_TOKENS" ;;
     *) echo "DB_PASSWORD" ;;
   esac
@@ -248,7 +248,7 @@ grant_roles() {
     gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project "$PROJECT_ID" \
       --member "serviceAccount:$(function_sa "$ep")" --role roles/pubsub.publisher >/dev/null
   done
-  for ep in fanout_recipients send_message; do
+  for ep in fanout_recipients send_message trigger_campaign; do
     gcloud tasks queues add-iam-policy-binding "$QUEUE" --location "$REGION" --project "$PROJECT_ID" \
       --member "serviceAccount:$(function_sa "$ep")" --role roles/cloudtasks.enqueuer >/dev/null
     gcloud iam service-accounts add-iam-policy-binding "$(sa_email tasks-invoker)" --project "$PROJECT_ID" \
@@ -276,7 +276,7 @@ ensure_queue() {
   gcloud tasks queues "$verb" "$QUEUE" --location "$REGION" --project "$PROJECT_ID" \
     --max-dispatches-per-second "$SENDER_RATE_LIMIT_PER_SECOND" \
     --max-concurrent-dispatches "$TASKS_MAX_CONCURRENT_DISPATCHES" \
-    --max-attempts 10 --min-backoff 10s --max-backoff 900s --max-doublings 4 --max-retry-duration 0s \
+    --max-attempts 300 --min-backoff 10s --max-backoff 300s --max-doublings 5 --max-retry-duration 86400s \
     --log-sampling-ratio 0.1
 }
 

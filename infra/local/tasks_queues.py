@@ -27,12 +27,13 @@ def send_queue_config(name: str, rate_per_second: int) -> tasks_v2.Queue:
         rate_limits=tasks_v2.RateLimits(
             max_dispatches_per_second=rate_per_second, max_concurrent_dispatches=40
         ),
-        # About an hour of outage before the queue gives up; a retried task is safe (the row is claimed).
+        # As infra/terraform/tasks.tf: retries for about a day, 10 s doubling to 5 min.
         retry_config=tasks_v2.RetryConfig(
-            max_attempts=10,
+            max_attempts=300,
             min_backoff=timedelta(seconds=10),
-            max_backoff=timedelta(minutes=15),
-            max_doublings=4,
+            max_backoff=timedelta(minutes=5),
+            max_doublings=5,
+            max_retry_duration=timedelta(days=1),
         ),
     )
 

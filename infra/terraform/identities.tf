@@ -68,9 +68,10 @@ resource "google_pubsub_topic_iam_member" "function_publishes_pages" {
   member   = google_service_account.function[each.key].member
 }
 
-# fanout creates one task per message; send_message reschedules deferred and retried sends.
+# fanout creates one task per message; send_message reschedules deferred and retried sends; the scheduler
+# tick's sweeper looks up and re-creates tasks that were lost (cloudtasks.enqueuer includes tasks.get).
 resource "google_cloud_tasks_queue_iam_member" "function_enqueues_sends" {
-  for_each = toset(["fanout_recipients", "send_message"])
+  for_each = toset(["fanout_recipients", "send_message", "trigger_campaign"])
   location = var.region
   name     = google_cloud_tasks_queue.send_messages.name
   role     = "roles/cloudtasks.enqueuer"
@@ -79,7 +80,7 @@ resource "google_cloud_tasks_queue_iam_member" "function_enqueues_sends" {
 
 # A task carrying an OIDC token for tasks_invoker may only be created by an account that can act as it.
 resource "google_service_account_iam_member" "function_acts_as_tasks_invoker" {
-  for_each           = toset(["fanout_recipients", "send_message"])
+  for_each           = toset(["fanout_recipients", "send_message", "trigger_campaign"])
   service_account_id = google_service_account.tasks_invoker.name
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.function[each.key].member

@@ -49,12 +49,14 @@ locals {
   queue_name = "send-messages"
 
   # Which secrets each function reads (see secrets.tf). All six touch PostgreSQL; the Twilio auth token
-  # signs and verifies webhooks and authenticates sends; API tokens guard the operator API.
+  # signs and verifies webhooks and authenticates sends and the sweeper's lookups; API tokens guard the
+  # operator API.
   function_secrets = {
-    inbound_webhook   = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
-    status_webhook    = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
-    api               = ["DB_PASSWORD", "API_TOKENS"]
-    trigger_campaign  = ["DB_PASSWORD"]
+    inbound_webhook = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
+    status_webhook  = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
+    api             = ["DB_PASSWORD", "API_TOKENS"]
+    # The tick's sweeper reads Twilio's record of messages (reconciliation).
+    trigger_campaign  = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
     fanout_recipients = ["DB_PASSWORD"]
     send_message      = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
   }

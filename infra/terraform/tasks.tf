@@ -14,16 +14,20 @@ resource "google_cloud_tasks_queue" "send_messages" {
 
   # The application retries transient Twilio failures itself (1, 5 and 15 minutes, then FAILED) by
   # answering 2xx and scheduling a new task, so this config only covers a crashed or unreachable
-  # send_message (5xx, timeouts, 429 from a saturated instance). Such a task is safe to retry: the
-  # message row is claimed before Twilio is called. 10 attempts, backoff 10 s doubling 4 times and then
-  # growing by 160 s (10, 20, 40, 80, 160, 320, 480, 640, 800 s), ride out about 40 minutes of outage
-  # before the queue gives up.
+  # send_message, or its database down (5xx, timeouts, 429 from a saturated instance). Such a task is
+  # safe to retry: a send is claimed only just before its Twilio call. Retries come 10, 20, 40, 80, 160 s
+  # and then every 300 s for about a day: "Cloud Tasks stops retrying only when maxAttempts and
+  # maxRetryDuration are both satisfied" (https://cloud.google.com/tasks/docs/reference/rest/v2/RetryConfig),
+  # and 300 attempts at that pace take a day (unlimited attempts, -1, would never satisfy the first). A
+  # database outage of up to a day is ridden out by the queue; a task dropped after that (or lost any
+  # other way) is re-created by the scheduler's sweeper once its message is overdue
+  # (docs/architecture.md, "Self-healing").
   retry_config {
-    max_attempts       = 10
+    max_attempts       = 300
     min_backoff        = "10s"
-    max_backoff        = "900s"
-    max_doublings      = 4
-    max_retry_duration = "0s"
+    max_backoff        = "300s"
+    max_doublings      = 5
+    max_retry_duration = "86400s"
   }
 
   stackdriver_logging_config {
