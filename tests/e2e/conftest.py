@@ -42,6 +42,12 @@ E2E_ENVIRON = {
     # more than `margin` seconds relative to another. Ten processes share this machine's two cores, where a
     # 20 ms stall (the 2% default) happens; production instances are not this crowded.
     "RATE_SAFETY_MARGIN": "0.08",
+    # The sweeper (every scheduler tick, 2 s here) acts within seconds instead of minutes, so a test of a
+    # lost answer or a lost task sees it repaired.
+    "RECONCILE_AFTER_SECONDS": "2",
+    "STALE_STATUS_AFTER_SECONDS": "15",
+    "TASK_OVERDUE_AFTER_SECONDS": "10",
+    "PAGE_OVERDUE_AFTER_SECONDS": "20",
 }
 
 

@@ -33,6 +33,7 @@ from infra.local.tasks_queues import SCHEDULER_QUEUE
 from shared.adapters.twilio_client import make_twilio_client
 from tests.e2e.conftest import cloned_database, stack_environ
 from tests.emulators.conftest import RecordingTarget
+from tests.infra.terraform_config import block, load_terraform
 
 e2e = pytest.mark.e2e
 
@@ -121,7 +122,13 @@ def test_send_queue_exists_with_the_production_rate_and_retry_settings(stack_env
     assert queue.state == tasks_v2.Queue.State.RUNNING
     assert queue.rate_limits.max_dispatches_per_second == int(stack_env["SENDER_RATE_LIMIT_PER_SECOND"]) == 80
     assert queue.rate_limits.max_concurrent_dispatches == 40
-    assert queue.retry_config.max_attempts == 10
+    # The retry policy terraform gives production's queue.
+    declared = block(load_terraform().resource("google_cloud_tasks_queue", "send_messages"), "retry_config")
+    retry = queue.retry_config
+    assert retry.max_attempts == declared["max_attempts"]
+    assert f"{retry.max_backoff.total_seconds():.0f}s" == declared["max_backoff"]
+    assert f"{retry.max_retry_duration.total_seconds():.0f}s" == declared["max_retry_duration"]
+    assert retry.max_doublings == declared["max_doublings"]
 
 
 @e2e
