@@ -95,7 +95,11 @@ smoke: venv ## prove each hop of a deployment (or of make dev: SMOKE_ARGS=--loca
 	$(PY) -m infra.deploy.smoke $(SMOKE_ARGS)
 
 # --- benchmarks (infra/bench): figures, baselines measured in the same run, BENCHMARKS.md ---
-.PHONY: bench bench-smoke
+.PHONY: bench bench-smoke chaos
+
+chaos: venv ## every fault (kills, outages, lost and late answers, STOP/pause/cancel races, soak) on a stack of its own, then one table (~30 min)
+	$(PY) -m infra.chaos $(CHAOS_ARGS)
+
 
 bench: venv ## every figure of BENCHMARKS.md with its same-run baseline, on a stack of its own (~30 min)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
