@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from shared.boundary import Refused, decoded_json
 from shared.services.user_import import InvalidImport, NumberedRecord, UnreadableRow
 
 READ_SIZE = 64 * 1024
@@ -104,12 +105,15 @@ def _ndjson_records(text: io.TextIOWrapper, *, empty_ok: bool) -> Iterator[Numbe
             continue
         seen_any = True
         try:
-            value = json.loads(line)
+            value = decoded_json(f"line {line_no}", json.loads, line)
         except json.JSONDecodeError as exc:
             yield (
                 line_no,
                 UnreadableRow(line.strip()[:200], f"not valid JSON: {exc.msg} at column {exc.colno}"),
             )
+            continue
+        except Refused as refused:
+            yield line_no, UnreadableRow(line.strip()[:200], refused.reason)
             continue
         yield line_no, _record(value)
     if not seen_any:
@@ -171,7 +175,9 @@ class _JsonStream:
         self.next_char()
         while True:
             try:
-                value, end = self._decoder.raw_decode(self._buffer, self._position)
+                value, end = decoded_json(
+                    f"element {element}", self._decoder.raw_decode, self._buffer, self._position
+                )
                 # A value ending exactly at the buffer's end may be a number cut in two: read on first.
                 if end < len(self._buffer) or self._eof:
                     self._position = end
@@ -181,6 +187,9 @@ class _JsonStream:
                     raise InvalidImport(
                         f"invalid JSON in element {element}: {exc.msg}", element=element
                     ) from None
+            except Refused as refused:
+                # Past the parser's limits nothing after it can be found reliably: the file is refused.
+                raise InvalidImport(refused.message, element=element) from None
             self._fill()
 
 
