@@ -11,13 +11,14 @@ import binascii
 import json
 import logging
 import time
-from typing import Any, TypeGuard
+from typing import Any
 
 from cloudevents.http import CloudEvent
 from flask import Request, Response
 
 from shared.adapters import clients
 from shared.adapters.oidc import verified_caller
+from shared.boundary import BIGINT_MAX, INTEGER_MAX, Refused, TooLarge, bounded_int, parse_json, read_body
 from shared.clock import SystemClock
 from shared.config import get_settings
 from shared.db.engine import get_engine
@@ -32,17 +33,21 @@ from shared.transport import Outcome, Result, for_cloud_tasks, for_pubsub, unles
 
 log = logging.getLogger(__name__)
 
+# What Cloud Tasks and Cloud Scheduler send here is a few dozen bytes of JSON: {"message_id", "generation"}
+# or {"campaign_id"}. Anything much larger is refused before it is parsed.
+MAX_BODY_BYTES = 16 * 1024
+
 
 def trigger_campaign(request: Request) -> Response:
     """No body: start every due campaign (the scheduler's tick). `{"campaign_id": N}`: start that one now."""
     settings = get_settings()
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
-    body = request.get_json(silent=True) if request.get_data() else {}
-    campaign_id = body.get("campaign_id") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or (
-        campaign_id is not None and not (_whole_number(campaign_id) and campaign_id >= 1)
-    ):
-        return _json({"error": 'expected no body, or {"campaign_id": <positive integer>}'}, 400)
+    try:
+        campaign_id = _campaign_to_start(request)
+    except Refused as refused:
+        return _json(
+            {"error": refused.message, "field": refused.field}, 413 if isinstance(refused, TooLarge) else 400
+        )
     uow, clock = UnitOfWork(get_engine()), SystemClock()
     if campaign_id is None:
         results = lifecycle.start_due_campaigns(uow, clients.publisher(), clock, settings.fanout_page_size)
@@ -75,12 +80,12 @@ def send_message(request: Request) -> Response:
     if verified_caller(request.headers.get("Authorization"), settings) is None:
         log.warning("send_message refused: missing or invalid OIDC token")
         return for_cloud_tasks(Result(Outcome.FORBIDDEN))
-    task = _task_body(request)
-    if task is None:
+    try:
+        message_id, generation = _task_body(request)
+    except Refused as refused:
         return for_cloud_tasks(
-            Result(Outcome.MALFORMED, "expected {message_id: int >= 1, generation: int >= 0}")
+            Result(Outcome.TOO_LARGE if isinstance(refused, TooLarge) else Outcome.MALFORMED, refused.message)
         )
-    message_id, generation = task
     config = SendConfig.from_settings(settings)
     result = unless_db_unavailable(
         lambda: send_one(
@@ -97,14 +102,24 @@ def send_message(request: Request) -> Response:
     return for_cloud_tasks(result)
 
 
-def _task_body(request: Request) -> tuple[int, int] | None:
-    body = request.get_json(silent=True)
+def _campaign_to_start(request: Request) -> int | None:
+    body = read_body(request, MAX_BODY_BYTES)
+    payload = parse_json(body, "body") if body else {}
+    if not isinstance(payload, dict):
+        raise Refused("body", 'expected no body, or {"campaign_id": <positive integer>}')
+    campaign_id = payload.get("campaign_id")
+    return None if campaign_id is None else bounded_int(campaign_id, "campaign_id", 1, BIGINT_MAX)
+
+
+def _task_body(request: Request) -> tuple[int, int]:
+    """The task's {message_id, generation}, within their columns (BIGINT, INTEGER)."""
+    body = parse_json(read_body(request, MAX_BODY_BYTES), "body")
     if not isinstance(body, dict):
-        return None
-    message_id, generation = body.get("message_id"), body.get("generation")
-    if not (_whole_number(message_id) and _whole_number(generation) and message_id >= 1 and generation >= 0):
-        return None
-    return message_id, generation
+        raise Refused("body", "expected {message_id: int >= 1, generation: int >= 0}")
+    return (
+        bounded_int(body.get("message_id"), "message_id", 1, BIGINT_MAX),
+        bounded_int(body.get("generation"), "generation", 0, INTEGER_MAX),
+    )
 
 
 def _pubsub_data(cloud_event: CloudEvent) -> bytes:
@@ -118,10 +133,6 @@ def _pubsub_data(cloud_event: CloudEvent) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except binascii.Error:
         raise ValueError("the Pub/Sub message data is not base64") from None
-
-
-def _whole_number(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _start_json(result: lifecycle.StartResult) -> dict[str, Any]:
