@@ -22,6 +22,8 @@ from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
 
 ROOT = Path(__file__).resolve().parents[1]
+# The operator API token the test deployment configures (tokens must be at least 32 bytes).
+API_TOKEN = "test-api-token-0123456789abcdef0123"
 
 
 def alembic_config(connection: object | None = None) -> Config:
@@ -85,7 +87,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "twilio_account_sid": "AC" + "0" * 32,
         "twilio_auth_token": "test-auth-token",
         "twilio_from": "whatsapp:+14155238886",
-        "api_tokens": "test-api-token",
+        "api_tokens": API_TOKEN,
         "inbound_webhook_url": "https://example.test/inbound_webhook",
         "status_webhook_url": "https://example.test/status_webhook",
         "send_message_url": "https://example.test/send_message",

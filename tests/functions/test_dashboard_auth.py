@@ -7,7 +7,7 @@ from http.cookies import SimpleCookie
 from sqlalchemy import Engine, text
 
 from shared.config import Settings, override_settings
-from tests.conftest import make_settings
+from tests.conftest import API_TOKEN, make_settings
 from tests.functions.dashboard_client import DashboardClient, function_client, operator, visitor
 
 __all__ = ["operator", "visitor"]
@@ -39,20 +39,20 @@ def test_sign_in_sets_a_signed_httponly_same_site_strict_cookie(visitor: Dashboa
     assert response.headers["Location"] == "/ui/"
     attributes = set_cookie_attributes(response.headers["Set-Cookie"])
     assert attributes == {"httponly": True, "samesite": "Strict", "secure": "", "path": "/ui"}
-    assert "test-api-token" not in response.headers["Set-Cookie"]
+    assert API_TOKEN not in response.headers["Set-Cookie"]
     assert visitor.get("/ui/").status_code == 200
 
 
 def test_sign_in_returns_to_the_page_first_asked_for(visitor: DashboardClient) -> None:
     response = visitor.post_form(
-        "/ui/signin", {"token": "test-api-token", "next": "/ui/users?q=Lima"}, form_page="/ui/signin"
+        "/ui/signin", {"token": API_TOKEN, "next": "/ui/users?q=Lima"}, form_page="/ui/signin"
     )
     assert response.headers["Location"] == "/ui/users?q=Lima"
 
 
 def test_next_cannot_send_the_operator_to_another_site(visitor: DashboardClient) -> None:
     response = visitor.post_form(
-        "/ui/signin", {"token": "test-api-token", "next": "//evil.example/ui/"}, form_page="/ui/signin"
+        "/ui/signin", {"token": API_TOKEN, "next": "//evil.example/ui/"}, form_page="/ui/signin"
     )
     assert response.headers["Location"] == "/ui/"
 
@@ -119,7 +119,7 @@ def test_forged_cookie_is_no_session(visitor: DashboardClient) -> None:
 
 def test_rotating_the_api_tokens_signs_everyone_out(operator: DashboardClient, database_url: str) -> None:
     assert operator.get("/ui/").status_code == 200
-    override_settings(make_settings(database_url, api_tokens="a-new-token"))
+    override_settings(make_settings(database_url, api_tokens="a-new-token-" + "x" * 32))
     assert operator.get("/ui/").status_code == 302
 
 

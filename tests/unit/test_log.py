@@ -9,6 +9,10 @@ import pytest
 from shared.config import Settings
 from shared.log import JsonFormatter, mask_phone, set_trace
 
+# API tokens are at least 32 bytes.
+TOKEN_A = "token-a-" + "a" * 32
+TOKEN_B = "token-b-" + "b" * 32
+
 
 @pytest.fixture
 def log_stream() -> tuple[logging.Logger, io.StringIO]:
@@ -61,7 +65,7 @@ def test_log_lines_are_json_with_severity_message_and_trace(
 
 def test_secrets_in_settings_never_reach_a_log_line(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = log_stream
-    settings = Settings(twilio_auth_token="super-secret-token", api_tokens="tok-a,tok-b")  # type: ignore[arg-type]
+    settings = Settings(twilio_auth_token="super-secret-token", api_tokens=f"{TOKEN_A},{TOKEN_B}")  # type: ignore[arg-type]
     logger.info("settings: %s", settings, extra={"settings": settings.model_dump()})
     assert "super-secret-token" not in stream.getvalue()
-    assert "tok-a" not in stream.getvalue()
+    assert TOKEN_A not in stream.getvalue()
