@@ -21,7 +21,9 @@ from shared.api.errors import NotFound
 from shared.config import get_settings
 from shared.dashboard import session as cookies
 from shared.dashboard.views import auth, campaigns, library, messages, monitoring, overview, users
+from shared.db.engine import get_engine
 from shared.db.errors import is_transient
+from shared.services import dashboard_access
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,18 @@ def _load_session() -> None:
     if g.dashboard_session is None:
         # Even the sign-in form needs a CSRF token, so a visitor gets an anonymous session first.
         g.dashboard_session = g.new_cookie = cookies.new_session()
+    elif _signed_out(g.dashboard_session):
+        g.dashboard_session = cookies.anonymous(g.dashboard_session)
+
+
+def _signed_out(session: cookies.DashboardSession) -> bool:
+    """A cookie stays valid until it expires: one signed out before then is known only to the database.
+    Static assets show nothing private, so they spare the lookup."""
+    return (
+        session.session_id is not None
+        and request.endpoint != "static"
+        and dashboard_access.is_signed_out(get_engine(), session.session_id)
+    )
 
 
 def _require_sign_in() -> BaseResponse | None:

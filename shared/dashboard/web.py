@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from ipaddress import ip_address, ip_network
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Request, request
 from pydantic import ValidationError
 
 from shared.api.errors import ApiError
@@ -41,6 +42,22 @@ def enum_arg(kind: type[E], name: str) -> E | None:
 def api_context() -> Context:
     """The context the API's route handlers take, so the dashboard runs exactly their code."""
     return Context(settings=get_settings(), clock=SystemClock(), request=request)
+
+
+def client_address(request: Request) -> str:
+    """Who is signing in, for the throttle. Behind Google's front end the socket's peer is the front end;
+    the client is the address the front end appended to X-Forwarded-For, its last entry (entries before it
+    came from the client, who can write anything there). Locally there is no such header: the peer is the
+    client. An IPv6 client is counted by its /64, which one subscriber usually holds whole."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    candidate = forwarded.rsplit(",", 1)[-1].strip() if forwarded else request.remote_addr or ""
+    try:
+        address = ip_address(candidate)
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        return str(ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def notice() -> str | None:
