@@ -3,6 +3,7 @@ carried across a redirect."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import ip_address, ip_network
@@ -87,7 +88,8 @@ def form_errors(exc: ValidationError | ApiError | DomainError) -> FormErrors:
         )
     if not details.get("errors"):
         where = details.get("field") or ("definition" if "path" in details else None)
-        _add(errors, where, exc.message)
+        # A field inside a form field (content_variables.1, definition.conditions[0]) shows under that one.
+        _add(errors, where and re.split(r"[.\[]", where, maxsplit=1)[0], exc.message)
     return errors
 
 
