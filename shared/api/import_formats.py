@@ -48,8 +48,25 @@ class _Raw(io.RawIOBase):
         return len(data)
 
 
+class _Counted(io.BufferedReader):
+    """Counts the bytes handed to the text decoder, so a decoding error can say where in the file it is
+    (the decoder only knows its place in the chunk it was given)."""
+
+    handed = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        self.handed += len(data)
+        return data
+
+    def read1(self, size: int = -1, /) -> bytes:
+        data = super().read1(size)
+        self.handed += len(data)
+        return data
+
+
 def records(source: Readable, media_type: str) -> Iterator[NumberedRecord]:
-    binary = io.BufferedReader(_Raw(source), READ_SIZE)
+    binary = _Counted(_Raw(source), READ_SIZE)
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     try:
         if media_type in CSV_TYPES:
@@ -59,7 +76,9 @@ def records(source: Readable, media_type: str) -> Iterator[NumberedRecord]:
         else:
             yield from _ndjson_records(text, empty_ok=False)
     except UnicodeDecodeError as exc:
-        raise InvalidImport(f"the file is not UTF-8 text: {exc.reason} near byte {exc.start}") from None
+        # The decoder was given the bytes it held back from the last chunk and this chunk: `object`.
+        at = binary.handed - len(exc.object) + exc.start
+        raise InvalidImport(f"the file is not UTF-8 text: {exc.reason} at byte {at}", byte=at) from None
 
 
 def _csv_records(text: io.TextIOWrapper) -> Iterator[NumberedRecord]:

@@ -34,11 +34,9 @@ class PageMessage:
     @classmethod
     def decode(cls, data: bytes) -> PageMessage:
         """Raises ValueError (with what is wrong, and where) for anything but a page message."""
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise ValueError(
-                f"not a page message: {len(data)} bytes, and a page message is under {MAX_MESSAGE_BYTES}"
-            )
         try:
+            if len(data) > MAX_MESSAGE_BYTES:
+                raise Refused("message", f"is {len(data)} bytes; a page message is under {MAX_MESSAGE_BYTES}")
             payload = parse_json(data, "message")
             if not isinstance(payload, dict):
                 raise Refused("message", "expected a JSON object")
