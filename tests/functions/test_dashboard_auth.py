@@ -190,7 +190,10 @@ def test_concurrent_wrong_sign_ins_are_each_counted(settings: Settings) -> None:
     forms = [{"token": WRONG_TOKEN, "csrf_token": client.csrf_from("/ui/signin")} for client in clients]
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(
-            pool.map(lambda pair: pair[0].post("/ui/signin", data=pair[1]).status_code, zip(clients, forms))
+            pool.map(
+                lambda pair: pair[0].post("/ui/signin", data=pair[1]).status_code,
+                zip(clients, forms, strict=True),
+            )
         )
     assert sorted(statuses) == [401] * SIGNIN_ATTEMPTS + [429] * (30 - SIGNIN_ATTEMPTS)
 
