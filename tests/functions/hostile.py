@@ -48,14 +48,22 @@ def one_connection(database_url: str, **overrides: Any) -> Settings:
     return settings
 
 
-@pytest.fixture
-def hostile_settings(database_url: str, engine: Engine) -> Iterator[Settings]:
+def seed_users(engine: Engine) -> None:
+    """The two users every normal request reads back, opted in with their window open (so a send works)."""
     with engine.begin() as conn:
         for phone, n in ((PHONE_A, 2), (PHONE_B, 3)):
             conn.execute(
-                text("INSERT INTO users (phone_e164, attributes) VALUES (:p, CAST(:a AS jsonb))"),
+                text(
+                    "INSERT INTO users (phone_e164, attributes, consent_state, last_inbound_at)"
+                    " VALUES (:p, CAST(:a AS jsonb), 'OPT_IN', now())"
+                ),
                 {"p": phone, "a": json.dumps({"n": n})},
             )
+
+
+@pytest.fixture
+def hostile_settings(database_url: str, engine: Engine) -> Iterator[Settings]:
+    seed_users(engine)
     yield one_connection(database_url)
     reset_engine()
     override_settings(None)

@@ -23,8 +23,16 @@ from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
 from tests.conftest import ROOT
 from tests.functions.api_client import ApiClient
-from tests.functions.hostile import DEEP, PHONE_A, LogLines, answers_normally, log_lines, one_connection
-from tests.functions.test_pipeline_functions import INVOKER, mint_oidc_token, tasks_emulator, twilio
+from tests.functions.hostile import (
+    DEEP,
+    PHONE_A,
+    LogLines,
+    answers_normally,
+    log_lines,
+    one_connection,
+    seed_users,
+)
+from tests.functions.test_pipeline_functions import emulated, mint_oidc_token, tasks_emulator, twilio
 from tests.functions.twilio_webhook_client import fetch_one
 from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, add_campaign, messages_of
 
@@ -53,23 +61,8 @@ def pipeline(
     tasks_emulator: CloudTasksEmulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Settings, RecordingPublisher, RecordingTasks]]:
-    with engine.begin() as conn:
-        for phone, n in ((PHONE_A, 2), ("+14155550203", 3)):
-            conn.execute(
-                text(
-                    "INSERT INTO users (phone_e164, attributes, consent_state, last_inbound_at)"
-                    " VALUES (:p, CAST(:a AS jsonb), 'OPT_IN', now())"
-                ),
-                {"p": phone, "a": json.dumps({"n": n})},
-            )
-    settings = one_connection(
-        database_url,
-        twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token,
-        twilio_api_url=twilio.base_url,
-        oidc_certs_url=tasks_emulator.certs_url,
-        tasks_service_account_email=INVOKER,
-    )
+    seed_users(engine)
+    settings = one_connection(database_url, **emulated(twilio, tasks_emulator))
     publisher, tasks = RecordingPublisher(), RecordingTasks()
     monkeypatch.setattr(clients, "publisher", lambda: publisher)
     monkeypatch.setattr(clients, "task_scheduler", lambda: tasks)
