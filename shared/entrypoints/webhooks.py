@@ -34,10 +34,11 @@ from shared.transport import Outcome, Result, for_twilio, unless_db_unavailable
 
 log = logging.getLogger(__name__)
 
-# Twilio's callbacks are small: a status callback is a few hundred bytes, an inbound message a few KB (about
-# 40 fields, and a Body of at most 1,600 characters: 19.2 KB even as four-byte characters, percent-encoded).
-# 64 KiB holds any of them with room to spare, and refuses the rest before a byte is parsed or hashed: on a
-# door anyone can knock on, a 10 MB form of a million fields took 15 s of CPU to parse and check.
+# Twilio's callbacks are small (https://www.twilio.com/docs/messaging/guides/webhook-request): a status
+# callback is a few hundred bytes, an inbound message a few dozen fields with a Body of at most 1,600
+# characters (19.2 KB even as four-byte characters, percent-encoded). Twilio adds fields without notice, so
+# 64 KiB leaves room, and still refuses the rest before a byte is parsed or hashed: on a door anyone can
+# knock on, a 10 MB form of a million fields took 15 s of CPU to parse and check.
 MAX_BODY_BYTES = 64 * 1024
 
 
