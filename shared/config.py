@@ -15,10 +15,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 GOOGLE_OIDC_ISSUER = "https://accounts.google.com"
+MIN_API_TOKEN_BYTES = 32
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    # A refused setting's error never echoes what was given: it may be a token or a password.
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     # --- database: DATABASE_URL locally, the Cloud SQL connector in production ---
     database_url: SecretStr | None = None
@@ -128,6 +132,22 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL must start with postgresql+pg8000://")
         return value
 
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # A bearer token is the whole of the API's and the dashboard's authentication: 32 random bytes
+        # (256 bits) cannot be guessed at any rate a throttle allows; a short one can.
+        tokens = [] if value is None else _split_tokens(value)
+        for position, token in enumerate(tokens, start=1):
+            size = len(token.encode())
+            if size < MIN_API_TOKEN_BYTES:
+                raise ValueError(
+                    f"API_TOKENS: token {position} of {len(tokens)} is {size} bytes; each must be at least "
+                    f"{MIN_API_TOKEN_BYTES} (make one with: python3 -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))')"
+                )
+        return value
+
     @model_validator(mode="after")
     def _one_database(self) -> Settings:
         if self.database_url is None and self.instance_connection_name is None:
@@ -139,9 +159,7 @@ class Settings(BaseSettings):
 
     @property
     def api_token_list(self) -> list[str]:
-        if self.api_tokens is None:
-            return []
-        return [t.strip() for t in self.api_tokens.get_secret_value().split(",") if t.strip()]
+        return [] if self.api_tokens is None else _split_tokens(self.api_tokens)
 
     @property
     def fanout_page_max_age(self) -> timedelta:
@@ -150,6 +168,10 @@ class Settings(BaseSettings):
     @property
     def retry_delays(self) -> tuple[timedelta, ...]:
         return tuple(timedelta(seconds=int(part)) for part in self.retry_delays_seconds.split(","))
+
+
+def _split_tokens(tokens: SecretStr) -> list[str]:
+    return [t.strip() for t in tokens.get_secret_value().split(",") if t.strip()]
 
 
 _settings: Settings | None = None

@@ -18,22 +18,35 @@ from typing import Any
 
 _trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
 
-# Phone numbers as this system writes them: E.164 (+ and 7-15 digits, possibly spaced or dashed as a
-# person typed it) or a bare 10-15 digit run. Dates and times (2026-11-22 02:59) are left alone. The
-# last four digits stay so an operator can still tell two numbers apart in a log.
-_PHONE = re.compile(r"\+\d(?:[\-\s().]?\d){6,14}(?!\d)|(?<![\w+])\d{10,15}(?![\w])")
+# A phone number however it is written: international (+, or %2B URL-encoded as in a webhook's form, which
+# also writes spaces as + or %20) with 7 to 15 digits, or national with 10 to 15; digits may be grouped by
+# spaces, dots, dashes and parentheses. The last four digits stay, so an operator can tell two apart.
+_SEPARATOR = r"(?:[\s\-.()+]|%20)"
+_PHONE = re.compile(
+    rf"(?P<plus>\+|%2[Bb])\(?\d(?:{_SEPARATOR}{{0,2}}\d){{6,14}}(?!\w)"
+    rf"|(?<![\w+%])\(?\d(?:{_SEPARATOR}{{0,2}}\d){{9,14}}(?!\w)"
+)
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
 def mask_phone(text: str) -> str:
-    """Mask every phone-like number in `text`, keeping the last four digits."""
-
-    def _masked(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return ("+" if match.group().startswith("+") else "") + "***" + digits[-4:]
-
+    """Mask every phone number in `text`, keeping the last four digits."""
     return _PHONE.sub(_masked, text)
+
+
+def _masked(match: re.Match[str]) -> str:
+    written, plus = match.group(), match.group("plus")
+    groups = re.findall(r"\d+", written.replace("%20", " ").removeprefix(plus or ""))
+    if plus is None and not _grouped_like_a_phone(groups):
+        return written
+    return (plus or "") + "***" + "".join(groups)[-4:]
+
+
+def _grouped_like_a_phone(groups: list[str]) -> bool:
+    """A national number is one run of digits, groups of three or more after the first (415 555 0101,
+    (020) 7946 0958), or pairs (01 23 45 67 89). Dates and times are none of these (2026-11-22 02:59)."""
+    return all(len(group) >= 3 for group in groups[1:]) or all(len(group) == 2 for group in groups)
 
 
 def _mask(value: Any) -> Any:

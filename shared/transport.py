@@ -27,6 +27,7 @@ class Outcome(Enum):
     PERMANENT_FAILURE = "permanent_failure"  # recorded; retrying cannot help
     TRANSIENT_FAILURE = "transient_failure"  # retrying later can help
     MALFORMED = "malformed"  # the request itself is bad
+    TOO_LARGE = "too_large"  # the body is over the door's cap, refused unread
     FORBIDDEN = "forbidden"  # bad or missing signature / token
 
 
@@ -76,7 +77,7 @@ def for_cloud_tasks(result: Result) -> Response:
         return response
     if result.outcome is Outcome.FORBIDDEN:
         return Response("forbidden", status=403, mimetype="text/plain")
-    if result.outcome is Outcome.MALFORMED:
+    if result.outcome in (Outcome.MALFORMED, Outcome.TOO_LARGE):
         # A poison task: answering 4xx/5xx would make Cloud Tasks retry it up to 100 times.
         log.error("malformed task acknowledged", extra={"reason": result.reason})
     return Response(result.outcome.value, status=200, mimetype="text/plain")
@@ -89,7 +90,7 @@ def for_pubsub(result: Result) -> None:
         # A non-2xx answer is a nack: the page is redelivered (and dead-lettered in the end), never lost
         # to a caller the function cannot identify.
         raise Forbidden("an ID token of the push subscription's service account is required")
-    if result.outcome in (Outcome.MALFORMED, Outcome.PERMANENT_FAILURE):
+    if result.outcome in (Outcome.MALFORMED, Outcome.TOO_LARGE, Outcome.PERMANENT_FAILURE):
         log.error("pub/sub message acknowledged without effect", extra={"reason": result.reason})
 
 
@@ -98,6 +99,8 @@ def for_twilio(result: Result) -> Response:
         return Response("forbidden", status=403, mimetype="text/plain")
     if result.outcome is Outcome.MALFORMED:
         return Response(result.reason or "malformed request", status=400, mimetype="text/plain")
+    if result.outcome is Outcome.TOO_LARGE:
+        return Response(result.reason, status=413, mimetype="text/plain")
     if result.outcome is Outcome.TRANSIENT_FAILURE:
         return Response("temporarily unavailable", status=503, mimetype="text/plain")
     return Response(result.twiml or _EMPTY_TWIML, status=200, mimetype="text/xml")

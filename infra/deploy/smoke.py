@@ -168,7 +168,7 @@ def _operator_api(run: Run, api: Api) -> Hop:
     response = api.call("GET", "/v1/monitoring/health")
     if response.status_code == 401:
         return Hop("", False, "401: the API token was refused", "use a token from the ese-api-tokens secret")
-    if response.status_code not in (200, 503):
+    if response.status_code != 200:
         return Hop("", False, f"health answered {response.status_code}", _UNREACHABLE)
     failing = [c["name"] for c in response.json()["checks"] if c["level"] == "failing"]
     return Hop(

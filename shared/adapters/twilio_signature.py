@@ -9,17 +9,17 @@ a body we cannot verify means the request is refused.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
-import json
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from flask import Request
 from pydantic import SecretStr
-from twilio.request_validator import RequestValidator
-from werkzeug.datastructures import MultiDict
+
+from shared.boundary import NotJson, check_fields, form_fields, parse_json
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
@@ -40,46 +40,99 @@ def signed_url(public_url: str, query_string: str) -> str:
     return f"{public_url}?{query_string}" if query_string else public_url
 
 
-def is_valid_twilio_request(request: Request, public_url: str | None, auth_token: SecretStr | None) -> bool:
-    signature = request.headers.get(SIGNATURE_HEADER)
+@dataclass(frozen=True)
+class TwilioRequest:
+    """A webhook as received, parsed once: the query string and either the form's fields or a JSON body.
+    Text is decoded without loss (bytes that are not UTF-8 as lone surrogates), so the signature is checked
+    over exactly what was sent and the boundary rule still refuses the bad field by name afterwards."""
+
+    query_string: bytes
+    query: list[tuple[str, str]]
+    form: list[tuple[str, str]] | None  # None: a JSON body, signed through its hash in the query
+    body: bytes
+
+    @classmethod
+    def parse(cls, mimetype: str, query_string: bytes, body: bytes) -> TwilioRequest:
+        form = None if mimetype == "application/json" else form_fields(body)
+        return cls(query_string, form_fields(query_string), form, body)
+
+
+def is_valid_twilio_request(
+    received: TwilioRequest, signature: str | None, public_url: str | None, auth_token: SecretStr | None
+) -> bool:
+    """Twilio's X-Twilio-Signature: HMAC-SHA1, keyed with the auth token, of the URL it called followed by
+    every form field's name and value, sorted (the SDK's `compute_signature`). The fields are put in order
+    once; the HMAC is taken over the URL as configured and, only when that fails, over the same URL with its
+    default port toggled, as the SDK's `validate` does (Twilio has signed some webhooks with the port)."""
     if not signature or not public_url or auth_token is None or not auth_token.get_secret_value():
         return False
-    url = signed_url(public_url, request.query_string.decode("latin-1"))
-    validator = _validator(auth_token.get_secret_value())
-    if request.mimetype == "application/json":
+    url = signed_url(public_url, received.query_string.decode("latin-1"))
+    if received.form is None:
         # Without the body hash in the signed URL nothing would cover the body: refuse.
-        if BODY_HASH_PARAM not in parse_qs(request.query_string.decode("latin-1")):
+        hashes = [value for name, value in received.query if name == BODY_HASH_PARAM]
+        body_hash = hashlib.sha256(received.body).hexdigest()
+        if len(hashes) != 1 or not hmac.compare_digest(hashes[0].encode(), body_hash.encode()):
             return False
-        return bool(validator.validate(url, request.get_data(as_text=True), signature))
-    # The SDK's validate signs the URL both with and without its port, every time. The URL as configured is
-    # always one of the two, and the one Twilio signs: check it alone first, then let the SDK try the other.
-    if hmac.compare_digest(validator.compute_signature(url, request.form).encode(), signature.encode()):
-        return True
-    return bool(validator.validate(url, request.form, signature))
+        fields = b""
+    else:
+        fields = _signed_fields(received.form)
+    key = auth_token.get_secret_value().encode()
+    expected = signature.encode()
+    return hmac.compare_digest(_signature(key, url, fields), expected) or hmac.compare_digest(
+        _signature(key, _port_toggled(url), fields), expected
+    )
 
 
-@lru_cache(maxsize=4)
-def _validator(auth_token: str) -> RequestValidator:
-    return RequestValidator(auth_token)
+def _signed_fields(form: list[tuple[str, str]]) -> bytes:
+    values: dict[str, set[str]] = {}
+    for name, value in form:
+        values.setdefault(name, set()).add(value)
+    text = "".join(name + value for name in sorted(values) for value in sorted(values[name]))
+    return text.encode("utf-8", "surrogateescape")
 
 
-def webhook_params(request: Request) -> dict[str, Any]:
-    """Every field as sent, for the raw record: a repeated field keeps all its values as a list.
+def _signature(key: bytes, url: str, fields: bytes) -> bytes:
+    digest = hmac.new(key, url.encode() + fields, hashlib.sha1).digest()
+    return base64.b64encode(digest)
 
-    A JSON body that is not an object is kept whole under `_body`, so the record still shows what came.
-    """
-    if request.mimetype != "application/json":
-        return flatten(request.form)
-    text = request.get_data(as_text=True)
+
+def _port_toggled(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.port is not None:
+        return parts._replace(netloc=parts.netloc.rsplit(":", 1)[0]).geturl()
+    default = 443 if parts.scheme == "https" else 80
+    return parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
+
+
+def webhook_params(received: TwilioRequest) -> dict[str, Any]:
+    """Every field as sent, for the raw record: a repeated field keeps all its values as a list. A JSON
+    body that is not an object (or not JSON) is kept whole under `_body`, so the record still shows what
+    came. Raises `Refused` naming a field the database could not hold."""
+    if received.form is not None:
+        check_fields(received.form)
+        return flatten(received.form)
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = parse_json(received.body, "body")
+    except NotJson:
         parsed = None
-    return parsed if isinstance(parsed, dict) else {"_body": text}
+    if isinstance(parsed, dict):
+        return parsed
+    # parse_json vouched for the text, or it is kept as the raw text it is (checked here).
+    text = received.body.decode("utf-8", "surrogateescape")
+    check_fields([("body", text)])
+    return {"_body": text}
 
 
-def flatten(fields: MultiDict[str, str]) -> dict[str, Any]:
-    return {name: values[0] if len(values) == 1 else values for name, values in fields.lists()}
+def query_params(received: TwilioRequest) -> dict[str, Any]:
+    check_fields(received.query, "query")
+    return flatten(received.query)
+
+
+def flatten(fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in fields:
+        grouped.setdefault(name, []).append(value)
+    return {name: values[0] if len(values) == 1 else values for name, values in grouped.items()}
 
 
 def single_value(params: Mapping[str, Any], name: str) -> str | None:

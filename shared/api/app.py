@@ -17,17 +17,19 @@ from shared.api import routes
 from shared.api.auth import is_authorized, unauthorized
 from shared.api.errors import ApiError, BadRequest, error_response, validation_details
 from shared.api.registry import ROUTES, Context, Route
+from shared.boundary import Refused, TooLarge, check_url, check_value, read_body
 from shared.clock import SystemClock
 from shared.config import get_settings
 from shared.db.errors import is_transient
 from shared.domain.errors import DomainError
 from shared.log import set_trace
-from shared.services.users import storage_problem
 
 log = logging.getLogger(__name__)
 
 # How long a client should wait before retrying after a transient database failure.
 RETRY_AFTER_SECONDS = 2
+# The largest JSON body any route needs is a segment definition, and 5000 values take ~100 KB.
+JSON_BODY_MAX_BYTES = 1024 * 1024
 
 
 def create_api_app() -> Flask:
@@ -54,6 +56,7 @@ def _authenticate() -> Response | None:
 
 def _view(entry: Route) -> Any:
     def view(**raw_params: str) -> Response:
+        check_url(request.environ.get("PATH_INFO", ""), request.query_string)
         context = Context(settings=get_settings(), clock=SystemClock(), request=request)
         kwargs: dict[str, Any] = {
             name: _validated(f"path.{name}", adapter.validate_python, raw_params[name])
@@ -62,7 +65,8 @@ def _view(entry: Route) -> Any:
         if entry.query is not None:
             kwargs["query"] = _validated("query", entry.query.model_validate, request.args.to_dict())
         if entry.body is not None:
-            kwargs["body"] = _validated("body", entry.body.model_validate_json, request.get_data())
+            body = read_body(request, JSON_BODY_MAX_BYTES)
+            kwargs["body"] = _validated("body", entry.body.model_validate_json, body)
         return _reply(entry, entry.handler(context, **kwargs))
 
     return view
@@ -75,14 +79,7 @@ def _validated(location: str, parse: Callable[[Any], Any], raw: Any) -> Any:
         details = validation_details(exc, location)
         first = details["errors"][0]
         raise BadRequest("validation_error", f"{first['field']}: {first['message']}", **details) from None
-    problem = storage_problem(parsed.model_dump() if isinstance(parsed, BaseModel) else parsed, location)
-    if problem is not None:
-        field, why = problem
-        raise BadRequest(
-            "validation_error",
-            f"{field}: {why}",
-            errors=[{"field": field, "message": why, "type": "unstorable"}],
-        )
+    check_value(parsed.model_dump() if isinstance(parsed, BaseModel) else parsed, location)
     return parsed
 
 
@@ -96,6 +93,11 @@ def _reply(entry: Route, result: BaseModel | tuple[BaseModel, int] | None) -> Re
 def _error(exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, Refused):
+        # In the shape of the models' own validation errors, so a client reads both the same way.
+        error = {"field": exc.field, "message": exc.reason, "type": exc.code}
+        status = 413 if isinstance(exc, TooLarge) else 400
+        return error_response(status, "validation_error", exc.message, {"errors": [error]})
     if isinstance(exc, DomainError):
         return error_response(400, exc.code, exc.message, exc.details)
     if isinstance(exc, HTTPException):

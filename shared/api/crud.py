@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from shared.api.errors import Conflict, NotFound
 from shared.api.models import Page, PageQuery
 from shared.api.pagination import decode_cursor, page_of
+from shared.boundary import BIGINT_MAX
 from shared.db.errors import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate
 from shared.db.models import Base
 
@@ -22,7 +23,8 @@ P = TypeVar("P", bound=Page[Any])
 
 
 def get_row(session: Session, model: type[M], row_id: int, *, lock: bool = False) -> M:
-    row = session.get(model, row_id, with_for_update=lock)
+    # Ids are BIGINTs from 1: another number names no row (the dashboard passes ids from its own URLs).
+    row = session.get(model, row_id, with_for_update=lock) if 1 <= row_id <= BIGINT_MAX else None
     if row is None:
         raise NotFound(_resource(model), row_id)
     return row

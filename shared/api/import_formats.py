@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from shared.boundary import Refused, decoded_json
 from shared.services.user_import import InvalidImport, NumberedRecord, UnreadableRow
 
 READ_SIZE = 64 * 1024
@@ -47,8 +48,25 @@ class _Raw(io.RawIOBase):
         return len(data)
 
 
+class _Counted(io.BufferedReader):
+    """Counts the bytes handed to the text decoder, so a decoding error can say where in the file it is
+    (the decoder only knows its place in the chunk it was given)."""
+
+    handed = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        self.handed += len(data)
+        return data
+
+    def read1(self, size: int = -1, /) -> bytes:
+        data = super().read1(size)
+        self.handed += len(data)
+        return data
+
+
 def records(source: Readable, media_type: str) -> Iterator[NumberedRecord]:
-    binary = io.BufferedReader(_Raw(source), READ_SIZE)
+    binary = _Counted(_Raw(source), READ_SIZE)
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     try:
         if media_type in CSV_TYPES:
@@ -58,7 +76,9 @@ def records(source: Readable, media_type: str) -> Iterator[NumberedRecord]:
         else:
             yield from _ndjson_records(text, empty_ok=False)
     except UnicodeDecodeError as exc:
-        raise InvalidImport(f"the file is not UTF-8 text: {exc.reason} near byte {exc.start}") from None
+        # The decoder was given the bytes it held back from the last chunk and this chunk: `object`.
+        at = binary.handed - len(exc.object) + exc.start
+        raise InvalidImport(f"the file is not UTF-8 text: {exc.reason} at byte {at}", byte=at) from None
 
 
 def _csv_records(text: io.TextIOWrapper) -> Iterator[NumberedRecord]:
@@ -104,12 +124,15 @@ def _ndjson_records(text: io.TextIOWrapper, *, empty_ok: bool) -> Iterator[Numbe
             continue
         seen_any = True
         try:
-            value = json.loads(line)
+            value = decoded_json(f"line {line_no}", json.loads, line)
         except json.JSONDecodeError as exc:
             yield (
                 line_no,
                 UnreadableRow(line.strip()[:200], f"not valid JSON: {exc.msg} at column {exc.colno}"),
             )
+            continue
+        except Refused as refused:
+            yield line_no, UnreadableRow(line.strip()[:200], refused.reason)
             continue
         yield line_no, _record(value)
     if not seen_any:
@@ -171,7 +194,9 @@ class _JsonStream:
         self.next_char()
         while True:
             try:
-                value, end = self._decoder.raw_decode(self._buffer, self._position)
+                value, end = decoded_json(
+                    f"element {element}", self._decoder.raw_decode, self._buffer, self._position
+                )
                 # A value ending exactly at the buffer's end may be a number cut in two: read on first.
                 if end < len(self._buffer) or self._eof:
                     self._position = end
@@ -181,6 +206,9 @@ class _JsonStream:
                     raise InvalidImport(
                         f"invalid JSON in element {element}: {exc.msg}", element=element
                     ) from None
+            except Refused as refused:
+                # Past the parser's limits nothing after it can be found reliably: the file is refused.
+                raise InvalidImport(refused.message, element=element) from None
             self._fill()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from shared.api.errors import BadRequest
+from shared.boundary import Refused, parse_json
 
 Row = TypeVar("Row")
 
@@ -24,8 +25,9 @@ def decode_cursor(cursor: str | None, types: Sequence[type]) -> list[Any] | None
     if cursor is None:
         return None
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
+        # The boundary rule too: a forged cursor's text reaches the database as a bound parameter.
+        key = parse_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), "cursor")
+    except (binascii.Error, ValueError, Refused):
         key = None
     if (
         not isinstance(key, list)

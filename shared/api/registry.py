@@ -23,7 +23,7 @@ from shared.db.engine import get_engine
 from shared.db.unit_of_work import UnitOfWork
 
 PATH_PARAM = re.compile(r"\{(\w+)\}")
-# Every route can fail these ways; 404 is added for routes with path parameters.
+# Every route can fail these ways; 404 is added for routes with path parameters, 413 for those with a body.
 COMMON_ERRORS = frozenset({400, 401, 500, 503})
 
 Handler = Callable[..., Any]
@@ -81,7 +81,9 @@ def route(
     def register(handler: Handler) -> Handler:
         hints = typing.get_type_hints(handler, include_extras=True)
         names = PATH_PARAM.findall(path)
-        errors = set(COMMON_ERRORS) | ({404} if names else set()) | set(extra_errors)
+        takes_body = body is not None or raw_body is not None
+        errors = set(COMMON_ERRORS) | ({404} if names else set()) | ({413} if takes_body else set())
+        errors |= set(extra_errors)
         ROUTES.append(
             Route(
                 method=method,

@@ -17,16 +17,31 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from shared.api.errors import NotFound
+from shared.api.errors import ApiError
+from shared.api.routes.user_import import IMPORT_MAX_BYTES
+from shared.boundary import (
+    Refused,
+    TooLarge,
+    check_declared_length,
+    check_fields,
+    check_url,
+    form_fields,
+    read_body,
+)
 from shared.config import get_settings
 from shared.dashboard import session as cookies
 from shared.dashboard.views import auth, campaigns, library, messages, monitoring, overview, users
+from shared.db.engine import get_engine
 from shared.db.errors import is_transient
+from shared.domain.errors import DomainError
+from shared.services import dashboard_access
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/ui"
 _HERE = Path(__file__).parent
+# The largest form is a template or segment definition typed into a page: far below this.
+FORM_MAX_BYTES = 1024 * 1024
 # Pages reachable without signing in; everything else redirects to sign-in.
 _PUBLIC_ENDPOINTS = frozenset({"auth.signin", "auth.signin_submit", "static"})
 _CSP = (
@@ -45,6 +60,7 @@ def create_dashboard_app() -> Flask:
     )
     for module in (auth, overview, campaigns, messages, users, library, monitoring):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
+    app.before_request(_refuse_unacceptable_input)
     app.before_request(_load_session)
     app.before_request(_require_sign_in)
     app.before_request(_check_csrf)
@@ -54,12 +70,43 @@ def create_dashboard_app() -> Flask:
     return app
 
 
+def _refuse_unacceptable_input() -> Response | None:
+    """The boundary rule on everything a page is sent (path, query string, form), before any view reads
+    it: a refusal names the field, and nothing it carried reaches the database."""
+    try:
+        check_url(request.environ.get("PATH_INFO", ""), request.query_string)
+        if request.method != "POST":
+            return None
+        if request.mimetype == "multipart/form-data":
+            # The import upload: werkzeug spools the file, and the import reads it under its own rules.
+            check_declared_length(request, IMPORT_MAX_BYTES)
+            check_fields(request.form.items(multi=True))
+        else:
+            check_fields(form_fields(read_body(request, FORM_MAX_BYTES)))
+    except Refused as refused:
+        log.warning("dashboard input refused", extra={"path": request.path, "field": refused.field})
+        return _page(413 if isinstance(refused, TooLarge) else 400, refused.message)
+    return None
+
+
 def _load_session() -> None:
     g.dashboard_session = cookies.read_session(request, get_settings())
     g.new_cookie = None
     if g.dashboard_session is None:
         # Even the sign-in form needs a CSRF token, so a visitor gets an anonymous session first.
         g.dashboard_session = g.new_cookie = cookies.new_session()
+    elif _signed_out(g.dashboard_session):
+        g.dashboard_session = cookies.anonymous(g.dashboard_session)
+
+
+def _signed_out(session: cookies.DashboardSession) -> bool:
+    """A cookie stays valid until it expires: one signed out before then is known only to the database.
+    Static assets show nothing private, so they spare the lookup."""
+    return (
+        session.session_id is not None
+        and request.endpoint != "static"
+        and dashboard_access.is_signed_out(get_engine(), session.session_id)
+    )
 
 
 def _require_sign_in() -> BaseResponse | None:
@@ -107,8 +154,11 @@ def _security_headers(response: Response) -> Response:
 
 
 def _error_page(exc: Exception) -> Response:
-    if isinstance(exc, NotFound):
-        return _page(404, exc.message)
+    if isinstance(exc, ApiError):
+        return _page(exc.status, exc.message)
+    if isinstance(exc, DomainError):
+        # A page's own input the rules refused (a phone in the address, a cursor), as the API answers it.
+        return _page(400, exc.message)
     if isinstance(exc, HTTPException):
         return _page(exc.code or 500, exc.description or exc.name)
     if isinstance(exc, PoolTimeout) or (isinstance(exc, DBAPIError) and is_transient(exc)):

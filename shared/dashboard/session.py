@@ -1,9 +1,10 @@
 """The dashboard's session: a signed cookie holding a CSRF token and, once signed in, a fingerprint of the
-API token the operator presented (never the token itself).
+API token the operator presented (never the token itself) and a session id.
 
 The signing key is derived from the configured API tokens, so rotating the tokens signs everyone out, and
-a session is only valid while the token it was opened with is still configured. No server-side state:
-every function instance can check any cookie.
+a session is only valid while the token it was opened with is still configured. The cookie carries the
+rest, so every function instance can check any cookie; the one thing it cannot say is that it was signed
+out, which the app asks PostgreSQL by session id (shared.services.dashboard_access).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class DashboardSession:
     csrf_token: str
     # HMAC of the API token used to sign in; None for a visitor who has not signed in yet.
     token_fingerprint: str | None = None
+    # Names the signed-in session, so signing out can revoke it; None for a visitor.
+    session_id: str | None = None
 
 
 def _signing_key(settings: Settings) -> bytes | None:
@@ -72,13 +75,21 @@ def read_session(request: Request, settings: Settings) -> DashboardSession | Non
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("csrf"), str):
         return None
-    fingerprint = payload.get("tok")
+    fingerprint, session_id = payload.get("tok"), payload.get("sid")
     valid = {_fingerprint(key, token) for token in settings.api_token_list}
-    return DashboardSession(payload["csrf"], fingerprint if fingerprint in valid else None)
+    if fingerprint not in valid or not isinstance(session_id, str):
+        return DashboardSession(payload["csrf"])
+    return DashboardSession(payload["csrf"], fingerprint, session_id)
 
 
 def new_session(token_fingerprint: str | None = None) -> DashboardSession:
-    return DashboardSession(secrets.token_urlsafe(32), token_fingerprint)
+    session_id = None if token_fingerprint is None else secrets.token_urlsafe(16)
+    return DashboardSession(secrets.token_urlsafe(32), token_fingerprint, session_id)
+
+
+def anonymous(session: DashboardSession) -> DashboardSession:
+    """The same visitor, no longer signed in (the CSRF token stays: the page they hold still posts)."""
+    return DashboardSession(session.csrf_token)
 
 
 def write_session(
@@ -87,7 +98,9 @@ def write_session(
     key = _signing_key(settings)
     if key is None:
         return
-    value = _serializer(key).dumps({"csrf": session.csrf_token, "tok": session.token_fingerprint})
+    value = _serializer(key).dumps(
+        {"csrf": session.csrf_token, "tok": session.token_fingerprint, "sid": session.session_id}
+    )
     response.set_cookie(
         COOKIE_NAME,
         value,

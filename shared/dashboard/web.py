@@ -3,11 +3,13 @@ carried across a redirect."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from ipaddress import ip_address, ip_network
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Request, request
 from pydantic import ValidationError
 
 from shared.api.errors import ApiError
@@ -43,6 +45,22 @@ def api_context() -> Context:
     return Context(settings=get_settings(), clock=SystemClock(), request=request)
 
 
+def client_address(request: Request) -> str:
+    """Who is signing in, for the throttle. Behind Google's front end the socket's peer is the front end;
+    the client is the address the front end appended to X-Forwarded-For, its last entry (entries before it
+    came from the client, who can write anything there). Locally there is no such header: the peer is the
+    client. An IPv6 client is counted by its /64, which one subscriber usually holds whole."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    candidate = forwarded.rsplit(",", 1)[-1].strip() if forwarded else request.remote_addr or ""
+    try:
+        address = ip_address(candidate)
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        return str(ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def notice() -> str | None:
     return NOTICES.get(request.args.get("notice", ""))
 
@@ -70,7 +88,8 @@ def form_errors(exc: ValidationError | ApiError | DomainError) -> FormErrors:
         )
     if not details.get("errors"):
         where = details.get("field") or ("definition" if "path" in details else None)
-        _add(errors, where, exc.message)
+        # A field inside a form field (content_variables.1, definition.conditions[0]) shows under that one.
+        _add(errors, where and re.split(r"[.\[]", where, maxsplit=1)[0], exc.message)
     return errors
 
 

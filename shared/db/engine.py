@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from shared.config import Settings, get_settings
+from shared.db.errors import answered_by_the_server
 
 # Long enough that a busy instance never pings, short enough that a connection left over from before a
 # quiet spell (when Cloud Functions throttles the CPU and servers drop idle clients) is checked first.
@@ -65,6 +69,9 @@ def make_engine(settings: Settings) -> Engine:
         "pool_timeout": settings.db_pool_timeout_seconds,
         # Cloud SQL and local servers both drop idle connections; recycle before they do.
         "pool_recycle": 1800,
+        # Statement parameters are what callers sent: phone numbers, message bodies. A database error is
+        # logged with its statement, never with them.
+        "hide_parameters": True,
     }
     if settings.database_url is not None:
         engine = create_engine(settings.database_url.get_secret_value(), **pool)
@@ -73,7 +80,41 @@ def make_engine(settings: Settings) -> Engine:
     else:
         raise RuntimeError("no database configured: set DATABASE_URL or INSTANCE_CONNECTION_NAME")
     _ping_connections_left_idle(engine)
+    _discard_connections_left_mid_statement(engine)
     return engine
+
+
+def _discard_connections_left_mid_statement(engine: Engine) -> None:
+    """Never pool again a connection whose statement failed for any reason but the server's answer.
+
+    pg8000 writes a statement's messages and then reads the replies through to ReadyForQuery. An error the
+    server reports is read that way, so the connection is in step. Anything else escaping mid-statement (a
+    value pg8000 cannot encode, such as a lone surrogate, after part of the statement went out; an
+    OverflowError; an interrupt; a timeout) leaves unread replies on the socket, and the next request on
+    that connection would read them as its own: another user's row, or none. SQLAlchemy only discards a
+    connection on disconnect errors; this makes every such failure one.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _discard_unless_answered(context: ExceptionContext) -> None:
+        conn = context.connection
+        if answered_by_the_server(context.original_exception) or conn is None or conn.closed:
+            return
+        context.is_disconnect = True
+        # Only this connection is in doubt: the rest of the pool stays.
+        context.invalidate_pool_on_disconnect = False
+
+
+@contextmanager
+def driver_statement(conn: Connection) -> Iterator[None]:
+    """The same rule for statements run on the driver connection itself, past SQLAlchemy's execute
+    (prepared statements, COPY): any failure but the server's answer discards the connection."""
+    try:
+        yield
+    except BaseException as error:
+        if not answered_by_the_server(error) and not conn.invalidated:
+            conn.invalidate(error if isinstance(error, Exception) else None)
+        raise
 
 
 def _ping_connections_left_idle(engine: Engine) -> None:

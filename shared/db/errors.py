@@ -22,6 +22,11 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def answered_by_the_server(exc: BaseException) -> bool:
+    """The error is one the server reported (it carries a SQLSTATE), so the driver read the whole reply."""
+    return sqlstate(exc) is not None
+
+
 def is_transient(exc: BaseException) -> bool:
     """The database is unreachable, the pool is exhausted, or a transaction lost a race: the caller
     should answer "retry later". pg8000 reports a refused connection as InterfaceError."""

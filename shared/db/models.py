@@ -327,3 +327,26 @@ class Heartbeat(Base):
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class DashboardSignInAttempts(Base):
+    """Sign-in attempts per client in the current window: the throttle on guessing API tokens at the
+    dashboard. A success removes its client's row; rows of windows long over are deleted as others arrive."""
+
+    __tablename__ = "dashboard_signin_attempts"
+    __table_args__ = (Index(None, "window_started_at"),)
+
+    client: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_started_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer)
+
+
+class DashboardRevokedSession(Base):
+    """Dashboard sessions signed out before their cookie expires: the cookie alone would still be valid
+    until then. Kept until that expiry, then deleted as later sign-outs arrive."""
+
+    __tablename__ = "dashboard_revoked_sessions"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    session_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    expires_at: Mapped[datetime]

@@ -24,7 +24,6 @@ Consent is applied on top of any definition: only OPT_IN users are an audience.
 
 from __future__ import annotations
 
-import math
 import operator as op
 import re
 from collections.abc import Mapping
@@ -50,6 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import literal as bound
 
+from shared.boundary import number_problem, text_problem
 from shared.db.models import Subscription, User
 from shared.domain.enums import ConsentState
 from shared.domain.errors import InvalidSegment
@@ -210,9 +210,9 @@ class _Parser:
                 raise _invalid(path, "contains needs a non-empty value")
             return _check_scalar(value, path)
         if operator in _COMPARISONS:
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, int | float):
                 raise _invalid(path, f"{operator} compares numbers: expected a number, got {value!r}")
-            return value
+            return _check_number(value, path)
         return _check_date(value, path)  # before / after
 
 
@@ -236,17 +236,27 @@ def _only_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> N
 def _check_text(text: str, path: str) -> str:
     if len(text) > MAX_TEXT:
         raise _invalid(path, f"longer than {MAX_TEXT} characters")
-    if "\x00" in text:
-        # PostgreSQL text and jsonb cannot hold NUL: refuse it here rather than fail the query.
-        raise _invalid(path, "contains a NUL character")
+    # A value the query could not bind (a NUL, a lone surrogate) is refused here, saying where.
+    problem = text_problem(text)
+    if problem is not None:
+        raise _invalid(path, problem)
     return text
+
+
+def _check_number(value: float, path: str) -> float:
+    problem = number_problem(value)
+    if problem is not None:
+        raise _invalid(path, problem)
+    return value
 
 
 def _check_scalar(value: object, path: str) -> str | int | float | bool:
     if isinstance(value, str):
         return _check_text(value, path)
-    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+    if isinstance(value, bool):
         return value
+    if isinstance(value, int | float):
+        return _check_number(value, path)
     raise _invalid(path, f"expected a text, number or true/false value, got {value!r}")
 
 

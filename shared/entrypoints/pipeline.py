@@ -14,13 +14,14 @@ import json
 import logging
 import time
 from dataclasses import asdict
-from typing import Any, TypeGuard
+from typing import Any
 
 from cloudevents.http import CloudEvent
 from flask import Request, Response
 
 from shared.adapters import clients
 from shared.adapters.oidc import CallerPolicy, HeaderSource, verified_caller
+from shared.boundary import BIGINT_MAX, INTEGER_MAX, Refused, TooLarge, bounded_int, parse_json, read_body
 from shared.clock import SystemClock
 from shared.config import Settings, get_settings
 from shared.db.engine import get_engine
@@ -43,6 +44,10 @@ from shared.transport import (
 
 log = logging.getLogger(__name__)
 
+# What Cloud Tasks and Cloud Scheduler send here is a few dozen bytes of JSON: {"message_id", "generation"}
+# or {"campaign_id"}. Anything much larger is refused before it is parsed.
+MAX_BODY_BYTES = 16 * 1024
+
 
 def trigger_campaign(request: Request) -> Response:
     """No body: start every due campaign (the scheduler's tick). `{"campaign_id": N}`: start that one now."""
@@ -50,12 +55,12 @@ def trigger_campaign(request: Request) -> Response:
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
     if not _caller_allowed(request.headers, settings, settings.trigger_campaign_url, "trigger_campaign"):
         return _json({"error": "forbidden: an ID token of the scheduler's service account is required"}, 403)
-    body = request.get_json(silent=True) if request.get_data() else {}
-    campaign_id = body.get("campaign_id") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or (
-        campaign_id is not None and not (_whole_number(campaign_id) and campaign_id >= 1)
-    ):
-        return _json({"error": 'expected no body, or {"campaign_id": <positive integer>}'}, 400)
+    try:
+        campaign_id = _campaign_to_start(request)
+    except Refused as refused:
+        return _json(
+            {"error": refused.message, "field": refused.field}, 413 if isinstance(refused, TooLarge) else 400
+        )
     answers: list[Response] = []
 
     def handle() -> Result:
@@ -116,12 +121,12 @@ def send_message(request: Request) -> Response:
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
     if not _caller_allowed(request.headers, settings, settings.send_message_url, "send_message"):
         return for_cloud_tasks(Result(Outcome.FORBIDDEN))
-    task = _task_body(request)
-    if task is None:
+    try:
+        message_id, generation = _task_body(request)
+    except Refused as refused:
         return for_cloud_tasks(
-            Result(Outcome.MALFORMED, "expected {message_id: int >= 1, generation: int >= 0}")
+            Result(Outcome.TOO_LARGE if isinstance(refused, TooLarge) else Outcome.MALFORMED, refused.message)
         )
-    message_id, generation = task
     config = SendConfig.from_settings(settings)
     result = unless_db_unavailable(
         lambda: send_one(
@@ -145,14 +150,24 @@ def _caller_allowed(headers: HeaderSource, settings: Settings, audience: str | N
     return False
 
 
-def _task_body(request: Request) -> tuple[int, int] | None:
-    body = request.get_json(silent=True)
+def _campaign_to_start(request: Request) -> int | None:
+    body = read_body(request, MAX_BODY_BYTES)
+    payload = parse_json(body, "body") if body else {}
+    if not isinstance(payload, dict):
+        raise Refused("body", 'expected no body, or {"campaign_id": <positive integer>}')
+    campaign_id = payload.get("campaign_id")
+    return None if campaign_id is None else bounded_int(campaign_id, "campaign_id", 1, BIGINT_MAX)
+
+
+def _task_body(request: Request) -> tuple[int, int]:
+    """The task's {message_id, generation}, within their columns (BIGINT, INTEGER)."""
+    body = parse_json(read_body(request, MAX_BODY_BYTES), "body")
     if not isinstance(body, dict):
-        return None
-    message_id, generation = body.get("message_id"), body.get("generation")
-    if not (_whole_number(message_id) and _whole_number(generation) and message_id >= 1 and generation >= 0):
-        return None
-    return message_id, generation
+        raise Refused("body", "expected {message_id: int >= 1, generation: int >= 0}")
+    return (
+        bounded_int(body.get("message_id"), "message_id", 1, BIGINT_MAX),
+        bounded_int(body.get("generation"), "generation", 0, INTEGER_MAX),
+    )
 
 
 def _pubsub_data(cloud_event: CloudEvent) -> bytes:
@@ -166,10 +181,6 @@ def _pubsub_data(cloud_event: CloudEvent) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except binascii.Error:
         raise ValueError("the Pub/Sub message data is not base64") from None
-
-
-def _whole_number(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _start_json(result: lifecycle.StartResult) -> dict[str, Any]:

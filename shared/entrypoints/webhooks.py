@@ -1,22 +1,28 @@
 """The two doors Twilio calls: check the signature first, then hand the fields to one service.
 
-A forged or unsigned request is answered 403 before anything is read into the database. A database
-that is briefly unreachable answers 503, so Twilio retries instead of losing the event.
+A body over the cap is answered 413 before it is parsed; a forged or unsigned request 403 before anything
+is read into the database; a signed one with a field the database cannot hold (a NUL, bytes that are not
+UTF-8) 400 naming the field. A database that is briefly unreachable answers 503, so Twilio retries
+instead of losing the event.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from flask import Request, Response
 
 from shared.adapters.twilio_signature import (
     IDEMPOTENCY_HEADER,
-    flatten,
+    SIGNATURE_HEADER,
+    TwilioRequest,
     is_valid_twilio_request,
+    query_params,
     webhook_params,
 )
+from shared.boundary import Refused, TooLarge, read_body
 from shared.clock import SystemClock
 from shared.config import get_settings
 from shared.db.engine import get_engine
@@ -28,15 +34,22 @@ from shared.transport import Outcome, Result, for_twilio, unless_db_unavailable
 
 log = logging.getLogger(__name__)
 
+# Twilio's callbacks are small (https://www.twilio.com/docs/messaging/guides/webhook-request): a status
+# callback is a few hundred bytes, an inbound message a few dozen fields with a Body of at most 1,600
+# characters (19.2 KB even as four-byte characters, percent-encoded). Twilio adds fields without notice, so
+# 64 KiB leaves room, and still refuses the rest before a byte is parsed or hashed: on a door anyone can
+# knock on, a 10 MB form of a million fields took 15 s of CPU to parse and check.
+MAX_BODY_BYTES = 64 * 1024
+
 
 def inbound_webhook(request: Request) -> Response:
     settings = get_settings()
     return _answer_if_signed(
         request,
         settings.inbound_webhook_url,
-        lambda: receive_inbound_message(
+        lambda params, query: receive_inbound_message(
             UnitOfWork(get_engine()),
-            webhook_params(request),
+            params,
             idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
             replies=ReplyTexts.from_settings(settings),
             clock=SystemClock(),
@@ -50,20 +63,37 @@ def status_webhook(request: Request) -> Response:
     return _answer_if_signed(
         request,
         settings.status_webhook_url,
-        lambda: record_status_callback(
+        lambda params, query: record_status_callback(
             get_engine(),
-            webhook_params(request),
-            query=flatten(request.args),
+            params,
+            query=query,
             idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
             clock=SystemClock(),
         ),
     )
 
 
-def _answer_if_signed(request: Request, public_url: str | None, handle: Callable[[], Result]) -> Response:
+def _answer_if_signed(
+    request: Request, public_url: str | None, handle: Callable[[dict[str, Any], dict[str, Any]], Result]
+) -> Response:
     settings = get_settings()
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
-    if not is_valid_twilio_request(request, public_url, settings.twilio_auth_token):
+    try:
+        body = read_body(request, MAX_BODY_BYTES)
+    except TooLarge as refused:
+        log.warning("twilio webhook refused: body over the cap", extra={"path": request.path})
+        return for_twilio(Result(Outcome.TOO_LARGE, refused.message))
+    received = TwilioRequest.parse(request.mimetype, request.query_string, body)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not is_valid_twilio_request(received, signature, public_url, settings.twilio_auth_token):
         log.warning("twilio webhook refused: missing or invalid signature", extra={"path": request.path})
         return for_twilio(Result(Outcome.FORBIDDEN))
-    return for_twilio(unless_db_unavailable(handle))
+    try:
+        params, query = webhook_params(received), query_params(received)
+    except Refused as refused:
+        log.warning(
+            "signed twilio webhook refused: a field the database cannot hold",
+            extra={"field": refused.field, "reason": refused.reason},
+        )
+        return for_twilio(Result(Outcome.MALFORMED, refused.message))
+    return for_twilio(unless_db_unavailable(lambda: handle(params, query)))

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from shared.adapters.twilio_signature import MESSAGE_ID_PARAM, single_value
+from shared.boundary import BIGINT_MAX, INTEGER_MAX, whole_number
 from shared.clock import Clock
 from shared.db.audit import record_audit
 from shared.db.queries.message_status_updates import CallbackRecord, StatusMove, record_callback
@@ -41,8 +42,9 @@ def record_status_callback(
 ) -> Result:
     message_sid = single_value(params, "MessageSid")
     twilio_status = single_value(params, "MessageStatus")
-    error_code, code_problem = _int_field(params, "ErrorCode")
-    message_id, id_problem = _int_field(query, MESSAGE_ID_PARAM)
+    # The columns they go to: error_code is an INTEGER, our message id a BIGINT.
+    error_code, code_problem = _int_field(params, "ErrorCode", INTEGER_MAX)
+    message_id, id_problem = _int_field(query, MESSAGE_ID_PARAM, BIGINT_MAX)
     problem = _first_problem(message_sid, twilio_status, code_problem, id_problem)
     # The callback URL's query (our message id) is part of what Twilio sent; keep it with the rest.
     raw = {**params, "_query": dict(query)} if query else dict(params)
@@ -135,13 +137,14 @@ def _record_consequences(
         session.flush()
 
 
-def _int_field(fields: Mapping[str, Any], name: str) -> tuple[int | None, str | None]:
+def _int_field(fields: Mapping[str, Any], name: str, maximum: int) -> tuple[int | None, str | None]:
     if fields.get(name) in (None, ""):
         return None, None
     value = single_value(fields, name)
-    if value is None or not value.isdigit():
-        return None, f"{name}: expected a non-negative integer, got {fields[name]!r}"
-    return int(value), None
+    number = None if value is None else whole_number(value, maximum)
+    if number is None:
+        return None, f"{name}: expected an integer from 0 to {maximum}, got {fields[name]!r}"
+    return number, None
 
 
 def _first_problem(message_sid: str | None, twilio_status: str | None, *problems: str | None) -> str | None:

@@ -7,11 +7,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from shared.adapters.pubsub import Publisher
+from shared.boundary import BIGINT_MAX, INTEGER_MAX, Refused, bounded_int, parse_json
 from shared.db.queries import campaigns as campaign_sql
 from shared.db.unit_of_work import UnitOfWork
+
+# A page message is ~90 bytes of JSON; Pub/Sub would carry up to 10 MB.
+MAX_MESSAGE_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -29,17 +32,30 @@ class PageMessage:
         return json.dumps(payload).encode()
 
     @classmethod
-    def decode(cls, data: Any) -> PageMessage:
-        """Raises ValueError (with what is wrong) for anything but a page message."""
+    def decode(cls, data: bytes) -> PageMessage:
+        """Raises ValueError (with what is wrong, and where) for anything but a page message."""
         try:
-            payload = json.loads(data)
-            campaign_id, page_no = payload["campaign_id"], payload["page_no"]
-            published_at = datetime.fromisoformat(payload["published_at"])
-        except (TypeError, KeyError, json.JSONDecodeError) as error:
-            raise ValueError(f"not a page message: {error!r}") from None
-        if not isinstance(campaign_id, int) or not isinstance(page_no, int) or published_at.tzinfo is None:
-            raise ValueError("page message needs integer campaign_id and page_no and an aware published_at")
+            if len(data) > MAX_MESSAGE_BYTES:
+                raise Refused("message", f"is {len(data)} bytes; a page message is under {MAX_MESSAGE_BYTES}")
+            payload = parse_json(data, "message")
+            if not isinstance(payload, dict):
+                raise Refused("message", "expected a JSON object")
+            campaign_id = bounded_int(payload.get("campaign_id"), "campaign_id", 1, BIGINT_MAX)
+            page_no = bounded_int(payload.get("page_no"), "page_no", 0, INTEGER_MAX)
+            published_at = _aware_time(payload.get("published_at"))
+        except Refused as refused:
+            raise ValueError(f"not a page message: {refused.message}") from None
         return cls(campaign_id, page_no, published_at)
+
+
+def _aware_time(value: object) -> datetime:
+    try:
+        published_at = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        published_at = None
+    if published_at is None or published_at.tzinfo is None:
+        raise Refused("published_at", "expected an ISO 8601 time with its UTC offset")
+    return published_at
 
 
 def publish_pages(

@@ -23,12 +23,13 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from shared.boundary import displayable, storage_problem, text_problem
 from shared.db.queries import users as queries
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState
 from shared.domain.errors import DomainError
 from shared.domain.phones import fast_e164, is_supported_region, try_normalize_phone
-from shared.services.users import TIMEZONE_ATTRIBUTE, check_attributes, storage_problem
+from shared.services.users import TIMEZONE_ATTRIBUTE, check_attributes
 
 # Detailed rejects kept for the report; past this only the count grows, so a garbage file of a million
 # rows cannot exhaust memory. 10k rows is more than anyone reads; the first ones show the pattern.
@@ -77,7 +78,10 @@ class ImportReport:
     def reject(self, row: int, value: object, reason: str) -> None:
         self.rejected += 1
         if len(self.rejected_rows) < MAX_REJECTS_LISTED:
-            self.rejected_rows.append(RejectedRow(row, None if value is None else str(value), reason))
+            # Echoed in the response and the dashboard's CSV: a lone surrogate from the file (a JSON key
+            # or value) is written as an escape, so the report always serializes.
+            shown = None if value is None else displayable(str(value))
+            self.rejected_rows.append(RejectedRow(row, shown, displayable(reason)))
 
 
 class UnreadableRow(NamedTuple):
@@ -110,12 +114,13 @@ def import_users(
         raise staging.failure
     totals = queries.merge_staged_users(session, at)
     queries.subscribe_staged_users(session)
-    uow.commit()
     good_rows = report.rows_read - report.rejected
     report.inserted, report.updated = int(totals.inserted), int(totals.updated)
     report.unchanged = int(totals.distinct_phones) - report.inserted - report.updated
     report.duplicates_merged = good_rows - int(totals.distinct_phones)
     report.consent_changes = int(totals.consent_changes)
+    # Last: once the rows are committed, the answer that says so must not be able to fail.
+    uow.commit()
     return report
 
 
@@ -173,7 +178,7 @@ class _Staging:
             text = "".join(record.values())
         except TypeError:  # a JSON row with a number, a list...
             return None
-        if _UNSAFE_IN_CELLS.search(text) or not (text.isascii() or _encodes(text)):
+        if _UNSAFE_IN_CELLS.search(text) or text_problem(text) is not None:
             return None
         if not self.region_supported or record.get("default_region"):
             return None
@@ -229,18 +234,8 @@ class _Staging:
 def _field_names(record: Record) -> tuple[str, ...]:
     """The first row's keys, if rows shaped like it may take the plain way (see `_Staging`)."""
     names = tuple(record)
-    usable = "phone" in names and all(
-        isinstance(name, str) and storage_problem(name) is None for name in names
-    )
+    usable = "phone" in names and all(isinstance(name, str) and text_problem(name) is None for name in names)
     return names if usable else ()
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate: the full rules reject the row and say where
-        return False
-    return True
 
 
 def _copy_line(row_no: int, record: Record, default_region: str) -> str:

@@ -3,8 +3,7 @@ topic subscriptions. Each returns False when the user does not exist, for the AP
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -78,37 +77,3 @@ def unsubscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> bool:
     queries.remove_subscription(uow.session, phone_e164, topic)
     uow.commit()
     return True
-
-
-def storage_problem(value: object, path: str = "") -> tuple[str, str] | None:
-    """Where and why PostgreSQL could not store this JSON-like value, or None.
-
-    text and jsonb refuse NUL characters, UTF-8 cannot encode a lone surrogate (which a JSON "\\ud800"
-    escape produces), and jsonb has no NaN or Infinity. Checked before writing, so bad input is a 400 or
-    a rejected row naming the problem, not a database error.
-    """
-    if isinstance(value, str):
-        if "\x00" in value:
-            return path, "contains a NUL character"
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                return path, "contains invalid Unicode (a lone surrogate)"
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return path, "is a number that is not finite"
-    children: Iterable[tuple[str, object]]
-    if isinstance(value, Mapping):
-        children = (
-            pair
-            for key, item in value.items()
-            for pair in ((f"{path}.{key}".lstrip("."), key), (f"{path}.{key}".lstrip("."), item))
-        )
-    elif isinstance(value, list | tuple):
-        children = ((f"{path}[{index}]", item) for index, item in enumerate(value))
-    else:
-        return None
-    return next(
-        (found for child_path, item in children if (found := storage_problem(item, child_path))), None
-    )

@@ -19,7 +19,11 @@ pytestmark = pytest.mark.e2e
 def test_the_short_chaos_run_ends_clean(tmp_path: Path) -> None:
     verdicts = run(None, short=True, directory=tmp_path)
 
-    assert [v.fault for v in verdicts] == ["kill -9 send_message", "PostgreSQL down 10 s", "STOP at the send instant"]
+    assert [v.fault for v in verdicts] == [
+        "kill -9 send_message",
+        "PostgreSQL down 10 s",
+        "STOP at the send instant",
+    ]
     assert len(verdicts) == len(SHORT_FAULTS)
     for verdict in verdicts:
         assert verdict.clean, table(verdicts)

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from shared.config import Settings
+from tests.conftest import API_TOKEN
 
-TOKEN = "test-api-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 class ApiClient:

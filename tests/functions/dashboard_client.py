@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from shared.config import Settings
+from tests.conftest import API_TOKEN
 
-TOKEN = "test-api-token"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -40,7 +40,7 @@ class DashboardClient:
         """POST `data` as the form on `form_page` would, with that page's CSRF token."""
         return self.post(path, data={**data, "csrf_token": self.csrf_from(form_page)}, **kwargs)
 
-    def sign_in(self, token: str = TOKEN) -> TestResponse:
+    def sign_in(self, token: str = API_TOKEN) -> TestResponse:
         return self.post_form("/ui/signin", {"token": token}, form_page="/ui/signin")
 
 

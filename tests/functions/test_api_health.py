@@ -1,5 +1,5 @@
 """GET /v1/monitoring/health through the `api` function on real PostgreSQL: every check says its level,
-what it measured and the threshold; a stopped scheduler is visible, and failing answers 503."""
+what it measured and the threshold; a stopped scheduler is visible as failing."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def _checks(body: dict[str, object]) -> dict[str, dict[str, object]]:
     return {c["name"]: c for c in body["checks"]}  # type: ignore[attr-defined, index]
 
 
-def test_a_scheduler_that_never_ticked_is_failing_and_the_answer_is_503(api: ApiClient) -> None:
+def test_a_scheduler_that_never_ticked_is_failing(api: ApiClient) -> None:
     response = api.get("/v1/monitoring/health")
 
-    assert response.status_code == 503
+    assert response.status_code == 200  # the report is the answer; `status` says failing
     body = response.get_json()
     assert body["status"] == "failing"
     checks = _checks(body)
@@ -40,17 +40,16 @@ def test_a_scheduler_that_never_ticked_is_failing_and_the_answer_is_503(api: Api
     assert checks["database"]["level"] == "ok"
 
 
-@pytest.mark.parametrize(
-    ("ago", "level", "status"), [(30, "ok", 200), (300, "warning", 200), (900, "failing", 503)]
-)
+@pytest.mark.parametrize(("ago", "level"), [(30, "ok"), (300, "warning"), (900, "failing")])
 def test_the_scheduler_check_follows_the_last_tick(
-    api: ApiClient, engine: Engine, ago: int, level: str, status: int
+    api: ApiClient, engine: Engine, ago: int, level: str
 ) -> None:
     _tick(engine, timedelta(seconds=ago))
 
     response = api.get("/v1/monitoring/health")
 
-    assert response.status_code == status
+    assert response.status_code == 200
+    assert response.get_json()["status"] == level
     scheduler = _checks(response.get_json())["scheduler"]
     assert scheduler["level"] == level
     assert scheduler["detail"] == "started: 2"

@@ -8,8 +8,11 @@ import pytest
 from sqlalchemy import Engine, text
 
 from shared.config import Settings, override_settings
-from tests.conftest import make_settings
+from tests.conftest import API_TOKEN, make_settings
 from tests.functions.api_client import ApiClient, api, error_of
+
+OLD_TOKEN = "old-token-" + "o" * 32
+NEW_TOKEN = "new-token-" + "n" * 32
 
 __all__ = ["api"]
 
@@ -43,10 +46,10 @@ def test_unknown_routes_are_401_before_404_so_routes_are_not_revealed(api: ApiCl
 
 
 def test_any_configured_token_is_accepted_for_rotation(database_url: str) -> None:
-    override_settings(make_settings(database_url, api_tokens="old-token, new-token"))
+    override_settings(make_settings(database_url, api_tokens=f"{OLD_TOKEN}, {NEW_TOKEN}"))
     try:
         client = functions_framework.create_app(target="api", source="functions/main.py").test_client()
-        for token in ("old-token", "new-token"):
+        for token in (OLD_TOKEN, NEW_TOKEN):
             assert client.get("/v1/users", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
         override_settings(None)
@@ -57,7 +60,7 @@ def test_no_configured_token_refuses_every_request(database_url: str) -> None:
     try:
         client = functions_framework.create_app(target="api", source="functions/main.py").test_client()
         assert client.get("/v1/users", headers={"Authorization": "Bearer "}).status_code == 401
-        assert client.get("/v1/users", headers={"Authorization": "Bearer test-api-token"}).status_code == 401
+        assert client.get("/v1/users", headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 401
     finally:
         override_settings(None)
 
@@ -234,4 +237,4 @@ def test_wrong_method_is_a_json_405_with_allow(api: ApiClient) -> None:
 
 
 def test_settings_fixture_is_the_one_the_api_reads(settings: Settings) -> None:
-    assert settings.api_token_list == ["test-api-token"]
+    assert settings.api_token_list == [API_TOKEN]

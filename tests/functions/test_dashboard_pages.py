@@ -360,6 +360,38 @@ def test_import_reports_rejected_rows_as_a_downloadable_csv(
     assert execute(engine, "SELECT attributes->>'first_name' FROM users").scalar_one() == "Ana"
 
 
+@pytest.mark.parametrize(
+    ("written", "exported"),
+    [
+        ("=cmd()", "'=cmd()"),
+        ("+1-cmd()", "'+1-cmd()"),
+        ("-2+cmd()", "'-2+cmd()"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=cmd()", "'\t=cmd()"),
+        ("\r=cmd()", "'\r=cmd()"),
+        ("  =cmd()", "'  =cmd()"),
+        ("not a phone", "not a phone"),
+    ],
+)
+def test_rejected_rows_export_neutralises_every_formula_start(
+    operator: DashboardClient, written: str, exported: str
+) -> None:
+    upload = io.StringIO()
+    csv.writer(upload).writerows([["phone", "first_name"], [written, "Ana"]])
+    response = operator.post(
+        "/ui/users/import",
+        data={
+            "file": (io.BytesIO(upload.getvalue().encode()), "users.csv", "text/csv"),
+            "csrf_token": operator.csrf_from("/ui/users/import"),
+        },
+        content_type="multipart/form-data",
+    )
+    link = re.search(r'href="data:text/csv;base64,([^"]+)"', page_text(response))
+    assert link
+    rows = list(csv.reader(io.StringIO(base64.b64decode(link.group(1)).decode(), newline="")))
+    assert rows[1][:2] == ["1", exported]
+
+
 def test_template_form_refuses_bad_braces_under_the_content_field(
     operator: DashboardClient, engine: Engine
 ) -> None:

@@ -59,23 +59,26 @@ def tasks_emulator() -> Iterator[CloudTasksEmulator]:
         yield emulator
 
 
+def emulated(twilio: TwilioEmulator, tasks_emulator: CloudTasksEmulator) -> dict[str, object]:
+    """Settings that point the send path at the emulators (Twilio's API, Cloud Tasks' OIDC keys)."""
+    return {
+        "twilio_account_sid": twilio.account_sid,
+        "twilio_auth_token": twilio.auth_token,
+        "twilio_api_url": twilio.base_url,
+        "oidc_certs_url": tasks_emulator.certs_url,
+        "oidc_issuer": tasks_emulator.oidc_issuer,
+        # One process serves all three doors here; deployed, each gets only its own caller.
+        "oidc_allowed_emails": f"{INVOKER},{SCHEDULER},{PUSHER}",
+        "tasks_service_account_email": INVOKER,
+        "fanout_recipients_url": "https://example.test/fanout_recipients",
+    }
+
+
 @pytest.fixture
 def pipeline_settings(
     database_url: str, twilio: TwilioEmulator, tasks_emulator: CloudTasksEmulator
 ) -> Iterator[Settings]:
-    settings = make_settings(
-        database_url,
-        twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token,
-        twilio_api_url=twilio.base_url,
-        oidc_certs_url=tasks_emulator.certs_url,
-        oidc_issuer=tasks_emulator.oidc_issuer,
-        # One process serves all three doors here; deployed, each gets only its own caller.
-        oidc_allowed_emails=f"{INVOKER},{SCHEDULER},{PUSHER}",
-        tasks_service_account_email=INVOKER,
-        fanout_recipients_url="https://example.test/fanout_recipients",
-        fanout_page_size=2,
-    )
+    settings = make_settings(database_url, **emulated(twilio, tasks_emulator), fanout_page_size=2)
     override_settings(settings)
     reset_engine()
     yield settings

@@ -9,6 +9,10 @@ import pytest
 from shared.config import Settings
 from shared.log import JsonFormatter, mask_phone, set_trace
 
+# API tokens are at least 32 bytes.
+TOKEN_A = "token-a-" + "a" * 32
+TOKEN_B = "token-b-" + "b" * 32
+
 
 @pytest.fixture
 def log_stream() -> tuple[logging.Logger, io.StringIO]:
@@ -33,8 +37,28 @@ def _entries(stream: io.StringIO) -> list[dict[str, object]]:
         ("whatsapp:+447700900123", "whatsapp:+***0123"),
         ("call +1 415-555-0123 now", "call +***0123 now"),
         ("from 14155550123.", "from ***0123."),
+        ("(415) 555-0101", "***0101"),
+        ("415-555-0101", "***0101"),
+        ("415.555.0101", "***0101"),
+        ("+1 415 555 0101", "+***0101"),
+        ("+1 (415) 555-0101", "+***0101"),
+        ("+44 (0)20 7946 0958", "+***0958"),
+        ("020 7946 0958", "***0958"),
+        ("01 23 45 67 89", "***6789"),
+        # URL-encoded, as in a webhook's form: %2B is +, and + or %20 a space.
+        ("%2B14155550101", "%2B***0101"),
+        ("From=whatsapp%3A%2B14155550101&Body=STOP", "From=whatsapp%3A%2B***0101&Body=STOP"),
+        ("From=whatsapp%3A%2B1+415+555+0101", "From=whatsapp%3A%2B***0101"),
+        ("+1%20415%20555%200101", "+***0101"),
+        ("whatsapp:+14155550101", "whatsapp:+***0101"),
+        # Left alone: dates, times, offsets, SIDs, short and over-long numbers.
         ("order 42 shipped", "order 42 shipped"),
         ("at 2026-11-22 02:59:05", "at 2026-11-22 02:59:05"),
+        ("2026-11-22T02:59:05.123456+00:00", "2026-11-22T02:59:05.123456+00:00"),
+        ("22/11/2026 02:59", "22/11/2026 02:59"),
+        ("SM0123456789abcdef0123456789abcd", "SM0123456789abcdef0123456789abcd"),
+        ("message 1234567 of 9876543", "message 1234567 of 9876543"),
+        ("id 1234567890123456789012", "id 1234567890123456789012"),
     ],
 )
 def test_mask_phone_keeps_only_the_last_four_digits(text: str, masked: str) -> None:
@@ -61,7 +85,7 @@ def test_log_lines_are_json_with_severity_message_and_trace(
 
 def test_secrets_in_settings_never_reach_a_log_line(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = log_stream
-    settings = Settings(twilio_auth_token="super-secret-token", api_tokens="tok-a,tok-b")  # type: ignore[arg-type]
+    settings = Settings(twilio_auth_token="super-secret-token", api_tokens=f"{TOKEN_A},{TOKEN_B}")  # type: ignore[arg-type]
     logger.info("settings: %s", settings, extra={"settings": settings.model_dump()})
     assert "super-secret-token" not in stream.getvalue()
-    assert "tok-a" not in stream.getvalue()
+    assert TOKEN_A not in stream.getvalue()

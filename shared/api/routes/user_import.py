@@ -10,6 +10,7 @@ from shared.api.import_formats import MEDIA_TYPES, Readable, records
 from shared.api.models import RequestModel, ResponseModel
 from shared.api.registry import Context, route
 from shared.api.routes.users import Region
+from shared.boundary import capped_stream, check_declared_length
 from shared.domain.phones import is_supported_region
 from shared.services.user_import import MAX_REJECTS_LISTED, import_users
 
@@ -30,6 +31,9 @@ IMPORT_CONTENT = {
     },
 }
 ACCEPTED = ", ".join(sorted(MEDIA_TYPES | {"multipart/form-data"}))
+# The import streams (memory holds one chunk and the listed rejects, whatever the size), so this bounds
+# how long one request may run, not memory: some ten million rows of a typical file (~100 bytes a row).
+IMPORT_MAX_BYTES = 1024**3
 _EXTENSIONS = {".csv": "text/csv", ".json": "application/json", ".ndjson": "application/x-ndjson"}
 
 
@@ -73,13 +77,14 @@ def import_users_file(context: Context, query: ImportQuery) -> ImportReportOut:
     source: Readable
     if request.mimetype == "multipart/form-data":
         # werkzeug spools the upload to a temporary file (memory up to 500 KB), then we stream from it.
+        check_declared_length(request, IMPORT_MAX_BYTES)
         upload = request.files.get("file")
         if upload is None:
             raise BadRequest("validation_error", "the multipart body needs a 'file' part", field="file")
         source, media_type = upload.stream, _upload_type(upload)
         region = request.form.get("default_region") or region
     elif request.mimetype in MEDIA_TYPES:
-        source, media_type = request.stream, request.mimetype
+        source, media_type = capped_stream(request, IMPORT_MAX_BYTES), request.mimetype
     else:
         raise UnsupportedMediaType(
             "unsupported_media_type", f"send the file as one of: {ACCEPTED}", content_type=request.mimetype

@@ -14,6 +14,7 @@ from shared.api.errors import ApiError
 from shared.api.models import PageQuery
 from shared.api.routes import segments as segment_api
 from shared.api.routes import templates as template_api
+from shared.boundary import parse_json
 from shared.dashboard.web import FormErrors, api_context, form_errors, notice
 from shared.domain.errors import DomainError
 from shared.domain.templates import template_variables, validate_template
@@ -25,18 +26,9 @@ SAMPLE_SIZE = 10
 _Invalid = (ValidationError, ApiError, DomainError)
 
 
-class _BadJson(DomainError):
-    code = "invalid_json"
-
-
 def _json_field(name: str, default: Any) -> Any:
     raw = request.form.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise _BadJson(f"not valid JSON: {exc}", field=name) from None
+    return parse_json(raw, name) if raw else default
 
 
 # --- templates ---

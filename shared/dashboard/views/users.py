@@ -24,8 +24,9 @@ from shared.domain.phones import try_normalize_phone
 bp = Blueprint("users", __name__)
 
 PAGE_SIZE = 50
-# A spreadsheet would run a cell starting with these as a formula (CSV injection).
-_FORMULA_STARTS = ("=", "@", "\t", "\r")
+# A spreadsheet runs a cell starting with these as a formula (OWASP, CSV injection); some skip leading
+# spaces and line breaks before looking.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @bp.get("/users")
@@ -102,6 +103,12 @@ def _rejected_csv(report: user_import.ImportReportOut) -> str | None:
     writer = csv.writer(buffer)
     writer.writerow(["row", "value", "reason"])
     for row in report.rejected_rows:
-        value = row.value or ""
-        writer.writerow([row.row, "'" + value if value.startswith(_FORMULA_STARTS) else value, row.reason])
+        writer.writerow([row.row, _inert(row.value or ""), _inert(row.reason)])
     return "data:text/csv;base64," + base64.b64encode(buffer.getvalue().encode()).decode()
+
+
+def _inert(cell: str) -> str:
+    """A cell no spreadsheet runs: one that would start a formula is prefixed with ', which shows it as
+    text (OWASP's advice on CSV injection)."""
+    formula = cell.startswith(_FORMULA_STARTS) or cell.lstrip(" \t\r\n").startswith(_FORMULA_STARTS)
+    return "'" + cell if formula else cell

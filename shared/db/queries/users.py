@@ -11,6 +11,7 @@ from sqlalchemy import Row, Text, cast, delete, func, literal_column, or_, selec
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
+from shared.db.engine import driver_statement
 from shared.db.models import Subscription, User
 
 _TOPICS = (
@@ -205,9 +206,11 @@ def create_import_staging(session: Session) -> None:
 
 def copy_into_staging(session: Session, chunks: Iterable[bytes]) -> None:
     """Stream COPY text-format chunks straight from the iterator to the server (pg8000 `stream=`)."""
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    conn = session.connection()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(f"COPY import_staging ({STAGING_COLUMNS}) FROM STDIN", stream=chunks)
+        with driver_statement(conn):
+            cursor.execute(f"COPY import_staging ({STAGING_COLUMNS}) FROM STDIN", stream=chunks)
     finally:
         cursor.close()
 
