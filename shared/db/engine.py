@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -75,13 +75,44 @@ def make_engine(settings: Settings) -> Engine:
     }
     if settings.database_url is not None:
         engine = create_engine(settings.database_url.get_secret_value(), **pool)
+        event.listen(engine, "do_connect", _connect_or_interface_error)
     elif settings.instance_connection_name:
-        engine = create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(settings), **pool)
+        creator = _as_interface_errors(_cloud_sql_creator(settings))
+        engine = create_engine("postgresql+pg8000://", creator=creator, **pool)
     else:
         raise RuntimeError("no database configured: set DATABASE_URL or INSTANCE_CONNECTION_NAME")
     _ping_connections_left_idle(engine)
     _discard_connections_left_mid_statement(engine)
     return engine
+
+
+def _connect_or_interface_error(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a connection; a failure the driver does not wrap becomes its InterfaceError.
+
+    pg8000 lets a socket reset during its startup exchange escape as a bare ConnectionResetError, which no
+    caller recognises as "the database is unavailable": the request answered 500 where every entry point
+    answers 503 (retry later). As the driver's InterfaceError, SQLAlchemy wraps it like any refused
+    connection, and shared.db.errors.is_transient says so."""
+    return _as_interface_errors(lambda: dialect.connect(*cargs, **cparams), dialect.loaded_dbapi)()
+
+
+def _as_interface_errors(connect: Callable[[], Any], dbapi: Any = None) -> Callable[[], Any]:
+    def connect_or_raise() -> Any:
+        driver = dbapi or _pg8000()
+        try:
+            return connect()
+        except driver.Error:
+            raise
+        except Exception as error:  # a reset socket, a TLS or connector failure: unavailable all the same
+            raise driver.InterfaceError(f"could not open a database connection: {error!r}") from error
+
+    return connect_or_raise
+
+
+def _pg8000() -> Any:
+    import pg8000.dbapi
+
+    return pg8000.dbapi
 
 
 def _discard_connections_left_mid_statement(engine: Engine) -> None:

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from functions_framework import create_app
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, text, update
 
 from infra.local.cloud_tasks_emulator import CloudTasksEmulator
@@ -40,6 +41,7 @@ from tests.integration.pipeline_support import (
     add_users,
     messages_of,
 )
+from tests.resetting_server import resetting_server
 
 MAIN = str(ROOT / "functions" / "main.py")
 INVOKER = "ese-tasks-invoker@local-project.iam.gserviceaccount.com"
@@ -420,3 +422,30 @@ def test_fanout_recipients_refuses_a_push_without_the_push_accounts_token_and_wr
     # Not acknowledged (a nack): Pub/Sub redelivers the page rather than losing it.
     assert (anonymous.status_code, wrong.status_code) == (403, 403)
     assert messages_of(db, campaign_id) == []
+
+
+def test_a_database_resetting_connections_as_they_open_is_a_503_on_send_message_and_trigger_campaign(
+    pipeline_settings: Settings, tasks_emulator: CloudTasksEmulator, recorded: Any
+) -> None:
+    """The database drops each connection during its startup exchange: unavailable, so retry later
+    (Cloud Tasks retries the 503; the scheduler's next tick is the trigger's retry). Not a 500."""
+    with resetting_server() as port:
+        override_settings(
+            pipeline_settings.model_copy(
+                update={"database_url": SecretStr(f"postgresql+pg8000://postgres@127.0.0.1:{port}/x")}
+            )
+        )
+        reset_engine()
+        send = client("send_message").post(
+            "/",
+            json={"message_id": 1, "generation": 0},
+            headers=as_caller(tasks_emulator, INVOKER, pipeline_settings.send_message_url),
+        )
+        tick = client("trigger_campaign").post(
+            "/", headers=as_caller(tasks_emulator, SCHEDULER, pipeline_settings.trigger_campaign_url)
+        )
+        reset_engine()
+
+    assert send.status_code == 503
+    assert "Retry-After" not in send.headers  # the queue's own backoff decides (infra/terraform/tasks.tf)
+    assert (tick.status_code, tick.get_json()) == (503, {"error": "database unavailable"})

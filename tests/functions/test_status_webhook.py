@@ -29,6 +29,7 @@ from tests.functions.twilio_webhook_client import (
     fetch_one,
     seed_campaign_message,
 )
+from tests.resetting_server import resetting_server
 
 PHONE = "+14155550100"
 
@@ -382,3 +383,11 @@ def test_unreachable_database_answers_503_so_twilio_retries(status: TwilioWebhoo
     override_settings(make_settings(f"postgresql+pg8000://ese:ese@127.0.0.1:{free_port()}/ese"))
     reset_engine()
     assert status.post(callback("SM" + uuid.uuid4().hex, "delivered")).status_code == 503
+
+
+def test_a_database_resetting_connections_as_they_open_answers_503(status: TwilioWebhookClient) -> None:
+    with resetting_server() as port:
+        override_settings(make_settings(f"postgresql+pg8000://ese:ese@127.0.0.1:{port}/ese"))
+        reset_engine()
+        assert status.post(callback("SM" + uuid.uuid4().hex, "delivered")).status_code == 503
+        reset_engine()
