@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     # Named Cloud Tasks are created from a small pool: one RPC each, so fan-out is not serialized on them.
     fanout_task_workers: int = Field(default=16, ge=1, le=64)
     # Seconds to wait before each retry of a transient send failure; after the last, the message FAILED.
-    # A comma-separated list so e2e tests can use "1,2,3" instead of ARCHITECTURE.md's 1, 5, 15 minutes.
+    # A comma-separated list so e2e tests can use "1,2,3" instead of the default 1, 5, 15 minutes
+    # (docs/architecture.md, "Retries and Twilio errors").
     retry_delays_seconds: str = Field(default="60,300,900", pattern=r"^\s*\d+(\s*,\s*\d+)*\s*$")
     # Throughput errors (63017/63018/63038) try again this much later without using a retry.
     throughput_defer_seconds: int = Field(default=10, ge=1, le=3600)

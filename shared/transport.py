@@ -1,8 +1,11 @@
-"""One mapping from a handler's outcome to each transport's answer (ARCHITECTURE.md section 5).
+"""One mapping from a handler's outcome to each transport's answer (docs/architecture.md, "Transport
+outcomes").
 
 Services return an `Outcome`; entry points never pick status codes themselves. The mapping matters:
 Cloud Tasks retries anything but 2xx (so a recorded permanent failure must answer 2xx or it retries
-forever), Pub/Sub push redelivers when the function raises, and Twilio retries a webhook on 5xx.
+forever), Pub/Sub push redelivers when the function raises, and Twilio retries a webhook only when it
+could not connect (a 5xx answer is not retried by default, so the sweeper recovers lost status callbacks
+from Twilio's API).
 """
 
 from __future__ import annotations

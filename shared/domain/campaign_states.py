@@ -1,4 +1,4 @@
-"""Every campaign transition, in one table (ARCHITECTURE.md section 3).
+"""Every campaign transition, in one table (docs/architecture.md, "Campaign states").
 
     DRAFT -> READY -> RUNNING -> COMPLETED
     PAUSED from READY or RUNNING, and back to where it came from (campaigns.paused_from)

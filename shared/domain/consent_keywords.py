@@ -1,4 +1,4 @@
-"""Consent keywords in inbound messages (ARCHITECTURE.md §4).
+"""Consent keywords in inbound messages (docs/architecture.md, "Consent keywords").
 
 A keyword counts only as the whole message: case-insensitive, ignoring surrounding whitespace and
 punctuation ("stop", " Stop! ", "«STOP»"), but never inside a sentence ("please stop calling" is a message,

@@ -1,4 +1,5 @@
-"""What to do when Twilio refuses a send (or a callback reports an error code), per ARCHITECTURE.md §4.
+"""What to do when Twilio refuses a send (or a callback reports an error code), per
+docs/architecture.md, "Retries and Twilio errors".
 
 - RETRY: transient; try again after 1, 5, then 15 minutes, then give up (FAILED).
 - DEFER: a throughput limit; send later without using up a retry.
@@ -85,7 +86,7 @@ _DEFAULT_DELAYS = tuple(timedelta(seconds=seconds) for seconds in RETRY_DELAYS)
 def retry_delay(failed_attempts: int, delays: Sequence[timedelta] = _DEFAULT_DELAYS) -> timedelta | None:
     """How long to wait after the n-th failed attempt (1-based); None means give up.
 
-    `delays` is the deployment's schedule (settings.retry_delays); ARCHITECTURE.md's is the default.
+    `delays` is the deployment's schedule (settings.retry_delays); RETRY_DELAYS is the default.
     """
     if failed_attempts < 1:
         raise ValueError("failed_attempts counts failures so far and starts at 1")

@@ -1,6 +1,6 @@
 """The second transaction of a send: record what Twilio said, as a compare-and-set on SENDING.
 
-ARCHITECTURE.md section 4: transient errors are retried after the configured delays and then FAILED;
+docs/architecture.md, "Retries and Twilio errors": transient errors are retried after the configured delays and then FAILED;
 throughput limits come back later without using a retry; permanent errors fail at once; an opt-out
 error fails the message and records STOP; credential or suspension errors pause the campaign and park
 the message. No answer after the request may have left means AMBIGUOUS, never a resend.

@@ -1,7 +1,7 @@
 """Bulk user import: rows stream from the parsed file through validation into PostgreSQL `COPY`, then one
 set-based merge. The file is never held in memory; only rejected rows are (up to a cap).
 
-Rules (ARCHITECTURE.md, "Import never raises consent"):
+Rules (docs/architecture.md, "Import never raises consent"):
 - phones are normalized to E.164 (a row's `default_region`, else the request's, for national numbers);
   an invalid number rejects its row with the reason, and every good row still imports;
 - rows repeating a phone (in any format) merge: attributes per key in file order, so the last row's value

@@ -31,7 +31,7 @@ SCHEDULER_INTERVAL_SECONDS = 2.0
 
 
 # What the end-to-end stack runs with: eight short retries make "every recipient gets exactly one
-# message" hold at 20% faults (8 faults in a row: 0.2^9 per recipient); ARCHITECTURE.md's three retries
+# message" hold at 20% faults (8 faults in a row: 0.2^9 per recipient); the default three retries
 # then FAILED is proven in tests/integration/test_sender.py.
 E2E_ENVIRON = {
     "RETRY_DELAYS_SECONDS": "1,1,2,2,3,3,3,3",

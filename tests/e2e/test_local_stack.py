@@ -156,7 +156,7 @@ def test_a_message_published_to_the_topic_is_pushed_to_the_fanout_process(
     publisher.transport.close()
 
     # Nothing else calls fanout_recipients, and it logs every message it cannot use (a malformed page is
-    # acknowledged and logged, ARCHITECTURE.md section 5): its log grows only if the push arrived.
+    # acknowledged and logged, docs/architecture.md, "Transport outcomes"): its log grows only if the push arrived.
     assert wait_for(lambda: log.stat().st_size > size_before), log.read_text()[-2000:]
 
 

@@ -1,5 +1,5 @@
-"""Hostile input at the pipeline's machine doors, each answered as its transport needs (ARCHITECTURE's
-outcome table, shared/transport.py): a malformed Cloud Tasks task is acknowledged (2xx) and logged as
+"""Hostile input at the pipeline's machine doors, each answered as its transport needs (docs/architecture.md,
+"Transport outcomes", shared/transport.py): a malformed Cloud Tasks task is acknowledged (2xx) and logged as
 poison naming the field, since any other answer retries it for days; a malformed Pub/Sub push is
 acknowledged and logged; trigger_campaign answers 4xx naming the field. Nothing is written, nothing sent
 or published, and afterwards the same process (one pooled connection) serves a real request correctly."""

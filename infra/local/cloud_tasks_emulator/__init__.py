@@ -1,4 +1,5 @@
-"""A local Cloud Tasks v2 service for the unmodified google-cloud-tasks client (ARCHITECTURE.md section 7).
+"""A local Cloud Tasks v2 service for the unmodified google-cloud-tasks client
+(docs/architecture.md, "Cloud Tasks emulator").
 
 In-process (pytest)::
 

@@ -15,7 +15,14 @@ from shared.db.models import Segment
 from shared.domain.segments import audience_query, count_query, parse_segment
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-Definition = Annotated[dict[str, Any], Field(description="Segment DSL tree (see ARCHITECTURE.md section 4).")]
+# The DSL: docs/architecture.md, "Domain rules".
+Definition = Annotated[
+    dict[str, Any],
+    Field(
+        description='Segment DSL tree: a leaf {"attribute", "operator", "value"} or '
+        '{"operator": "AND"|"OR", "conditions": [...]} / {"operator": "NOT", "condition": {...}}.'
+    ),
+]
 SampleSize = Annotated[int, Field(ge=0, le=50, description="How many audience phones to return.")]
 
 
