@@ -33,6 +33,7 @@ from shared.dashboard import session as cookies
 from shared.dashboard.views import auth, campaigns, library, messages, monitoring, overview, users
 from shared.db.engine import get_engine
 from shared.db.errors import is_transient
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.errors import DomainError
 from shared.services import dashboard_access
 
@@ -105,7 +106,7 @@ def _signed_out(session: cookies.DashboardSession) -> bool:
     return (
         session.session_id is not None
         and request.endpoint != "static"
-        and dashboard_access.is_signed_out(get_engine(), session.session_id)
+        and dashboard_access.is_signed_out(UnitOfWork(get_engine()), session.session_id)
     )
 
 

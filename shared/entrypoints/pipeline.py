@@ -78,7 +78,7 @@ def _tick(settings: Settings) -> Response:
     uow, clock = UnitOfWork(get_engine()), SystemClock()
     results = lifecycle.start_due_campaigns(uow, clients.publisher(), clock, settings.fanout_page_size)
     report = sweep(
-        get_engine(),
+        uow,
         clients.task_scheduler(),
         clients.twilio_lookup(),
         clients.publisher(),
@@ -130,7 +130,7 @@ def send_message(request: Request) -> Response:
     config = SendConfig.from_settings(settings)
     result = unless_db_unavailable(
         lambda: send_one(
-            get_engine(),
+            UnitOfWork(get_engine()),
             clients.twilio_sender(),
             clients.task_scheduler(),
             SystemClock(),

@@ -64,7 +64,7 @@ def status_webhook(request: Request) -> Response:
         request,
         settings.status_webhook_url,
         lambda params, query: record_status_callback(
-            get_engine(),
+            UnitOfWork(get_engine()),
             params,
             query=query,
             idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),

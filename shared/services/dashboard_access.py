@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
-
 from shared.db.queries import dashboard_access as queries
 from shared.db.unit_of_work import UnitOfWork
 
@@ -38,5 +36,5 @@ def sign_out(uow: UnitOfWork, session_id: str, now: datetime, expires_at: dateti
         uow.commit()
 
 
-def is_signed_out(engine: Engine, session_id: str) -> bool:
-    return queries.is_revoked(engine, session_id)
+def is_signed_out(uow: UnitOfWork, session_id: str) -> bool:
+    return queries.is_revoked(uow, session_id)

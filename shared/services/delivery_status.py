@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from shared.adapters.twilio_signature import MESSAGE_ID_PARAM, single_value
@@ -21,6 +20,7 @@ from shared.boundary import BIGINT_MAX, INTEGER_MAX, whole_number
 from shared.clock import Clock
 from shared.db.audit import record_audit
 from shared.db.queries.message_status_updates import CallbackRecord, StatusMove, record_callback
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState, MessageStatus
 from shared.domain.message_status import from_twilio_status, predecessors, timestamp_columns
 from shared.domain.twilio_errors import ErrorClass, classify, describe
@@ -33,7 +33,7 @@ _FAILURES = frozenset({MessageStatus.FAILED, MessageStatus.UNDELIVERED})
 
 
 def record_status_callback(
-    engine: Engine,
+    uow: UnitOfWork,
     params: Mapping[str, Any],
     *,
     query: Mapping[str, Any],
@@ -64,13 +64,13 @@ def record_status_callback(
         "move": move,
         "act": problem is None,
     }
-    with engine.connect() as conn:
-        if not consequences:
-            record = record_callback(conn, **fields, autocommit=True)
-        else:
-            with conn.begin():
-                record = record_callback(conn, **fields, autocommit=False)
-                _record_consequences(conn, record, message_sid, twilio_status, error_code, opt_out, at)
+    if not consequences:
+        record = record_callback(uow, **fields)
+    else:
+        with uow:
+            record = record_callback(uow, **fields)
+            _record_consequences(uow.session, record, message_sid, twilio_status, error_code, opt_out, at)
+            uow.commit()
     if problem is not None:
         return Result(Outcome.MALFORMED, reason=problem)
     if record.receipt_id is None:
@@ -101,7 +101,7 @@ def status_move(twilio_status: str | None, error_code: int | None, at: datetime)
 
 
 def _record_consequences(
-    conn: Connection,
+    session: Session,
     record: CallbackRecord,
     message_sid: str | None,
     twilio_status: str | None,
@@ -113,28 +113,26 @@ def _record_consequences(
     if record.receipt_id is None or record.message_id is None:
         return
     assert record.recipient_phone is not None
-    with Session(bind=conn) as session:
-        if record.after in _FAILURES and record.after != record.before:
-            detail = {"twilio_status": twilio_status, "error_code": error_code, "message_sid": message_sid}
-            record_audit(
-                session,
-                "message.failed",
-                message_id=record.message_id,
-                user_phone=record.recipient_phone,
-                source="status_callback",
-                detail=detail,
-                at=at,
-            )
-        if opt_out:
-            change_consent(
-                session,
-                record.recipient_phone,
-                ConsentState.STOP,
-                source=f"send_error:{error_code}",
-                at=at,
-                detail={"message_id": record.message_id, "message_sid": message_sid},
-            )
-        session.flush()
+    if record.after in _FAILURES and record.after != record.before:
+        detail = {"twilio_status": twilio_status, "error_code": error_code, "message_sid": message_sid}
+        record_audit(
+            session,
+            "message.failed",
+            message_id=record.message_id,
+            user_phone=record.recipient_phone,
+            source="status_callback",
+            detail=detail,
+            at=at,
+        )
+    if opt_out:
+        change_consent(
+            session,
+            record.recipient_phone,
+            ConsentState.STOP,
+            source=f"send_error:{error_code}",
+            at=at,
+            detail={"message_id": record.message_id, "message_sid": message_sid},
+        )
 
 
 def _int_field(fields: Mapping[str, Any], name: str, maximum: int) -> tuple[int | None, str | None]:

@@ -19,7 +19,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from shared.adapters.tasks import SendTask
@@ -28,6 +27,7 @@ from shared.db.audit import record_audit
 from shared.db.queries import messages as message_sql
 from shared.db.queries import repairs
 from shared.db.queries.message_status_updates import record_callback
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import CampaignStatus, MessageStatus
 from shared.services.campaign_lifecycle import CANCELLED_REASON
 from shared.services.delivery_status import status_move
@@ -63,32 +63,36 @@ class Reconciled:
 
 
 def reconcile_ambiguous(
-    session: Session, lookup: MessageLookup, now: datetime, config: ReconcileConfig, report: Reconciled
+    uow: UnitOfWork, lookup: MessageLookup, now: datetime, config: ReconcileConfig, report: Reconciled
 ) -> None:
-    """Settle the AMBIGUOUS messages old enough to ask about, in the caller's transaction (which holds
-    their row locks). Tasks for messages sent again are in `report.tasks`, to create after the commit."""
-    for message in repairs.lock_ambiguous(session, now - config.settle_after, config.limit):
-        claimed = message.claimed_at or message.created_at
-        candidates = lookup.find(
-            message.recipient_phone, claimed - CLOCK_SLACK, claimed + config.call_window + CLOCK_SLACK
-        )
-        taken = repairs.known_sids(session, [c.sid for c in candidates])
-        matches = [
-            c
-            for c in candidates
-            if c.sid not in taken
-            and (message.uses_template or message.body is None or c.body == message.body)
-        ]
-        if len(matches) == 1:
-            _record_found(session, message, matches[0], now)
-            report.found += 1
-        elif not matches:
-            _send_again(session, message, now, report)
-        else:
-            _conflict(session, message, matches, now, report)
+    """Settle the AMBIGUOUS messages old enough to ask about, in one transaction that holds their row
+    locks. Tasks for messages sent again are in `report.tasks`, to create after it commits."""
+    with uow:
+        session = uow.session
+        for message in repairs.lock_ambiguous(session, now - config.settle_after, config.limit):
+            claimed = message.claimed_at or message.created_at
+            candidates = lookup.find(
+                message.recipient_phone, claimed - CLOCK_SLACK, claimed + config.call_window + CLOCK_SLACK
+            )
+            taken = repairs.known_sids(session, [c.sid for c in candidates])
+            matches = [
+                c
+                for c in candidates
+                if c.sid not in taken
+                and (message.uses_template or message.body is None or c.body == message.body)
+            ]
+            if len(matches) == 1:
+                _record_found(uow, message, matches[0], now)
+                report.found += 1
+            elif not matches:
+                _send_again(session, message, now, report)
+            else:
+                _conflict(session, message, matches, now, report)
+        uow.commit()
 
 
-def _record_found(session: Session, message: repairs.Unsettled, found: TwilioMessage, now: datetime) -> None:
+def _record_found(uow: UnitOfWork, message: repairs.Unsettled, found: TwilioMessage, now: datetime) -> None:
+    session = uow.session
     message_sql.set_fields(
         session,
         message.id,
@@ -98,7 +102,7 @@ def _record_found(session: Session, message: repairs.Unsettled, found: TwilioMes
         status_reason=None,
         updated_at=now,
     )
-    _record_status(session, message.id, found, now)
+    _record_status(uow, message.id, found, now)
     record_audit(
         session,
         "reconcile.found",
@@ -172,31 +176,31 @@ def _conflict(
 
 
 def refresh_stale(
-    engine: Engine, lookup: MessageLookup, now: datetime, config: ReconcileConfig, report: Reconciled
+    uow: UnitOfWork, lookup: MessageLookup, now: datetime, config: ReconcileConfig, report: Reconciled
 ) -> None:
     """Fetch by SID the ACCEPTED/SENT messages whose callbacks never came, and record what Twilio says."""
-    with Session(engine) as session:
+    with uow:
         stale = repairs.stale_accepted(
-            session, now - config.stale_after, now - config.give_up_after, config.limit
+            uow.session, now - config.stale_after, now - config.give_up_after, config.limit
         )
-        repairs.touch(session, [s.id for s in stale], now)
-        session.commit()
+        repairs.touch(uow.session, [s.id for s in stale], now)
+        uow.commit()
     for message in stale:
         found = lookup.fetch(message.provider_sid)
         if found is None:
             continue
-        with Session(engine) as session:
-            moved = _record_status(session, message.id, found, now)
-            session.commit()
+        with uow:
+            moved = _record_status(uow, message.id, found, now)
+            uow.commit()
         report.refreshed += moved
 
 
-def _record_status(session: Session, message_id: int, found: TwilioMessage, now: datetime) -> int:
+def _record_status(uow: UnitOfWork, message_id: int, found: TwilioMessage, now: datetime) -> int:
     """Twilio's status for the message, recorded as its callback would be (a receipt, the forward-only
-    move); 1 if it moved the message."""
+    move), in the open transaction; 1 if it moved the message."""
     raw = json.dumps({"source": "reconciliation", "MessageSid": found.sid, "MessageStatus": found.status})
     record = record_callback(
-        session.connection(),
+        uow,
         message_sid=found.sid,
         twilio_status=found.status,
         message_id=message_id,
@@ -205,6 +209,5 @@ def _record_status(session: Session, message_id: int, found: TwilioMessage, now:
         idempotency_token=None,
         move=status_move(found.status, found.error_code, now),
         act=True,
-        autocommit=False,
     )
     return int(record.after is not None and record.after != record.before)

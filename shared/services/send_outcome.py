@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from shared.adapters.twilio_send import SendAttempt
 from shared.db.queries import messages as message_sql
 from shared.db.queries.messages import SendContext
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState, MessageStatus
 from shared.domain.twilio_errors import ErrorClass, classify, describe, retry_delay
 from shared.services.campaign_lifecycle import pause_in_session
@@ -28,10 +28,10 @@ from shared.transport import Outcome, Result
 AMBIGUOUS_REASON = "no answer from Twilio after the request may have reached it: awaiting its status callback"
 
 
-def record_accepted(conn: Connection, context: SendContext, sid: str, now: datetime) -> Admission:
-    """Twilio accepted: one statement, its own transaction (`conn` must not be in one), as nearly every send
-    ends; only the other outcomes need record_unsent's transaction."""
-    message_sql.record_accepted(conn, context.id, sid, now)
+def record_accepted(uow: UnitOfWork, context: SendContext, sid: str, now: datetime) -> Admission:
+    """Twilio accepted: one statement, its own transaction (called outside `with uow:`), as nearly every
+    send ends; only the other outcomes need record_unsent's transaction."""
+    message_sql.record_accepted(uow, context.id, sid, now)
     return Admission(Result(Outcome.DONE, "accepted"), finished=True, campaign_id=context.campaign_id)
 
 

@@ -10,7 +10,7 @@ the send guard's locks -> call Twilio -> record the answer -> release the locks.
 - A crash between the claim and the answer's record leaves SENDING, which the task's retry (or the
   sweeper) turns AMBIGUOUS and reconciliation settles against Twilio's own list: never a blind resend.
 
-Collaborators are arguments: the engine, the Twilio sender, the task scheduler, the clock and the sleep
+Collaborators are arguments: the unit of work, the Twilio sender, the task scheduler, the clock and the sleep
 function, so integration tests drive it at chosen instants against the Twilio emulator.
 """
 
@@ -19,9 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-
-from sqlalchemy import Connection, Engine
-from sqlalchemy.orm import Session
 
 from shared.adapters.tasks import TaskScheduler
 from shared.adapters.twilio_send import MessageSender
@@ -40,7 +37,7 @@ MAX_SLOT_RETAKES = 3
 
 
 def send_message(
-    engine: Engine,
+    uow: UnitOfWork,
     twilio: MessageSender,
     tasks: TaskScheduler,
     clock: Clock,
@@ -49,22 +46,21 @@ def send_message(
     message_id: int,
     generation: int,
 ) -> Result:
-    uow = UnitOfWork(engine)
     with uow:
         admission = admit(uow.session, message_id, generation, clock, config)
         uow.commit()
     if admission.outbound is None or admission.context is None or admission.slot is None:
-        return _follow_up(engine, tasks, clock, admission)
+        return _follow_up(uow, tasks, clock, admission)
     # Wake a little before the slot: the claim's round trips then end by the slot, not after it.
     _sleep_until(clock, sleep, admission.slot - config.claim_lead)
     context = admission.context
-    with holding_for_send(engine, context.campaign_id, context.recipient_phone) as conn:
-        outcome = _claim_and_send(conn, twilio, clock, sleep, config, admission, generation)
-    return _follow_up(engine, tasks, clock, outcome)
+    with holding_for_send(uow, context.campaign_id, context.recipient_phone):
+        outcome = _claim_and_send(uow, twilio, clock, sleep, config, admission, generation)
+    return _follow_up(uow, tasks, clock, outcome)
 
 
 def _claim_and_send(
-    conn: Connection,
+    uow: UnitOfWork,
     twilio: MessageSender,
     clock: Clock,
     sleep: Callable[[float], None],
@@ -74,25 +70,25 @@ def _claim_and_send(
 ) -> Admission:
     assert admission.context is not None and admission.slot is not None
     context = admission.context
-    with conn.begin(), Session(bind=conn) as session:
-        claimed = claim_for_send(session, context.id, generation, clock, config)
-        session.flush()
+    with uow:
+        claimed = claim_for_send(uow.session, context.id, generation, clock, config)
+        uow.commit()
     if not claimed.claimed:
         return claimed
-    claimed = _await_slot(conn, clock, sleep, config, replace(claimed, slot=admission.slot))
+    claimed = _await_slot(uow, clock, sleep, config, replace(claimed, slot=admission.slot))
     if claimed.outbound is None or claimed.slot is None:
         return claimed  # given back to the queue: never sent
     attempt = twilio.send(claimed.outbound)
     if attempt.sid is not None:
-        return record_accepted(conn, context, attempt.sid, clock.now())
-    with conn.begin(), Session(bind=conn) as session:
-        outcome = record_unsent(session, context, attempt, clock.now(), config)
-        session.flush()
+        return record_accepted(uow, context, attempt.sid, clock.now())
+    with uow:
+        outcome = record_unsent(uow.session, context, attempt, clock.now(), config)
+        uow.commit()
     return outcome
 
 
 def _await_slot(
-    conn: Connection, clock: Clock, sleep: Callable[[float], None], config: SendConfig, admission: Admission
+    uow: UnitOfWork, clock: Clock, sleep: Callable[[float], None], config: SendConfig, admission: Admission
 ) -> Admission:
     """Sleep until the reserved slot; a process that woke too late takes a fresh slot (a few times at
     most, then the claimed message goes back to the queue, unsent)."""
@@ -101,14 +97,14 @@ def _await_slot(
         _sleep_until(clock, sleep, admission.slot)
         if clock.now() - admission.slot <= config.late_tolerance:
             return admission
-        with conn.begin(), Session(bind=conn) as session:
-            admission = retake_slot(session, admission, clock, config)
-            session.flush()
+        with uow:
+            admission = retake_slot(uow.session, admission, clock, config)
+            uow.commit()
         if admission.slot is None:
             return admission
-    with conn.begin(), Session(bind=conn) as session:
-        admission = give_back(session, admission, clock.now(), config)
-        session.flush()
+    with uow:
+        admission = give_back(uow.session, admission, clock.now(), config)
+        uow.commit()
     return admission
 
 
@@ -118,7 +114,7 @@ def _sleep_until(clock: Clock, sleep: Callable[[float], None], moment: datetime)
         sleep(wait)
 
 
-def _follow_up(engine: Engine, tasks: TaskScheduler, clock: Clock, admission: Admission) -> Result:
+def _follow_up(uow: UnitOfWork, tasks: TaskScheduler, clock: Clock, admission: Admission) -> Result:
     """After the commit: create the rescheduled task, and see whether the campaign is complete.
 
     If the task cannot be created, answering 503 makes Cloud Tasks retry this (now stale) task, whose
@@ -131,14 +127,12 @@ def _follow_up(engine: Engine, tasks: TaskScheduler, clock: Clock, admission: Ad
                 Outcome.TRANSIENT_FAILURE, f"creating the follow-up task failed: {type(error).__name__}"
             )
     if admission.finished and admission.campaign_id is not None:
-        _complete_if_done(engine, admission.campaign_id, clock)
+        _complete_if_done(uow, admission.campaign_id, clock)
     return admission.result
 
 
-def _complete_if_done(engine: Engine, campaign_id: int, clock: Clock) -> None:
+def _complete_if_done(uow: UnitOfWork, campaign_id: int, clock: Clock) -> None:
     """Probe first (one statement, no transaction), after this send's commit like the completion itself:
     if the probe sees work left, so would the completion, and the send that finishes that work checks again."""
-    with engine.connect() as conn:
-        possible = could_complete(conn, campaign_id)
-    if possible:
-        complete_if_done(UnitOfWork(engine), campaign_id, clock)
+    if could_complete(uow, campaign_id):
+        complete_if_done(uow, campaign_id, clock)

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from shared.adapters.pubsub import Publisher
@@ -87,7 +86,7 @@ class SweepReport:
 
 
 def sweep(
-    engine: Engine,
+    uow: UnitOfWork,
     tasks: TaskScheduler,
     lookup: MessageLookup,
     publisher: Publisher,
@@ -96,20 +95,18 @@ def sweep(
 ) -> SweepReport:
     now = clock.now()
     report = SweepReport()
-    report.marked_ambiguous = _mark_gone_senders(engine, now, config)
+    report.marked_ambiguous = _mark_gone_senders(uow, now, config)
     reconciled = Reconciled()
-    with Session(engine) as session:
-        reconcile_ambiguous(session, lookup, now, config.reconcile, reconciled)
-        session.commit()
+    reconcile_ambiguous(uow, lookup, now, config.reconcile, reconciled)
     _schedule(tasks, reconciled.tasks)
-    refresh_stale(engine, lookup, now, config.reconcile, reconciled)
+    refresh_stale(uow, lookup, now, config.reconcile, reconciled)
     report.reconciled_found, report.reconciled_resent = reconciled.found, reconciled.resent
     report.reconcile_conflicts, report.status_refreshed = reconciled.conflicts, reconciled.refreshed
-    report.tasks_recreated = _recreate_lost_tasks(engine, tasks, now, config)
-    report.pages_republished = _republish_unfanned_pages(engine, publisher, now, config)
+    report.tasks_recreated = _recreate_lost_tasks(uow, tasks, now, config)
+    report.pages_republished = _republish_unfanned_pages(uow, publisher, now, config)
     for campaign_id in reconciled.finished_campaigns:
-        complete_if_done(UnitOfWork(engine), campaign_id, clock)
-    with UnitOfWork(engine) as uow:
+        complete_if_done(uow, campaign_id, clock)
+    with uow:
         heartbeats.beat(uow.session, SWEEP, now, asdict(report))
         uow.commit()
     if report.repairs or report.reconcile_conflicts:
@@ -117,8 +114,9 @@ def sweep(
     return report
 
 
-def _mark_gone_senders(engine: Engine, now: datetime, config: SweepConfig) -> int:
-    with Session(engine) as session:
+def _mark_gone_senders(uow: UnitOfWork, now: datetime, config: SweepConfig) -> int:
+    with uow:
+        session = uow.session
         stuck = repairs.stuck_sending(session, now - config.sending_gone_after, config.limit)
         marked = [
             (mid, cid)
@@ -133,14 +131,14 @@ def _mark_gone_senders(engine: Engine, now: datetime, config: SweepConfig) -> in
             )
         ]
         _audit(session, "repair.marked_ambiguous", marked, now)
-        session.commit()
+        uow.commit()
     return len(marked)
 
 
-def _recreate_lost_tasks(engine: Engine, tasks: TaskScheduler, now: datetime, config: SweepConfig) -> int:
+def _recreate_lost_tasks(uow: UnitOfWork, tasks: TaskScheduler, now: datetime, config: SweepConfig) -> int:
     """Only where the task is really gone: a paused queue's tasks still exist and are left alone."""
-    with Session(engine) as session:
-        overdue = repairs.overdue_queued(session, now - config.task_overdue_after, config.limit)
+    with uow:
+        overdue = repairs.overdue_queued(uow.session, now - config.task_overdue_after, config.limit)
     lost = [
         row
         for row in overdue
@@ -149,28 +147,28 @@ def _recreate_lost_tasks(engine: Engine, tasks: TaskScheduler, now: datetime, co
     ]
     if not lost:
         return 0
-    with Session(engine) as session:
-        moved = repairs.requeue(session, lost, now)
-        _audit(session, "repair.task_recreated", [(row.id, row.campaign_id) for row in moved], now)
-        session.commit()
+    with uow:
+        moved = repairs.requeue(uow.session, lost, now)
+        _audit(uow.session, "repair.task_recreated", [(row.id, row.campaign_id) for row in moved], now)
+        uow.commit()
     _schedule(tasks, [SendTask(row.id, row.generation, row.created_at, now) for row in moved])
     return len(moved)
 
 
 def _republish_unfanned_pages(
-    engine: Engine, publisher: Publisher, now: datetime, config: SweepConfig
+    uow: UnitOfWork, publisher: Publisher, now: datetime, config: SweepConfig
 ) -> int:
-    with Session(engine) as session:
-        pending = repairs.unfanned_pages(session, now - config.page_overdue_after)
+    with uow:
+        pending = repairs.unfanned_pages(uow.session, now - config.page_overdue_after)
         events = [
             _event("repair.page_republished", now, campaign_id=c, detail={"page_no": p})
             for c, pages in pending.items()
             for p in pages
         ]
-        record_audit_many(session, events)
-        session.commit()
+        record_audit_many(uow.session, events)
+        uow.commit()
     for campaign_id, page_nos in pending.items():
-        publish_pages_or_explain(UnitOfWork(engine), publisher, campaign_id, page_nos, now)
+        publish_pages_or_explain(uow, publisher, campaign_id, page_nos, now)
     return len(events)
 
 

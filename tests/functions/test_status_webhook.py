@@ -20,6 +20,7 @@ from shared.adapters.twilio_signature import status_callback_url
 from shared.clock import SystemClock
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
+from shared.db.unit_of_work import UnitOfWork
 from shared.services.delivery_status import record_status_callback
 from shared.transport import Result
 from tests.conftest import make_settings
@@ -116,7 +117,11 @@ def test_forged_missing_and_tampered_signatures_are_refused_and_nothing_is_writt
 
 def _record_directly(engine: Engine, params: dict[str, str], message_id: int) -> Result:
     return record_status_callback(
-        engine, params, query={"message_id": str(message_id)}, idempotency_token=None, clock=SystemClock()
+        UnitOfWork(engine),
+        params,
+        query={"message_id": str(message_id)},
+        idempotency_token=None,
+        clock=SystemClock(),
     )
 
 

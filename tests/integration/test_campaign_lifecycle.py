@@ -290,5 +290,4 @@ def test_a_campaign_with_a_page_not_yet_fanned_out_is_not_complete(engine: Engin
 
 def _could_complete(engine: Engine, campaign_id: int) -> bool:
     """The send path's probe, which must agree with complete_if_done's own condition."""
-    with engine.connect() as conn:
-        return could_complete(conn, campaign_id)
+    return could_complete(UnitOfWork(engine), campaign_id)

@@ -20,6 +20,7 @@ from shared.clock import SystemClock
 from shared.db.models import AuditEvent, CampaignPage, Message, User
 from shared.db.queries.campaigns import complete_if_done
 from shared.db.queries.reports import repairs_of_campaign
+from shared.db.unit_of_work import UnitOfWork
 from shared.services.reconciliation import ReconcileConfig
 from shared.services.sender import send_message
 from shared.services.sweeper import SweepConfig, SweepReport, sweep
@@ -58,11 +59,18 @@ class World:
     def send(self, message_id: int, generation: int = 0, timeout: float = 5) -> None:
         sender = _sender(self.twilio.account_sid, self.twilio.auth_token, self.twilio.base_url, timeout)
         send_message(
-            self.engine, sender, self.tasks, SystemClock(), time.sleep, CONFIG, message_id, generation
+            UnitOfWork(self.engine),
+            sender,
+            self.tasks,
+            SystemClock(),
+            time.sleep,
+            CONFIG,
+            message_id,
+            generation,
         )
 
     def sweep(self, config: SweepConfig = NOW_SWEEP) -> SweepReport:
-        return sweep(self.engine, self.tasks, self.lookup, self.publisher, SystemClock(), config)
+        return sweep(UnitOfWork(self.engine), self.tasks, self.lookup, self.publisher, SystemClock(), config)
 
     def another(self) -> int:
         """A second QUEUED message in the same campaign, to another user."""

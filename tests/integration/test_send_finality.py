@@ -42,7 +42,7 @@ def _send_in_thread(engine: Engine, twilio: TwilioEmulator, message_id: int) -> 
     sender = _sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout=10)
     thread = threading.Thread(
         target=send_message,
-        args=(engine, sender, RecordingTasks(), SystemClock(), time.sleep, CONFIG, message_id, 0),
+        args=(UnitOfWork(engine), sender, RecordingTasks(), SystemClock(), time.sleep, CONFIG, message_id, 0),
     )
     thread.start()
     return thread
@@ -159,11 +159,15 @@ def test_a_send_that_dies_while_waiting_for_its_slot_leaves_its_message_unsent_a
         raise Killed
 
     with pytest.raises(Killed):
-        send_message(engine, sender, RecordingTasks(), SystemClock(), dying_sleep, CONFIG, message_id, 0)
+        send_message(
+            UnitOfWork(engine), sender, RecordingTasks(), SystemClock(), dying_sleep, CONFIG, message_id, 0
+        )
 
     # Nothing was claimed: the row is provably unsent ...
     assert _status(engine, message_id) == "QUEUED"
     # ... and Cloud Tasks' retry of the same task sends it, once.
-    send_message(engine, sender, RecordingTasks(), SystemClock(), time.sleep, CONFIG, message_id, 0)
+    send_message(
+        UnitOfWork(engine), sender, RecordingTasks(), SystemClock(), time.sleep, CONFIG, message_id, 0
+    )
     assert _status(engine, message_id) == "ACCEPTED"
     assert len(twilio.messages()) == 1

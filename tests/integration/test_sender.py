@@ -62,7 +62,7 @@ class Harness:
 
     def send(self, message_id: int, generation: int = 0) -> Result:
         return send_message(
-            self.engine,
+            UnitOfWork(self.engine),
             self.sender,
             self.tasks,
             self.clock,
@@ -407,7 +407,7 @@ def test_a_send_that_wakes_too_late_for_its_slot_takes_a_fresh_one_instead_of_cr
         reserve_slot(uow.session, [campaign_key(campaign_id, 2, CONFIG.rate_margin)], T0)
         uow.commit()
     result = send_message(
-        harness.engine,
+        UnitOfWork(harness.engine),
         harness.sender,
         harness.tasks,
         harness.clock,
@@ -448,7 +448,7 @@ def test_time_spent_waiting_for_the_row_lock_does_not_make_the_send_miss_its_slo
     holder.start()
     held.wait()
     result = send_message(
-        harness.engine,
+        UnitOfWork(harness.engine),
         harness.sender,
         harness.tasks,
         SystemClock(),

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Select, func, insert, literal, select, text, update
+from sqlalchemy import Select, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import Campaign, CampaignPage, CampaignRecipient, Segment, Template
-from shared.db.queries.prepared import run_prepared
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import CampaignStatus, MessageStatus
 
 # Messages whose outcome is not settled; the campaign cannot be COMPLETED while any exist. AMBIGUOUS is
@@ -248,11 +248,11 @@ def complete_if_done(session: Session, campaign_id: int, now: datetime) -> bool:
     return session.execute(_COMPLETE, {"campaign_id": campaign_id, "now": now}).first() is not None
 
 
-def could_complete(conn: Connection, campaign_id: int) -> bool:
-    """Whether complete_if_done would complete the campaign now, as one autocommit statement (`conn` not in a
-    transaction): nearly every finished send leaves work behind, and learns it in one round trip instead
+def could_complete(uow: UnitOfWork, campaign_id: int) -> bool:
+    """Whether complete_if_done would complete the campaign now, as one autocommit statement (outside `with
+    uow:`): nearly every finished send leaves work behind, and learns it in one round trip instead
     of a transaction's seven or more."""
-    ((possible,),) = run_prepared(conn, _COULD_COMPLETE, {"campaign_id": campaign_id}, autocommit=True)
+    ((possible,),) = uow.prepared(_COULD_COMPLETE, {"campaign_id": campaign_id})
     return bool(possible)
 
 

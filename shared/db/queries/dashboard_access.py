@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.db.queries.prepared import run_prepared
+from shared.db.unit_of_work import UnitOfWork
 
 # One statement per attempt, so concurrent attempts from one client are each counted (an increment, not
 # a read and a write). A window that is over starts again at this attempt. Rows of other clients' windows
@@ -56,7 +56,6 @@ def revoke_session(session: Session, session_id: str, now: datetime, expires_at:
     session.execute(_REVOKE, {"session_id": session_id, "now": now, "expires_at": expires_at})
 
 
-def is_revoked(engine: Engine, session_id: str) -> bool:
-    with engine.connect() as conn:
-        ((revoked,),) = run_prepared(conn, _IS_REVOKED, {"session_id": session_id}, autocommit=True)
+def is_revoked(uow: UnitOfWork, session_id: str) -> bool:
+    ((revoked,),) = uow.prepared(_IS_REVOKED, {"session_id": session_id})
     return bool(revoked)

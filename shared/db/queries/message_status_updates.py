@@ -12,9 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection
-
-from shared.db.queries.prepared import run_prepared
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import MessageStatus
 
 # target: the message, locked. By SID first (the unique index on provider_sid); else by our id from the
@@ -95,7 +93,7 @@ class StatusMove:
 
 
 def record_callback(
-    conn: Connection,
+    uow: UnitOfWork,
     *,
     message_sid: str | None,
     twilio_status: str | None,
@@ -105,11 +103,11 @@ def record_callback(
     idempotency_token: str | None,
     move: StatusMove | None,
     act: bool,
-    autocommit: bool,
 ) -> CallbackRecord:
     """Keep the receipt; if it is new and `act`, match the message, attach the SID and apply `move`.
 
-    `raw_payload` is JSON text. `move` None (a status we do not act on) still reconciles the SID.
+    `raw_payload` is JSON text. `move` None (a status we do not act on) still reconciles the SID. One
+    statement: inside `with uow:` it joins that transaction, else it is its own.
     """
     columns = move.timestamp_columns if move else ()
     params: dict[str, Any] = {
@@ -127,9 +125,7 @@ def record_callback(
         "at": move.at if move else None,
         **{f"proves_{name.removesuffix('_at')}": name in columns for name in _TIMESTAMPS},
     }
-    ((receipt_id, target_id, before, phone, after),) = run_prepared(
-        conn, _RECORD_CALLBACK, params, autocommit=autocommit
-    )
+    ((receipt_id, target_id, before, phone, after),) = uow.prepared(_RECORD_CALLBACK, params)
     return CallbackRecord(
         receipt_id,
         target_id,

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.db.models import CampaignRecipient, Message, User
 from shared.db.queries.prepared import run_prepared
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import CampaignStatus, MessageStatus
 
 
@@ -266,9 +267,9 @@ RETURNING id
 _EARLY = "{" + ",".join((MessageStatus.SENDING.value, MessageStatus.AMBIGUOUS.value)) + "}"
 
 
-def record_accepted(conn: Connection, message_id: int, sid: str, now: datetime) -> bool:
+def record_accepted(uow: UnitOfWork, message_id: int, sid: str, now: datetime) -> bool:
     """Twilio accepted: keep the SID and move SENDING (or AMBIGUOUS) to ACCEPTED, in one statement that is
-    its own transaction (the claim it follows is already committed). `conn` must not be in a transaction."""
+    its own transaction (the claim it follows is already committed): call it outside `with uow:`."""
     params = {
         "message_id": message_id,
         "sid": sid,
@@ -276,7 +277,7 @@ def record_accepted(conn: Connection, message_id: int, sid: str, now: datetime) 
         "early": _EARLY,
         "accepted": MessageStatus.ACCEPTED.value,
     }
-    return bool(run_prepared(conn, _RECORD_ACCEPTED, params, autocommit=True))
+    return bool(uow.prepared(_RECORD_ACCEPTED, params))
 
 
 def park_all_queued(session: Session, campaign_id: int, now: datetime) -> int:

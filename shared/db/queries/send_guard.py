@@ -11,7 +11,7 @@ that commits the change, before the commit (and so before its caller answers). S
 
 A STOP waits at most one in-flight Twilio call per campaign sending to that user (the call's timeout
 bounds it). The send's locks are session-level (they outlive the claim's commit, which must come before
-the call) on the one pooled connection the send keeps checked out; `release` frees them, and a connection
+the call) on the one pooled connection the send keeps checked out; the end of the send frees them, and a connection
 whose release did not happen is invalidated, so a lock can never outlive its send (docs/architecture.md,
 "STOP is final at its acknowledgement").
 
@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.db.queries.prepared import run_prepared
+from shared.db.unit_of_work import UnitOfWork
 
 # Campaign before user, in every holder: shared locks never wait on each other, and each exclusive
 # holder takes one key only, so no two lockers can wait in a cycle.
@@ -42,14 +42,8 @@ def _campaign_key(campaign_id: int) -> int:
     return campaign_id % 2_147_483_647
 
 
-def hold_for_send(conn: Connection, campaign_id: int, phone: str) -> None:
-    """Shared locks on the campaign and the recipient, held by `conn`'s session until `release`.
-    `conn` must not be in a transaction (the locks are taken on their own, in autocommit)."""
-    run_prepared(conn, _HOLD, {"campaign": _campaign_key(campaign_id), "phone": phone}, autocommit=True)
-
-
-def release(conn: Connection, campaign_id: int, phone: str) -> None:
-    run_prepared(conn, _RELEASE, {"campaign": _campaign_key(campaign_id), "phone": phone}, autocommit=True)
+def _locks(campaign_id: int, phone: str) -> dict[str, object]:
+    return {"campaign": _campaign_key(campaign_id), "phone": phone}
 
 
 def wait_out_sends_to_user(session: Session, phone: str) -> None:
@@ -67,15 +61,11 @@ def wait_out_sends_of_campaign(session: Session, campaign_id: int) -> None:
 
 
 @contextmanager
-def holding_for_send(engine: Engine, campaign_id: int, phone: str) -> Iterator[Connection]:
-    """A connection holding the send's locks for the duration of the block. If the block fails, or the
-    release does, the connection is invalidated (closed, not pooled): its session ends, and the locks
-    with it, so a STOP can never wait on a send that is over."""
-    with engine.connect() as conn:
-        try:
-            hold_for_send(conn, campaign_id, phone)
-            yield conn
-            release(conn, campaign_id, phone)
-        except BaseException:
-            conn.invalidate()
-            raise
+def holding_for_send(uow: UnitOfWork, campaign_id: int, phone: str) -> Iterator[None]:
+    """The send's locks for the duration of the block, on the connection `uow` is pinned to for it. If the
+    block fails, or the release does, that connection is discarded (closed, not pooled): its session ends,
+    and the locks with it, so a STOP can never wait on a send that is over."""
+    with uow.pinned():
+        uow.prepared(_HOLD, _locks(campaign_id, phone))
+        yield
+        uow.prepared(_RELEASE, _locks(campaign_id, phone))
