@@ -51,10 +51,10 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-lint: venv ## ruff (lint + format check) and mypy on shared/
+lint: venv ## ruff (lint + format check) and mypy (strict) on shared/ and infra/
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared
+	$(PY) -m mypy shared infra
 
 fmt: venv
 	$(PY) -m ruff format .

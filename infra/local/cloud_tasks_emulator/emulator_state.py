@@ -207,4 +207,5 @@ def _copy(task: tasks_v2.Task) -> tasks_v2.Task:
     because proto-plus's copy constructor (a deepcopy) cost more than storing the task."""
     snapshot = tasks_v2.Task.pb()()
     snapshot.CopyFrom(tasks_v2.Task.pb(task))
-    return tasks_v2.Task.wrap(snapshot)
+    wrapped: tasks_v2.Task = tasks_v2.Task.wrap(snapshot)  # proto-plus's wrap is untyped
+    return wrapped

@@ -50,7 +50,8 @@ def service_handler(state: EmulatorState) -> grpc.GenericRpcHandler:
         # Built on the raw message: proto-plus marshals a list field element by element.
         response = tasks_v2.ListTasksResponse.pb()(next_page_token=token)
         response.tasks.extend(tasks_v2.Task.pb(_view(t, r.response_view)) for t in page)
-        return tasks_v2.ListTasksResponse.wrap(response)
+        wrapped: tasks_v2.ListTasksResponse = tasks_v2.ListTasksResponse.wrap(response)  # untyped wrap
+        return wrapped
 
     def batch_create_tasks(r: Any) -> operations_pb2.Operation:
         if len(r.requests) > MAX_BATCH_TASKS:

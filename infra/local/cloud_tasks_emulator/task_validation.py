@@ -56,7 +56,8 @@ def new_task(requested: Any, queue_name: str, now: datetime.datetime, limits: Ta
     if requested.HasField("retry_config"):
         retry = queue_config.normalized_retry_config(tasks_v2.RetryConfig.wrap(requested.retry_config))
         task.retry_config.CopyFrom(tasks_v2.RetryConfig.pb(retry))
-    return tasks_v2.Task.wrap(task)
+    wrapped: tasks_v2.Task = tasks_v2.Task.wrap(task)  # proto-plus's wrap is untyped
+    return wrapped
 
 
 def _checked_http_request(requested: Any) -> Any:
