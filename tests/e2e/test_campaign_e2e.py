@@ -24,11 +24,12 @@ from google.cloud import pubsub_v1
 from sqlalchemy import Engine, func, insert, select, update
 
 from infra.local.stack import LocalStack
-from shared.db.models import Campaign, CampaignPage, Message, Segment, Template, User
+from shared.db.models import Campaign, CampaignPage, Message, User
 from shared.domain.quiet_hours import QuietHours, window_end
 from shared.domain.send_schedule import spacing
 from shared.services.page_publishing import PageMessage
 from tests.e2e.conftest import E2E_ENVIRON
+from tests.seeding import add_campaign
 
 pytestmark = pytest.mark.e2e
 
@@ -68,40 +69,16 @@ class Stack:
         quiet: tuple[wall_time, wall_time] | None = None,
         timezone: str = "UTC",
     ) -> int:
-        suffix = time.time_ns()
-        with self.engine.begin() as conn:
-            template_id = conn.execute(
-                insert(Template).returning(Template.id),
-                [
-                    {
-                        "name": f"t{suffix}",
-                        "content": "Hello {name}",
-                        "content_sid": content_sid,
-                        "content_variables": {"1": "name"} if content_sid else {},
-                    }
-                ],
-            ).scalar_one()
-            segment_id = conn.execute(
-                insert(Segment).returning(Segment.id),
-                [{"name": f"s{suffix}", "definition": {"operator": "AND", "conditions": []}}],
-            ).scalar_one()
-            return int(
-                conn.execute(
-                    insert(Campaign).returning(Campaign.id),
-                    [
-                        {
-                            "name": "e2e",
-                            "template_id": template_id,
-                            "segment_id": segment_id,
-                            "status": "READY",
-                            "rate_limit_per_second": rate,
-                            "timezone": timezone,
-                            "quiet_hours_start": quiet[0] if quiet else None,
-                            "quiet_hours_end": quiet[1] if quiet else None,
-                        }
-                    ],
-                ).scalar_one()
-            )
+        return add_campaign(
+            self.engine,
+            name="e2e",
+            content="Hello {name}",
+            content_sid=content_sid,
+            content_variables={"1": "name"} if content_sid else None,
+            rate=rate,
+            quiet=quiet,
+            timezone=timezone,
+        )
 
     def trigger(self, campaign_id: int) -> dict[str, Any]:
         """As an operator starts a campaign now: the API (trigger_campaign admits only the scheduler)."""

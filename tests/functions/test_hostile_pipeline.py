@@ -42,7 +42,8 @@ from tests.functions.test_pipeline_functions import (
     twilio,
 )
 from tests.functions.twilio_webhook_client import fetch_one
-from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, add_campaign, messages_of
+from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, messages_of
+from tests.seeding import add_campaign
 
 __all__ = ["log_lines", "tasks_emulator", "twilio"]
 

@@ -34,14 +34,9 @@ from shared.entrypoints import pipeline
 from shared.services.page_publishing import PageMessage
 from tests.conftest import ROOT, make_settings
 from tests.emulators.conftest import LOCATION, RecordingTarget
-from tests.integration.pipeline_support import (
-    RecordingPublisher,
-    RecordingTasks,
-    add_campaign,
-    add_users,
-    messages_of,
-)
+from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, messages_of
 from tests.resetting_server import resetting_server
+from tests.seeding import add_campaign, add_users
 
 MAIN = str(ROOT / "functions" / "main.py")
 INVOKER = "ese-tasks-invoker@local-project.iam.gserviceaccount.com"

@@ -9,92 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
 from shared.adapters.tasks import SendTask
-from shared.db.models import Campaign, Message, Segment, Subscription, Template, User
+from shared.db.models import Campaign, Message, Subscription
 from shared.services.page_publishing import PageMessage
-
-EVERYONE: dict[str, Any] = {"operator": "AND", "conditions": []}
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-def phone(n: int) -> str:
-    """Numbered phones with gaps between them (the last digit is 0), so a test can slot one in between."""
-    return f"+14155{n:05d}0"
-
-
-def add_users(
-    engine: Engine, count: int, *, consent: str = "OPT_IN", start: int = 0, **attributes: Any
-) -> list[str]:
-    phones = [phone(start + i) for i in range(count)]
-    with engine.begin() as conn:
-        conn.execute(
-            insert(User),
-            [
-                {
-                    "phone_e164": p,
-                    "consent_state": consent,
-                    "attributes": {"first_name": f"U{i}", **attributes},
-                }
-                for i, p in enumerate(phones)
-            ],
-        )
-    return phones
-
-
-def add_campaign(
-    engine: Engine,
-    *,
-    content: str = "Hi {first_name}",
-    content_sid: str | None = None,
-    content_variables: dict[str, str] | None = None,
-    definition: dict[str, Any] | None = None,
-    status: str = "READY",
-    rate: int = 80,
-    quiet: tuple[time, time] | None = None,
-    timezone: str = "UTC",
-    topic: str | None = None,
-    schedule_time: datetime | None = None,
-) -> int:
-    with engine.begin() as conn:
-        template_id = conn.execute(
-            insert(Template).returning(Template.id),
-            [
-                {
-                    "name": f"t{datetime.now().timestamp()}",
-                    "content": content,
-                    "content_sid": content_sid,
-                    "content_variables": content_variables or {},
-                }
-            ],
-        ).scalar_one()
-        segment_id = conn.execute(
-            insert(Segment).returning(Segment.id),
-            [{"name": f"s{datetime.now().timestamp()}", "definition": definition or EVERYONE}],
-        ).scalar_one()
-        return int(
-            conn.execute(
-                insert(Campaign).returning(Campaign.id),
-                [
-                    {
-                        "name": "spring sale",
-                        "template_id": template_id,
-                        "segment_id": segment_id,
-                        "status": status,
-                        "rate_limit_per_second": rate,
-                        "quiet_hours_start": quiet[0] if quiet else None,
-                        "quiet_hours_end": quiet[1] if quiet else None,
-                        "timezone": timezone,
-                        "topic": topic,
-                        "schedule_time": schedule_time,
-                    }
-                ],
-            ).scalar_one()
-        )
 
 
 def subscribe(engine: Engine, phones: Sequence[str], topic: str) -> None:

@@ -14,15 +14,8 @@ from shared.db.queries.campaigns import could_complete
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import CampaignStatus
 from shared.services import campaign_lifecycle as lifecycle
-from tests.integration.pipeline_support import (
-    T0,
-    RecordingPublisher,
-    add_campaign,
-    add_users,
-    campaign_row,
-    phone,
-    subscribe,
-)
+from tests.integration.pipeline_support import RecordingPublisher, campaign_row, subscribe
+from tests.seeding import T0, add_campaign, add_users, phone
 
 
 def _pages(engine: Engine, campaign_id: int) -> list[tuple[int, str, str, int, object]]:

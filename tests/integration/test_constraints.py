@@ -6,6 +6,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from tests.seeding import add_campaign, add_users
+
 
 def _exec(engine: Engine, sql: str, **params: object) -> None:
     with engine.begin() as conn:
@@ -13,22 +15,9 @@ def _exec(engine: Engine, sql: str, **params: object) -> None:
 
 
 def _seed_campaign(engine: Engine) -> int:
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (phone_e164, consent_state) VALUES ('+14155550100', 'OPT_IN')"))
-        tid = conn.execute(
-            text("INSERT INTO templates (name, content) VALUES ('t', 'Hi') RETURNING id")
-        ).scalar()
-        sid = conn.execute(
-            text("INSERT INTO segments (name, definition) VALUES ('s', '{}'::jsonb) RETURNING id")
-        ).scalar()
-        return int(
-            conn.execute(
-                text(
-                    "INSERT INTO campaigns (name, template_id, segment_id) VALUES ('c', :t, :s) RETURNING id"
-                ),
-                {"t": tid, "s": sid},
-            ).scalar_one()
-        )
+    """A campaign, and the user +14155550100 its message rows below go to."""
+    add_users(engine, 1, start=55010)  # phone(55010) is +14155550100
+    return add_campaign(engine)
 
 
 @pytest.mark.parametrize(

@@ -15,15 +15,8 @@ from shared.services import campaign_lifecycle as lifecycle
 from shared.services.fanout import NO_CONSENT_REASON, FanoutConfig, fanout_page
 from shared.services.page_publishing import PageMessage
 from shared.transport import Outcome
-from tests.integration.pipeline_support import (
-    T0,
-    RecordingPublisher,
-    RecordingTasks,
-    add_campaign,
-    add_users,
-    campaign_row,
-    messages_of,
-)
+from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, campaign_row, messages_of
+from tests.seeding import T0, add_campaign, add_users
 
 CONFIG = FanoutConfig(max_page_age=timedelta(hours=6), rate_margin=0.025)
 

@@ -24,8 +24,9 @@ from shared.db.unit_of_work import UnitOfWork
 from shared.services.reconciliation import ReconcileConfig
 from shared.services.sender import send_message
 from shared.services.sweeper import SweepConfig, SweepReport, sweep
-from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, add_users
-from tests.integration.test_sender import CONFIG, SENDER, _queued, _sender
+from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks
+from tests.integration.test_sender import CONFIG, SENDER, _sender
+from tests.seeding import add_users, queued_message
 
 NOW_SWEEP = SweepConfig(
     reconcile=ReconcileConfig(
@@ -51,7 +52,7 @@ class World:
         self.lookup = TwilioMessageLookup(client, SENDER, None)
 
     def queued(self) -> int:
-        message_id = _queued(self.engine)
+        message_id = queued_message(self.engine)
         with self.engine.begin() as conn:  # inside the 24-hour window at the real time of the test
             conn.execute(update(User).values(last_inbound_at=datetime.now(UTC)))
         return message_id

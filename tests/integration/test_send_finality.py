@@ -21,8 +21,9 @@ from shared.services import campaign_lifecycle as lifecycle
 from shared.services.consent import change_consent
 from shared.services.rate_limiter import campaign_key, reserve_slot
 from shared.services.sender import send_message
-from tests.integration.pipeline_support import RecordingTasks, add_users
-from tests.integration.test_sender import CONFIG, _queued, _sender
+from tests.integration.pipeline_support import RecordingTasks
+from tests.integration.test_sender import CONFIG, _sender
+from tests.seeding import add_users, queued_message
 
 SLOW_ANSWER_SECONDS = 1.0
 
@@ -85,7 +86,7 @@ def _recipient(engine: Engine, message_id: int) -> str:
 def test_a_stop_during_the_twilio_call_is_acknowledged_only_after_that_call(
     engine: Engine, twilio: TwilioEmulator
 ) -> None:
-    message_id = _queued(engine)
+    message_id = queued_message(engine)
     _opted_in_now(engine)
     twilio.set_faults({"rate": 1, "delay": SLOW_ANSWER_SECONDS, "accept": True})
     sender = _send_in_thread(engine, twilio, message_id)
@@ -103,7 +104,7 @@ def test_a_stop_during_the_twilio_call_is_acknowledged_only_after_that_call(
 def test_a_stop_acknowledged_while_a_send_waits_for_its_slot_stops_that_send(
     engine: Engine, twilio: TwilioEmulator
 ) -> None:
-    message_id = _queued(engine, rate=2)
+    message_id = queued_message(engine, rate=2)
     _opted_in_now(engine)
     # The campaign's slot calendar is half a second ahead, so the send sleeps before its claim.
     with UnitOfWork(engine) as uow:
@@ -125,7 +126,7 @@ def test_a_stop_acknowledged_while_a_send_waits_for_its_slot_stops_that_send(
 def test_a_pause_or_cancel_during_the_twilio_call_is_acknowledged_only_after_it(
     engine: Engine, twilio: TwilioEmulator, action: str
 ) -> None:
-    message_id = _queued(engine)
+    message_id = queued_message(engine)
     _opted_in_now(engine)
     twilio.set_faults({"rate": 1, "delay": SLOW_ANSWER_SECONDS, "accept": True})
     with engine.begin() as conn:  # a second recipient still waiting keeps the campaign from completing
@@ -148,7 +149,7 @@ def test_a_pause_or_cancel_during_the_twilio_call_is_acknowledged_only_after_it(
 def test_a_send_that_dies_while_waiting_for_its_slot_leaves_its_message_unsent_and_the_retry_sends_it(
     engine: Engine, twilio: TwilioEmulator
 ) -> None:
-    message_id = _queued(engine)
+    message_id = queued_message(engine)
     _opted_in_now(engine)
     sender = _sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout=10)
 

@@ -26,7 +26,8 @@ from shared.services.send_admission import CONSENT_REVOKED_REASON
 from shared.services.send_config import SendConfig
 from shared.services.sender import send_message
 from shared.transport import Outcome, Result
-from tests.integration.pipeline_support import T0, RecordingTasks, add_campaign, add_users, campaign_row
+from tests.integration.pipeline_support import RecordingTasks, campaign_row
+from tests.seeding import T0, add_users, queued_message
 
 SENDER = "whatsapp:+14155238886"
 CONTENT_SID = "HX" + "ab" * 16
@@ -93,31 +94,8 @@ def harness(engine: Engine, twilio: TwilioEmulator) -> Harness:
     return Harness(engine, twilio)
 
 
-def _queued(engine: Engine, *, inbound_ago: timedelta | None = timedelta(hours=1), **campaign: Any) -> int:
-    """One QUEUED message of a RUNNING campaign to a user who wrote to us `inbound_ago` before T0."""
-    (recipient,) = add_users(engine, 1)
-    campaign_id = add_campaign(engine, status="RUNNING", **campaign)
-    with engine.begin() as conn:
-        if inbound_ago is not None:
-            conn.execute(update(User).values(last_inbound_at=T0 - inbound_ago))
-        return int(
-            conn.execute(
-                insert(Message).returning(Message.id),
-                [
-                    {
-                        "campaign_id": campaign_id,
-                        "recipient_phone": recipient,
-                        "body": "Hi U0",
-                        "content_variables": {"1": "U0"},
-                        "scheduled_at": T0,
-                    }
-                ],
-            ).scalar_one()
-        )
-
-
 def test_a_send_is_claimed_sent_once_and_recorded_with_its_sid(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
 
     assert harness.send(message_id).outcome is Outcome.DONE
 
@@ -133,7 +111,7 @@ def test_a_send_is_claimed_sent_once_and_recorded_with_its_sid(harness: Harness)
 
 
 def test_the_same_task_dispatched_twice_sends_once(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
 
     harness.send(message_id)
     assert harness.send(message_id).outcome is Outcome.DONE
@@ -143,7 +121,7 @@ def test_the_same_task_dispatched_twice_sends_once(harness: Harness) -> None:
 
 
 def test_a_task_of_an_older_generation_sends_nothing(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     with harness.engine.begin() as conn:
         conn.execute(update(Message).values(generation=2))
 
@@ -154,7 +132,7 @@ def test_a_task_of_an_older_generation_sends_nothing(harness: Harness) -> None:
 
 
 def test_a_stop_after_fan_out_wins_over_the_queued_message(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     with harness.engine.begin() as conn:
         conn.execute(update(User).values(consent_state="STOP"))
 
@@ -167,7 +145,7 @@ def test_a_stop_after_fan_out_wins_over_the_queued_message(harness: Harness) -> 
 
 
 def test_a_paused_campaign_parks_the_message_without_a_task(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     with harness.engine.begin() as conn:
         conn.execute(update(Campaign).values(status="PAUSED", paused_from="RUNNING"))
 
@@ -179,7 +157,7 @@ def test_a_paused_campaign_parks_the_message_without_a_task(harness: Harness) ->
 
 
 def test_a_cancelled_campaign_withholds_the_message(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     with harness.engine.begin() as conn:
         conn.execute(update(Campaign).values(status="CANCELLED"))
 
@@ -194,7 +172,7 @@ def test_a_cancelled_campaign_withholds_the_message(harness: Harness) -> None:
 
 def test_a_message_due_inside_quiet_hours_is_deferred_to_the_window_end(harness: Harness) -> None:
     # T0 is 12:00 UTC; the campaign's quiet hours 11:00-13:00 in UTC cover it.
-    message_id = _queued(harness.engine, quiet=(time(11), time(13)))
+    message_id = queued_message(harness.engine, quiet=(time(11), time(13)))
 
     harness.send(message_id)
 
@@ -211,7 +189,7 @@ def test_a_message_due_inside_quiet_hours_is_deferred_to_the_window_end(harness:
 
 
 def test_outside_the_24_hour_window_the_template_content_sid_is_sent(harness: Harness) -> None:
-    message_id = _queued(harness.engine, inbound_ago=timedelta(hours=25), content_sid=CONTENT_SID)
+    message_id = queued_message(harness.engine, inbound_ago=timedelta(hours=25), content_sid=CONTENT_SID)
 
     harness.send(message_id)
 
@@ -221,7 +199,7 @@ def test_outside_the_24_hour_window_the_template_content_sid_is_sent(harness: Ha
 
 
 def test_outside_the_window_without_a_content_sid_the_message_is_withheld(harness: Harness) -> None:
-    message_id = _queued(harness.engine, inbound_ago=None)
+    message_id = queued_message(harness.engine, inbound_ago=None)
 
     harness.send(message_id)
 
@@ -231,7 +209,7 @@ def test_outside_the_window_without_a_content_sid_the_message_is_withheld(harnes
 
 
 def test_transient_errors_are_retried_after_the_configured_delays_then_fail(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     harness.twilio.set_faults({"rate": 1, "http_status": 429, "error_code": 20429})
 
     scheduled = []
@@ -255,7 +233,7 @@ def test_transient_errors_are_retried_after_the_configured_delays_then_fail(harn
 
 
 def test_a_throughput_error_comes_back_later_without_using_a_retry(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     harness.twilio.set_faults({"rate": 1, "http_status": 429, "error_code": 63018})
 
     harness.send(message_id)
@@ -270,7 +248,7 @@ def test_a_throughput_error_comes_back_later_without_using_a_retry(harness: Harn
 
 
 def test_a_permanent_error_fails_the_message_at_once(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     harness.twilio.set_faults({"rate": 1, "http_status": 400, "error_code": 21211})
 
     harness.send(message_id)
@@ -280,7 +258,7 @@ def test_a_permanent_error_fails_the_message_at_once(harness: Harness) -> None:
 
 
 def test_an_opt_out_error_fails_the_message_and_records_stop(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     harness.twilio.set_faults({"rate": 1, "http_status": 400, "error_code": 21610})
 
     harness.send(message_id)
@@ -295,7 +273,7 @@ def test_an_opt_out_error_fails_the_message_and_records_stop(harness: Harness) -
 
 
 def test_a_credentials_error_pauses_the_campaign_and_parks_the_message(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     harness.twilio.set_faults({"rate": 1, "http_status": 401, "error_code": 20003})
 
     harness.send(message_id)
@@ -309,7 +287,7 @@ def test_a_timeout_after_twilio_accepted_is_ambiguous_and_never_resent(
     engine: Engine, twilio: TwilioEmulator
 ) -> None:
     harness = Harness(engine, twilio, timeout=0.3)
-    message_id = _queued(engine)
+    message_id = queued_message(engine)
     twilio.set_faults({"rate": 1, "accept": True, "delay": 1.0})
 
     harness.send(message_id)
@@ -327,7 +305,7 @@ def test_an_unreachable_twilio_is_retried_because_nothing_was_sent(harness: Harn
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     harness.sender = _sender("AC" + "0" * 32, "token", f"http://127.0.0.1:{port}", timeout=2)
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
 
     harness.send(message_id)
 
@@ -336,7 +314,7 @@ def test_an_unreachable_twilio_is_retried_because_nothing_was_sent(harness: Harn
 
 
 def test_a_claim_whose_sender_died_is_retried_later_then_marked_ambiguous(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
     with harness.engine.begin() as conn:  # what a sender killed between its Twilio call and commit leaves
         conn.execute(update(Message).values(status="SENDING", claimed_at=T0, attempts=1))
 
@@ -351,7 +329,7 @@ def test_a_claim_whose_sender_died_is_retried_later_then_marked_ambiguous(harnes
 
 
 def test_a_send_waits_for_its_rate_slot_and_a_far_slot_is_rescheduled(harness: Harness) -> None:
-    first = _queued(harness.engine, rate=2)
+    first = queued_message(harness.engine, rate=2)
     phones = add_users(harness.engine, 2, start=1)
     with harness.engine.begin() as conn:  # two more messages of the same campaign
         conn.execute(update(User).values(last_inbound_at=T0))
@@ -383,7 +361,7 @@ def test_a_send_waits_for_its_rate_slot_and_a_far_slot_is_rescheduled(harness: H
 
 
 def test_the_last_finished_message_completes_the_campaign(harness: Harness) -> None:
-    message_id = _queued(harness.engine)
+    message_id = queued_message(harness.engine)
 
     harness.send(message_id)
 
@@ -393,7 +371,7 @@ def test_the_last_finished_message_completes_the_campaign(harness: Harness) -> N
 def test_a_send_that_wakes_too_late_for_its_slot_takes_a_fresh_one_instead_of_crowding_the_next(
     harness: Harness,
 ) -> None:
-    first = _queued(harness.engine, rate=2)
+    first = queued_message(harness.engine, rate=2)
     overshoots = [0.3]  # the first sleep stalls 300 ms past the slot, as an overloaded process would
 
     def stalling_sleep(seconds: float) -> None:
@@ -432,7 +410,7 @@ def test_a_send_that_wakes_too_late_for_its_slot_takes_a_fresh_one_instead_of_cr
 def test_time_spent_waiting_for_the_row_lock_does_not_make_the_send_miss_its_slot(harness: Harness) -> None:
     """The slot is reserved from the clock read after the lock wait, not before it: a send queued behind
     another transaction for a second still starts on its first slot instead of retaking one."""
-    message_id = _queued(harness.engine, rate=2)
+    message_id = queued_message(harness.engine, rate=2)
     with harness.engine.begin() as conn:  # within the 24-hour window at the real time this test runs at
         conn.execute(update(User).values(last_inbound_at=SystemClock().now()))
     config = replace(CONFIG, rate_margin=0.5, slot_lead=timedelta(seconds=0.5))
