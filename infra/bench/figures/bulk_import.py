@@ -33,11 +33,10 @@ from shared.domain.phones import try_normalize_phone
 
 FIGURE = "bulk import"
 UNIT = "rows/s"
-TARGET = "≥ 100,000 rows/s and ≥ 0.3 x raw COPY; peak memory < 300 MB"
+TARGET = "≥ 0.5 x a COPY of the same rows into the same indexed table; peak memory < 300 MB"
 # The server `--profile` samples while the figure runs.
 PROFILED: str | None = "api"
-MIN_ROWS_PER_SECOND = 100_000
-MIN_COPY_RATIO = 0.3
+MIN_COPY_RATIO = 0.5
 MAX_PEAK_MB = 300
 BASELINE_TABLE = "bench_copy_baseline"
 # The users columns an import writes; created_at and updated_at take their defaults, as in the import.
@@ -83,7 +82,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         value=value,
         baseline=baseline,
         baseline_label="raw COPY of the same rows into a users-shaped table",
-        met=value >= MIN_ROWS_PER_SECOND and value >= MIN_COPY_RATIO * baseline and peak_mb < MAX_PEAK_MB,
+        met=value >= MIN_COPY_RATIO * baseline and peak_mb < MAX_PEAK_MB,
         runs=len(runs),
         details={
             "rows": data.rows,

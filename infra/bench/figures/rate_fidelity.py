@@ -38,11 +38,11 @@ from infra.local.stack_reset import reset_stack
 
 FIGURE = "rate fidelity"
 UNIT = "msg/s (mean)"
-TARGET = "every 1 s window ≤ 80, mean ≥ 78, zero drops, zero duplicates"
+TARGET = "no 1 s window over 80 in any run, mean ≥ 0.975 x 80, zero drops, zero duplicates"
 # The server `--profile` samples while the figure runs.
 PROFILED: str | None = "send_message"
 RATE = 80
-MIN_MEAN = 78
+MIN_MEAN_RATIO = 0.975
 DEFERRED_ZONE, DEFERRED_OFFSET = "Etc/GMT-3", timedelta(hours=3)  # POSIX sign: Etc/GMT-3 is UTC+3
 QUIET_HOURS_LEFT = timedelta(seconds=30)
 FAULTS = {"rate": 0.2, "http_status": 429, "error_code": 20429, "seed": 7}
@@ -102,7 +102,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
     runs = (*cleans, stressed)
     met = (
         all(r.max_window <= size.rate and r.drops == 0 and r.duplicates == 0 for r in runs)
-        and clean.mean >= MIN_MEAN * size.rate / RATE
+        and clean.mean >= MIN_MEAN_RATIO * size.rate
     )
     return Measurement(
         figure=FIGURE,

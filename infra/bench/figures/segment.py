@@ -1,5 +1,5 @@
 """Segment: count and page through a 3-condition nested segment over opted-in users, compiled by
-`shared.domain.segments`, against the same query written by hand, in the same run.
+from the segment DSL, against the same query written by hand with the same type test, in the same run.
 
 The segment is `city in (3 of 10) AND (age >= 40 OR tier = gold)`, about 19% of users. "Page through" reads
 the whole audience in phone order, as the campaign trigger freezes it (one query, not keyset pages: with
@@ -23,10 +23,10 @@ from shared.domain.segments import audience_query, count_query
 
 FIGURE = "segment"
 UNIT = "ms"
-TARGET = "≤ 1.2 x hand-written SQL (count and paging); count < 300 ms"
+TARGET = "≤ 1.1 x hand-written SQL with the same type test (count and paging); count < 300 ms"
 # The server `--profile` samples while the figure runs (None: the work is in PostgreSQL).
 PROFILED: str | None = None
-MAX_RATIO = 1.2
+MAX_RATIO = 1.1
 MAX_COUNT_MS = 300
 CITIES = ["Lagos", "Nairobi", "Accra"]
 DEFINITION = {
@@ -46,9 +46,9 @@ HAND_WHERE = """consent_state = 'OPT_IN'
   AND attributes->>'city' IN ('Lagos', 'Nairobi', 'Accra')
   AND ((attributes->>'age')::numeric >= 40 OR attributes->>'tier' = 'gold')"""
 HAND_COUNT = f"SELECT count(*) FROM users WHERE {HAND_WHERE}"
-# The hand-written query fails outright once one candidate's age is not a number ("unknown"). Written by
-# hand to mean what the compiled one means (JSON numbers and decimal text compare numerically, anything
-# else never matches), it pays for the same type test; timed beside it, for scale, not as the baseline.
+# The naive hand-written query fails outright once one candidate's age is not a number ("unknown"); it is
+# timed for scale only. Written by hand to mean what the compiled one means (JSON numbers and decimal text
+# compare numerically, anything else never matches), it pays for the same type test: the baseline.
 TYPE_SAFE_WHERE = r"""consent_state = 'OPT_IN'
   AND attributes->>'city' IN ('Lagos', 'Nairobi', 'Accra')
   AND (CASE jsonb_typeof(attributes->'age')
@@ -59,6 +59,7 @@ TYPE_SAFE_WHERE = r"""consent_state = 'OPT_IN'
        OR attributes->>'tier' = 'gold')"""
 TYPE_SAFE_COUNT = f"SELECT count(*) FROM users WHERE {TYPE_SAFE_WHERE}"
 HAND_AUDIENCE = f"SELECT phone_e164 FROM users WHERE {HAND_WHERE} ORDER BY phone_e164"
+TYPE_SAFE_AUDIENCE = f"SELECT phone_e164 FROM users WHERE {TYPE_SAFE_WHERE} ORDER BY phone_e164"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         "type-safe count": [],
         "paging": [],
         "hand paging": [],
+        "type-safe paging": [],
     }
     with engine.connect() as conn:
         # The warm-up, and the check that both versions select the same people.
@@ -89,8 +91,12 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             conn.execute(text(HAND_COUNT)).scalar_one(),
             conn.execute(text(TYPE_SAFE_COUNT)).scalar_one(),
         )
-        audiences = (_read_all(conn, audience_query(DEFINITION)), _read_all(conn, text(HAND_AUDIENCE)))
-        if len(set(counts)) != 1 or audiences[0] != audiences[1]:
+        audiences = (
+            _read_all(conn, audience_query(DEFINITION)),
+            _read_all(conn, text(HAND_AUDIENCE)),
+            _read_all(conn, text(TYPE_SAFE_AUDIENCE)),
+        )
+        if len(set(counts)) != 1 or len(set(audiences)) != 1:
             raise AssertionError(f"compiled and hand-written segments disagree: counts {counts}")
         for _ in range(size.runs):
             timings["count"].append(1000 * timed(lambda: conn.execute(count_query(DEFINITION)).scalar_one()))
@@ -100,37 +106,39 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             )
             timings["paging"].append(1000 * timed(lambda: _read_all(conn, audience_query(DEFINITION))))
             timings["hand paging"].append(1000 * timed(lambda: _read_all(conn, text(HAND_AUDIENCE))))
+            timings["type-safe paging"].append(
+                1000 * timed(lambda: _read_all(conn, text(TYPE_SAFE_AUDIENCE)))
+            )
     engine.dispose()
-    count_ms, hand_count_ms = median(timings["count"]), median(timings["hand count"])
-    paging_ms, hand_paging_ms = median(timings["paging"]), median(timings["hand paging"])
+    count_ms, paging_ms = median(timings["count"]), median(timings["paging"])
+    safe_count_ms, safe_paging_ms = median(timings["type-safe count"]), median(timings["type-safe paging"])
     return Measurement(
         figure=FIGURE,
         unit=UNIT,
         target=TARGET,
         value=count_ms,
-        baseline=hand_count_ms,
-        baseline_label="hand-written SQL",
-        met=count_ms <= MAX_RATIO * hand_count_ms
-        and paging_ms <= MAX_RATIO * hand_paging_ms
+        baseline=safe_count_ms,
+        baseline_label="hand-written SQL with the same type test",
+        met=count_ms <= MAX_RATIO * safe_count_ms
+        and paging_ms <= MAX_RATIO * safe_paging_ms
         and count_ms < MAX_COUNT_MS,
         runs=size.runs,
         details={
             "users": size.users,
             "audience": counts[0],
             "reading the whole audience, compiled (ms)": paging_ms,
-            "reading the whole audience, hand-written (ms)": hand_paging_ms,
-            "reading ratio": paging_ms / hand_paging_ms,
-            "count, hand-written with the compiled query's type test (ms)": median(
-                timings["type-safe count"]
-            ),
-            "count ratio to that": count_ms / median(timings["type-safe count"]),
+            "reading the whole audience, hand-written with the type test (ms)": safe_paging_ms,
+            "reading ratio": paging_ms / safe_paging_ms,
+            "for scale: count, naive hand-written (ms)": median(timings["hand count"]),
+            "for scale: reading the whole audience, naive hand-written (ms)": median(timings["hand paging"]),
         },
         notes=(
             f"segment: {DEFINITION}",
-            f"hand-written: {' '.join(HAND_WHERE.split())}",
-            "both return the same audience (checked); value and baseline are count(*) times, paging is in the details",
-            "the hand-written query casts every candidate's age to numeric, so one non-numeric age makes it fail; "
-            f"the type-safe one, timed for scale: {' '.join(TYPE_SAFE_WHERE.split())}",
+            f"baseline, hand-written with the same type test: {' '.join(TYPE_SAFE_WHERE.split())}",
+            "all three return the same audience (checked); value and baseline are count(*) times, paging is in "
+            "the details",
+            "for scale, the naive hand-written query, which casts every candidate's age to numeric (one "
+            f"non-numeric age makes it fail): {' '.join(HAND_WHERE.split())}",
         ),
     )
 

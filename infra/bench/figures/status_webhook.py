@@ -36,10 +36,9 @@ from shared.adapters.twilio_signature import status_callback_url
 
 FIGURE = "status webhook"
 UNIT = "req/s"
-TARGET = "≥ 1,600 req/s, p99 < 25 ms, ≥ 0.35 x a no-op function on the same server"
-MIN_PER_SECOND = 1_600
+TARGET = "≥ 0.5 x a no-op function on the same server and load, p99 < 25 ms"
 MAX_P99_MS = 25
-MIN_NOOP_RATIO = 0.35
+MIN_NOOP_RATIO = 0.5
 CALLBACK_STATUSES = ("sent", "delivered", "read")
 FUNCTION = "status_webhook"
 SERVER_THREADS = THREADS[FUNCTION]
@@ -114,7 +113,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         value=value,
         baseline=baseline,
         baseline_label="no-op function, same server and load",
-        met=value >= MIN_PER_SECOND and p99 < MAX_P99_MS and value >= MIN_NOOP_RATIO * baseline,
+        met=p99 < MAX_P99_MS and value >= MIN_NOOP_RATIO * baseline,
         runs=size.runs,
         details={
             "p99 latency (ms)": p99,
