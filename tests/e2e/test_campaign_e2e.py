@@ -316,7 +316,7 @@ def _dispatch_again(env: dict[str, str], message_id: int | None) -> None:
         ),
     )
     client.create_task(parent=queue, task=tasks_v2.Task(http_request=http))
-    client.transport.close()
+    client.transport.close()  # type: ignore[no-untyped-call]  # gRPC transport, untyped
 
 
 def test_a_stop_mid_campaign_wins_and_pause_holds_sends_until_resume(stack: Stack) -> None:

@@ -62,7 +62,7 @@ def test_a_cloud_tasks_dispatch_reaches_send_message_with_its_signature_removed(
     client.create_task(
         parent=queue, task=tasks_v2.Task(http_request=tasks_v2.HttpRequest(url=url, oidc_token=oidc))
     )
-    client.transport.close()
+    client.transport.close()  # type: ignore[no-untyped-call]  # gRPC transport, untyped
     deadline = time.monotonic() + 30
     while not target.arrivals and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -118,7 +118,7 @@ def test_send_queue_exists_with_the_production_rate_and_retry_settings(stack_env
     queue = client.get_queue(
         name=client.queue_path(stack_env["GCP_PROJECT"], stack_env["GCP_REGION"], stack_env["TASKS_QUEUE"])
     )
-    client.transport.close()
+    client.transport.close()  # type: ignore[no-untyped-call]  # gRPC transport, untyped
     assert queue.state == tasks_v2.Queue.State.RUNNING
     assert queue.rate_limits.max_dispatches_per_second == int(stack_env["SENDER_RATE_LIMIT_PER_SECOND"]) == 80
     assert queue.rate_limits.max_concurrent_dispatches == 40
@@ -406,5 +406,5 @@ def test_a_process_killed_with_sigkill_is_started_again_on_its_port_and_the_rest
                 clean_stack["GCP_PROJECT"], clean_stack["GCP_REGION"], clean_stack["TASKS_QUEUE"]
             )
         )
-        client.transport.close()
+        client.transport.close()  # type: ignore[no-untyped-call]  # gRPC transport, untyped
         assert queue.state == tasks_v2.Queue.State.RUNNING

@@ -33,7 +33,7 @@ def send_through_twilio(env: dict[str, str], message_id: int) -> str:
         status_callback=status_callback_url(env["STATUS_WEBHOOK_URL"], message_id),
     )
     assert created.sid is not None
-    return created.sid
+    return str(created.sid)
 
 
 def wait_for_message(engine: Engine, message_id: int, status: str, receipts: int) -> Any:
@@ -52,7 +52,7 @@ def wait_for_message(engine: Engine, message_id: int, status: str, receipts: int
         time.sleep(0.1)
 
 
-def configure_twilio(env: dict[str, str], **config: object) -> None:
+def configure_twilio(env: dict[str, str], **config: Any) -> None:
     requests.post(env["TWILIO_API_URL"] + "/_emulator/config", json=config, timeout=5).raise_for_status()
 
 

@@ -351,7 +351,7 @@ def test_batch_create_reports_each_refused_task_by_index_and_creates_the_rest(
 
     operation = tasks_client.batch_create_tasks(request=request)
 
-    created = operation.result(timeout=5)
+    created = operation.result(timeout=5)  # type: ignore[no-untyped-call]  # google-api-core's, untyped
     assert [t.name.rsplit("/", 1)[-1] for t in created.tasks] == ["first", "last"]
     assert created.tasks[0].http_request.body == b""  # the BASIC view, as CreateTask answers
     failed = operation.metadata.failed_requests

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 import requests
@@ -60,9 +61,10 @@ def front_end(ca: LocalCa, issuer: OidcServer, function: RecordingTarget) -> Ite
 
 
 def post(
-    front_end: FrontEnd, ca: LocalCa, name: str, *, internal: bool = False, **kwargs: object
+    front_end: FrontEnd, ca: LocalCa, name: str, *, internal: bool = False, **kwargs: Any
 ) -> requests.Response:
-    cert = tuple(map(str, ca.internal_cert)) if internal else None
+    cert_file, key_file = ca.internal_cert
+    cert = (str(cert_file), str(key_file)) if internal else None
     return requests.post(
         front_end.url(name) + "/task?x=1", verify=str(ca.bundle_file), cert=cert, timeout=30, **kwargs
     )

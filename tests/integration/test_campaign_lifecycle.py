@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 
 from shared.clock import FixedClock
 from shared.db.models import CampaignPage, Message, User
@@ -31,7 +31,9 @@ def _pages(engine: Engine, campaign_id: int) -> list[tuple[int, str, str, int, o
             .where(CampaignPage.campaign_id == campaign_id)
             .order_by(CampaignPage.page_no)
         )
-        return [tuple(row) for row in conn.execute(statement)]
+        return [
+            (r.page_no, r.first_phone, r.last_phone, r.size, r.published_at) for r in conn.execute(statement)
+        ]
 
 
 def test_start_freezes_the_opted_in_audience_into_key_pages_and_publishes_one_message_per_page(
@@ -68,9 +70,7 @@ def test_the_frozen_audience_ignores_users_who_join_the_segment_after_the_start(
     )
 
     with engine.begin() as conn:  # a phone inside the page's key range
-        conn.execute(
-            User.__table__.insert(), [{"phone_e164": phone(1)[:-1] + "5", "consent_state": "OPT_IN"}]
-        )
+        conn.execute(insert(User), [{"phone_e164": phone(1)[:-1] + "5", "consent_state": "OPT_IN"}])
     with engine.connect() as conn:
         frozen = conn.execute(
             text("SELECT count(*) FROM campaign_recipients WHERE campaign_id = :c"), {"c": campaign_id}
@@ -213,7 +213,7 @@ def test_cancel_withholds_every_waiting_message_and_is_final(engine: Engine) -> 
     campaign_id = add_campaign(engine, status="RUNNING")
     with engine.begin() as conn:
         conn.execute(
-            Message.__table__.insert(),
+            insert(Message),
             [
                 {"campaign_id": campaign_id, "recipient_phone": phones[0], "status": "QUEUED"},
                 {"campaign_id": campaign_id, "recipient_phone": phones[1], "status": "SENDING"},
@@ -248,7 +248,7 @@ def test_a_campaign_completes_only_when_no_message_is_waiting_sending_or_ambiguo
         conn.execute(update(CampaignPage).values(fanned_out_at=T0))
         phones = list(conn.execute(select(User.phone_e164).order_by(User.phone_e164)).scalars())
         conn.execute(
-            Message.__table__.insert(),
+            insert(Message),
             [
                 {"campaign_id": campaign_id, "recipient_phone": phones[0], "status": "SENDING"},
                 {"campaign_id": campaign_id, "recipient_phone": phones[1], "status": "AMBIGUOUS"},

@@ -47,7 +47,7 @@ def _citations() -> list[tuple[Path, str]]:
     return found
 
 
-def test_every_citation_names_a_heading_of_the_architecture_doc():
+def test_every_citation_names_a_heading_of_the_architecture_doc() -> None:
     headings = _headings()
     citations = _citations()
     assert len(citations) >= 15, citations  # the pattern still finds the citations the code makes
@@ -55,12 +55,12 @@ def test_every_citation_names_a_heading_of_the_architecture_doc():
     assert not missing, f"cited headings missing from docs/architecture.md: {missing}"
 
 
-def test_the_pattern_reads_wrapped_and_parenthesised_citations():
+def test_the_pattern_reads_wrapped_and_parenthesised_citations() -> None:
     text = 'x (docs/architecture.md,\n    # "STOP is final at its acknowledgement") y docs/architecture.md ("Shape")'
     assert [m.group(1) for m in CITATION.finditer(text)] == ["STOP is final at its acknowledgement", "Shape"]
 
 
-def test_nothing_cites_the_design_handout():
+def test_nothing_cites_the_design_handout() -> None:
     """The project documents itself: the old references to a handout outside the repository are gone."""
     offenders = [
         str(path.relative_to(ROOT))

@@ -85,7 +85,7 @@ def test_log_lines_are_json_with_severity_message_and_trace(
 
 def test_secrets_in_settings_never_reach_a_log_line(log_stream: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = log_stream
-    settings = Settings(twilio_auth_token="super-secret-token", api_tokens=f"{TOKEN_A},{TOKEN_B}")  # type: ignore[arg-type]
+    settings = Settings(twilio_auth_token="super-secret-token", api_tokens=f"{TOKEN_A},{TOKEN_B}")
     logger.info("settings: %s", settings, extra={"settings": settings.model_dump()})
     assert "super-secret-token" not in stream.getvalue()
     assert TOKEN_A not in stream.getvalue()
