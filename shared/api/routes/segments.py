@@ -12,7 +12,8 @@ from shared.api.models import Page, PageQuery, RequestModel, ResourceId, Respons
 from shared.api.registry import Context, route
 from shared.api.routes.users import Topic
 from shared.db.models import Segment
-from shared.domain.segments import audience_query, count_query, parse_segment
+from shared.db.queries.segments import audience_query, count_query
+from shared.domain.segments import parse_segment
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 # The DSL: docs/architecture.md, "Domain rules".
