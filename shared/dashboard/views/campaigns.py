@@ -11,9 +11,10 @@ from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
 from shared.adapters import clients
-from shared.dashboard import charts, queries
+from shared.dashboard import charts
 from shared.dashboard.web import FormErrors, Wiring, enum_arg, form_errors, notice, wiring
 from shared.db.models import Campaign, Segment, Template
+from shared.db.queries import dashboard as queries
 from shared.domain.enums import CampaignStatus, MessageStatus
 from shared.domain.errors import Conflict, DomainError
 from shared.domain.quiet_hours import load_timezone

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from shared.dashboard import queries
 from shared.dashboard.web import wiring
+from shared.db.queries import dashboard as queries
 from shared.domain.twilio_errors import describe
 from shared.log import mask_phone
 from shared.services import reports

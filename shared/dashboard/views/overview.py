@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from flask import Blueprint, render_template
 
-from shared.dashboard import charts, queries
+from shared.dashboard import charts
 from shared.dashboard.web import wiring
+from shared.db.queries import dashboard as queries
 from shared.services import reports
 
 bp = Blueprint("overview", __name__)

@@ -11,8 +11,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from shared.dashboard import queries
 from shared.dashboard.web import FormErrors, enum_arg, form_errors, notice, wiring
+from shared.db.queries import dashboard as queries
 from shared.domain.enums import ConsentState
 from shared.domain.errors import DomainError, NotFound
 from shared.domain.phones import normalize_phone
