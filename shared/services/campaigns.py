@@ -20,7 +20,7 @@ from shared.adapters.pubsub import Publisher
 from shared.clock import Clock
 from shared.db.models import Campaign, Segment, Template
 from shared.db.pagination import Page
-from shared.db.queries.rows import delete_row, get_row, keep_loaded, list_page, save_row
+from shared.db.queries.rows import delete_row, get_row, save_row
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import CampaignStatus
 from shared.domain.errors import (
@@ -32,6 +32,7 @@ from shared.domain.errors import (
 )
 from shared.domain.quiet_hours import load_timezone
 from shared.services import campaign_lifecycle as lifecycle
+from shared.services import crud
 from shared.services.inputs import Name, RequestModel, ResourceId, Topic
 
 Rate = Annotated[int, Field(ge=1, le=500, description="Hard ceiling on sends per second for this campaign.")]
@@ -93,17 +94,11 @@ def list_campaigns(
     uow: UnitOfWork, *, limit: int, cursor: str | None, status: CampaignStatus | None = None
 ) -> Page[Campaign]:
     where = [] if status is None else [Campaign.status == status.value]
-    with uow:
-        page = list_page(uow.session, Campaign, limit=limit, cursor=cursor, where=where)
-        keep_loaded(uow.session)
-    return page
+    return crud.read_page(uow, Campaign, limit=limit, cursor=cursor, where=where)
 
 
 def get_campaign(uow: UnitOfWork, campaign_id: int) -> Campaign:
-    with uow:
-        row = get_row(uow.session, Campaign, campaign_id)
-        keep_loaded(uow.session)
-    return row
+    return crud.read(uow, Campaign, campaign_id)
 
 
 def change_campaign(uow: UnitOfWork, campaign_id: int, patch: CampaignPatch) -> Campaign:

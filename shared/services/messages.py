@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from shared.db.models import AuditEvent, DeliveryReceipt, Message
 from shared.db.pagination import Page
 from shared.db.queries import reports
-from shared.db.queries.rows import get_row, keep_loaded, list_page
+from shared.db.queries.rows import get_row, keep_loaded
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import MessageStatus
+from shared.services import crud
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,7 @@ def list_messages(
         where.append(Message.campaign_id == campaign_id)
     if status is not None:
         where.append(Message.status == status.value)
-    with uow:
-        page = list_page(uow.session, Message, limit=limit, cursor=cursor, where=where)
-        keep_loaded(uow.session)
-    return page
+    return crud.read_page(uow, Message, limit=limit, cursor=cursor, where=where)
 
 
 def get_message(uow: UnitOfWork, message_id: int) -> MessageDetail:

@@ -10,10 +10,11 @@ from pydantic import MISSING, Field
 
 from shared.db.models import Segment
 from shared.db.pagination import Page
-from shared.db.queries.rows import delete_row, get_row, keep_loaded, list_page, save_row
+from shared.db.queries.rows import get_row, save_row
 from shared.db.queries.segments import audience_query, count_query
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.segments import parse_segment
+from shared.services import crud
 from shared.services.inputs import Name, RequestModel, Topic
 
 # The DSL: docs/architecture.md, "Domain rules".
@@ -54,24 +55,15 @@ class Preview:
 
 
 def create_segment(uow: UnitOfWork, values: SegmentIn) -> Segment:
-    with uow:
-        row = save_row(uow.session, Segment(), _checked(values.model_dump()))
-        uow.commit()
-    return row
+    return crud.create(uow, Segment(), _checked(values.model_dump()))
 
 
 def list_segments(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[Segment]:
-    with uow:
-        page = list_page(uow.session, Segment, limit=limit, cursor=cursor)
-        keep_loaded(uow.session)
-    return page
+    return crud.read_page(uow, Segment, limit=limit, cursor=cursor)
 
 
 def get_segment(uow: UnitOfWork, segment_id: int) -> Segment:
-    with uow:
-        row = get_row(uow.session, Segment, segment_id)
-        keep_loaded(uow.session)
-    return row
+    return crud.read(uow, Segment, segment_id)
 
 
 def change_segment(uow: UnitOfWork, segment_id: int, patch: SegmentPatch) -> Segment:
@@ -83,10 +75,7 @@ def change_segment(uow: UnitOfWork, segment_id: int, patch: SegmentPatch) -> Seg
 
 
 def delete_segment(uow: UnitOfWork, segment_id: int) -> None:
-    """Refused (`InUse`) while any campaign uses the segment."""
-    with uow:
-        delete_row(uow.session, get_row(uow.session, Segment, segment_id))
-        uow.commit()
+    crud.delete(uow, Segment, segment_id)
 
 
 def preview_definition(uow: UnitOfWork, request: PreviewIn) -> Preview:

@@ -10,10 +10,11 @@ from pydantic import MISSING, Field
 from shared.db.models import Template
 from shared.db.pagination import Page
 from shared.db.queries import campaigns as campaign_sql
-from shared.db.queries.rows import delete_row, get_row, keep_loaded, list_page, save_row
+from shared.db.queries.rows import get_row, save_row
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.errors import TemplateInUse
 from shared.domain.templates import MAX_TEMPLATE_LENGTH, validate_content_variables, validate_template
+from shared.services import crud
 from shared.services.inputs import Name, RequestModel
 
 Content = Annotated[
@@ -45,24 +46,15 @@ class TemplatePatch(RequestModel):
 
 
 def create_template(uow: UnitOfWork, values: TemplateIn) -> Template:
-    with uow:
-        row = save_row(uow.session, Template(), _checked(values.model_dump()))
-        uow.commit()
-    return row
+    return crud.create(uow, Template(), _checked(values.model_dump()))
 
 
 def list_templates(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[Template]:
-    with uow:
-        page = list_page(uow.session, Template, limit=limit, cursor=cursor)
-        keep_loaded(uow.session)
-    return page
+    return crud.read_page(uow, Template, limit=limit, cursor=cursor)
 
 
 def get_template(uow: UnitOfWork, template_id: int) -> Template:
-    with uow:
-        row = get_row(uow.session, Template, template_id)
-        keep_loaded(uow.session)
-    return row
+    return crud.read(uow, Template, template_id)
 
 
 def change_template(uow: UnitOfWork, template_id: int, patch: TemplatePatch) -> Template:
@@ -76,10 +68,7 @@ def change_template(uow: UnitOfWork, template_id: int, patch: TemplatePatch) -> 
 
 
 def delete_template(uow: UnitOfWork, template_id: int) -> None:
-    """Refused (`InUse`) while any campaign uses the template."""
-    with uow:
-        delete_row(uow.session, get_row(uow.session, Template, template_id))
-        uow.commit()
+    crud.delete(uow, Template, template_id)
 
 
 def _checked(values: dict[str, Any]) -> dict[str, Any]:
