@@ -24,7 +24,8 @@ from shared.services.inputs import RequestModel
 # The one attribute the system itself reads (quiet hours): refused when it names no real zone.
 TIMEZONE_ATTRIBUTE = "timezone"
 
-User = Row[Any]
+# A user with their topics, as shared.db.queries.users reads one.
+UserRow = Row[Any]
 
 
 class ConsentChange(RequestModel):
@@ -46,14 +47,14 @@ def check_attributes(attributes: Mapping[str, Any]) -> None:
     load_timezone(value)
 
 
-def get_user(uow: UnitOfWork, phone_e164: str) -> User:
+def get_user(uow: UnitOfWork, phone_e164: str) -> UserRow:
     with uow:
         return _user(uow, phone_e164)
 
 
 def list_users(
     uow: UnitOfWork, *, limit: int, cursor: str | None, consent_state: ConsentState | None, q: str | None
-) -> Page[User]:
+) -> Page[UserRow]:
     """By phone; `q` matches phone digits or attribute text."""
     after = decode_cursor(cursor, [str])
     with uow:
@@ -78,7 +79,7 @@ def existing_phone(uow: UnitOfWork, text: str, default_region: str) -> str | Non
 
 def save_user(
     uow: UnitOfWork, phone_e164: str, attributes: Mapping[str, Any], at: datetime
-) -> tuple[User, bool]:
+) -> tuple[UserRow, bool]:
     """Create the user (OPT_OUT until consent is given) or merge in attributes; True when created."""
     check_attributes(attributes)
     with uow:
@@ -87,7 +88,7 @@ def save_user(
         return _user(uow, phone_e164), created
 
 
-def patch_user(uow: UnitOfWork, phone_e164: str, patch: Mapping[str, Any], at: datetime) -> User:
+def patch_user(uow: UnitOfWork, phone_e164: str, patch: Mapping[str, Any], at: datetime) -> UserRow:
     """JSON merge patch (RFC 7396) of the attributes: null removes a key."""
     check_attributes(patch)
     set_values = {key: value for key, value in patch.items() if value is not None}
@@ -99,7 +100,7 @@ def patch_user(uow: UnitOfWork, phone_e164: str, patch: Mapping[str, Any], at: d
         return _user(uow, phone_e164)
 
 
-def set_consent(uow: UnitOfWork, phone_e164: str, change: ConsentChange, at: datetime) -> User:
+def set_consent(uow: UnitOfWork, phone_e164: str, change: ConsentChange, at: datetime) -> UserRow:
     with uow:
         _must_exist(uow, phone_e164)
         detail = {"reason": change.reason} if change.reason else None
@@ -108,7 +109,7 @@ def set_consent(uow: UnitOfWork, phone_e164: str, change: ConsentChange, at: dat
         return _user(uow, phone_e164)
 
 
-def subscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> User:
+def subscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> UserRow:
     with uow:
         # The user row is locked so a concurrent delete cannot leave the FK check to fail mid-request.
         _must_exist(uow, phone_e164, lock=True)
@@ -117,7 +118,7 @@ def subscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> User:
         return _user(uow, phone_e164)
 
 
-def unsubscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> User:
+def unsubscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> UserRow:
     with uow:
         _must_exist(uow, phone_e164)
         queries.remove_subscription(uow.session, phone_e164, topic)
@@ -130,7 +131,7 @@ def _must_exist(uow: UnitOfWork, phone_e164: str, *, lock: bool = False) -> None
         raise NotFound("user", phone_e164)
 
 
-def _user(uow: UnitOfWork, phone_e164: str) -> User:
+def _user(uow: UnitOfWork, phone_e164: str) -> UserRow:
     row = queries.get_user(uow.session, phone_e164)
     if row is None:
         raise NotFound("user", phone_e164)
