@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from shared.api import routes
 from shared.api.auth import is_authorized, unauthorized
-from shared.api.errors import ApiError, BadRequest, error_response, validation_details
+from shared.api.errors import ApiError, BadRequest, domain_status, error_response, validation_details
 from shared.api.registry import ROUTES, Context, Route
 from shared.boundary import Refused, TooLarge, check_url, check_value, read_body
 from shared.clock import SystemClock
@@ -99,7 +99,7 @@ def _error(exc: Exception) -> Response:
         status = 413 if isinstance(exc, TooLarge) else 400
         return error_response(status, "validation_error", exc.message, {"errors": [error]})
     if isinstance(exc, DomainError):
-        return error_response(400, exc.code, exc.message, exc.details)
+        return error_response(domain_status(exc), exc.code, exc.message, exc.details)
     if isinstance(exc, HTTPException):
         return _http_error(exc)
     if isinstance(exc, PoolTimeout) or (isinstance(exc, DBAPIError) and is_transient(exc)):

@@ -1,7 +1,8 @@
 """API errors and their one JSON shape: `{"error": {"code", "message", "details"}}`.
 
-Handlers and stores raise these (or a `DomainError`); `shared.api.app` turns each into a response, so no
-handler builds an error body itself.
+Handlers raise these for what only HTTP can get wrong (a body's media type, a missing multipart part);
+the services' refusals are `DomainError`s. `shared.api.app` turns both into a response, so no handler
+builds an error body itself.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any, ClassVar
 
 from flask import Response, json
 from pydantic import ValidationError
+
+from shared.domain.errors import Conflict, DomainError, NotFound
 
 
 class ApiError(Exception):
@@ -26,19 +29,18 @@ class BadRequest(ApiError):
     status = 400
 
 
-class NotFound(ApiError):
-    status = 404
-
-    def __init__(self, resource: str, key: object) -> None:
-        super().__init__("not_found", f"{resource} {key} does not exist", resource=resource, key=str(key))
-
-
-class Conflict(ApiError):
-    status = 409
-
-
 class UnsupportedMediaType(ApiError):
     status = 415
+
+
+def domain_status(exc: DomainError) -> int:
+    """The HTTP status of a refusal by the rules, for the API's JSON and the dashboard's pages alike: what
+    it names is missing (404), the current state refuses it (409), or the request itself is wrong (400)."""
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    return 400
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:

@@ -1,4 +1,6 @@
-"""Models every resource shares: the strict request base, the error body, ids and pages."""
+"""Models every resource of the API shares: the response base, the error body, pages and regions. The
+request base and the ids come from the services' inputs (shared.services.inputs), which the dashboard's
+forms validate against too."""
 
 from __future__ import annotations
 
@@ -6,16 +8,11 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Ids are PostgreSQL BIGINTs: anything outside is a 400, not a database error.
-ResourceId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+from shared.services.inputs import RequestModel
 
 T = TypeVar("T")
 
-
-class RequestModel(BaseModel):
-    """Bodies and query strings refuse unknown fields, so a typo is a 400 rather than silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+Region = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166 region for national numbers.")]
 
 
 class ResponseModel(BaseModel):

@@ -17,19 +17,6 @@ from flask import Flask, Request, Response
 from flask.ctx import RequestContext
 
 PREFIX = "/ui"
-# What `make bench` times (server time per page, 1M users / 100k messages): `{...}` is filled with the id
-# of an existing row by the bench.
-PAGES_TO_BENCH = (
-    "/ui/",
-    "/ui/campaigns",
-    "/ui/campaigns/{campaign_id}",
-    "/ui/messages/{message_id}",
-    "/ui/users",
-    "/ui/users/{phone}",
-    "/ui/templates",
-    "/ui/segments",
-    "/ui/monitoring",
-)
 
 _lock = threading.Lock()
 _app: Flask | None = None

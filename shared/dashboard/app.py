@@ -17,8 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from shared.api.errors import ApiError
-from shared.api.routes.user_import import IMPORT_MAX_BYTES
+from shared.api.errors import domain_status
 from shared.boundary import (
     Refused,
     TooLarge,
@@ -35,7 +34,9 @@ from shared.db.engine import get_engine
 from shared.db.errors import is_transient
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.errors import DomainError
+from shared.domain.templates import template_variables
 from shared.services import dashboard_access
+from shared.services.import_upload import IMPORT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def create_dashboard_app() -> Flask:
     app.after_request(_security_headers)
     app.register_error_handler(Exception, _error_page)
     app.jinja_env.globals["csrf_token"] = lambda: g.dashboard_session.csrf_token
+    app.jinja_env.filters["template_variables"] = template_variables
     return app
 
 
@@ -155,11 +157,10 @@ def _security_headers(response: Response) -> Response:
 
 
 def _error_page(exc: Exception) -> Response:
-    if isinstance(exc, ApiError):
-        return _page(exc.status, exc.message)
     if isinstance(exc, DomainError):
-        # A page's own input the rules refused (a phone in the address, a cursor), as the API answers it.
-        return _page(400, exc.message)
+        # A refusal by the rules, with the status the API gives it: a row that does not exist (404), or a
+        # page's own input (a phone in the address, a cursor: 400).
+        return _page(domain_status(exc), exc.message)
     if isinstance(exc, HTTPException):
         return _page(exc.code or 500, exc.description or exc.name)
     if isinstance(exc, PoolTimeout) or (isinstance(exc, DBAPIError) and is_transient(exc)):

@@ -1,4 +1,4 @@
-"""What every dashboard view shares: the API handler context, field-level form errors, and notices
+"""What every dashboard view shares: what it hands the services, field-level form errors, and notices
 carried across a redirect."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 from flask import Request, request
 from pydantic import ValidationError
 
-from shared.api.errors import ApiError
-from shared.api.registry import Context
-from shared.clock import SystemClock
-from shared.config import get_settings
+from shared.clock import Clock, SystemClock
+from shared.config import Settings, get_settings
+from shared.db.engine import get_engine
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.errors import DomainError
 
 # Notices a redirect may name (?notice=...): a fixed list, so a crafted link cannot put words on a page.
@@ -40,9 +40,19 @@ def enum_arg(kind: type[E], name: str) -> E | None:
     return kind(value) if value in kind.__members__ else None
 
 
-def api_context() -> Context:
-    """The context the API's route handlers take, so the dashboard runs exactly their code."""
-    return Context(settings=get_settings(), clock=SystemClock(), request=request)
+@dataclass(frozen=True)
+class Wiring:
+    """What the views hand the services: the API's handlers get the same from their request context."""
+
+    settings: Settings
+    clock: Clock
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(get_engine())
+
+
+def wiring() -> Wiring:
+    return Wiring(settings=get_settings(), clock=SystemClock())
 
 
 def client_address(request: Request) -> str:
@@ -74,7 +84,7 @@ class FormErrors:
         return bool(self.fields or self.general)
 
 
-def form_errors(exc: ValidationError | ApiError | DomainError) -> FormErrors:
+def form_errors(exc: ValidationError | DomainError) -> FormErrors:
     """Each problem under the form field it is about, or as a general error when it names none."""
     errors = FormErrors()
     if isinstance(exc, ValidationError):
@@ -82,14 +92,9 @@ def form_errors(exc: ValidationError | ApiError | DomainError) -> FormErrors:
             _add(errors, str(error["loc"][0]) if error["loc"] else None, error["msg"])
         return errors
     details: dict[str, Any] = exc.details
-    for nested in details.get("errors", []):
-        _add(
-            errors, str(nested["field"]).split(".")[1] if "." in nested["field"] else None, nested["message"]
-        )
-    if not details.get("errors"):
-        where = details.get("field") or ("definition" if "path" in details else None)
-        # A field inside a form field (content_variables.1, definition.conditions[0]) shows under that one.
-        _add(errors, where and re.split(r"[.\[]", where, maxsplit=1)[0], exc.message)
+    where = details.get("field") or ("definition" if "path" in details else None)
+    # A field inside a form field (content_variables.1, definition.conditions[0]) shows under that one.
+    _add(errors, where and re.split(r"[.\[]", where, maxsplit=1)[0], exc.message)
     return errors
 
 

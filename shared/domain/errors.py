@@ -1,8 +1,13 @@
 """Typed domain errors. Each carries a stable `code`, a `message` a person can act on, and `details`
 that say where (`{"path": "conditions[1].operator"}`, `{"field": "phone", "value": "..."}`).
 
-The API maps every `DomainError` to 400 `{"error": {"code", "message", "details"}}`, so the text here is
-what an operator reads: say what was wrong and what was expected.
+Three kinds, which every adapter tells apart (the API by status code, the dashboard by page or form):
+- `DomainError` itself and most subclasses: the request is wrong (a bad phone, segment, reference);
+- `NotFound`: what the request names does not exist;
+- `Conflict`: the request is well formed, but the current state refuses it (a campaign no longer DRAFT, a
+  name already taken, a row still in use).
+
+The text is what an operator reads: say what was wrong and what was expected.
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ class DomainError(Exception):
 
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+    def __init__(self, resource: str, key: object) -> None:
+        super().__init__(f"{resource} {key} does not exist", resource=resource, key=str(key))
+
+
+class Conflict(DomainError):
+    code = "conflict"
 
 
 class InvalidPhone(DomainError):
@@ -46,3 +62,43 @@ class MissingVariables(DomainError):
 
 class InvalidTimezone(DomainError):
     code = "invalid_timezone"
+
+
+class InvalidReference(DomainError):
+    """An id in the request names no row (a campaign's template or segment)."""
+
+    code = "invalid_reference"
+
+
+class InvalidQuietHours(DomainError):
+    code = "invalid_quiet_hours"
+
+
+class InvalidRegion(DomainError):
+    code = "invalid_region"
+
+
+class InvalidCursor(DomainError):
+    code = "invalid_cursor"
+
+
+class NameTaken(Conflict):
+    code = "name_taken"
+
+
+class InUse(Conflict):
+    """A row that others still reference cannot be deleted."""
+
+    code = "in_use"
+
+
+class TemplateInUse(Conflict):
+    code = "template_in_use"
+
+
+class CampaignNotDraft(Conflict):
+    code = "campaign_not_draft"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"

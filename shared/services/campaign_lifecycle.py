@@ -21,11 +21,11 @@ from shared.db.queries import campaigns as campaign_sql
 from shared.db.queries import heartbeats, send_guard
 from shared.db.queries import messages as message_sql
 from shared.db.queries.reports import status_counts
+from shared.db.queries.segments import audience_query
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.campaign_states import sources
 from shared.domain.enums import CampaignStatus
 from shared.domain.errors import DomainError
-from shared.domain.segments import audience_query
 from shared.services.page_publishing import publish_pages
 
 log = logging.getLogger(__name__)

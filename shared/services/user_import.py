@@ -103,7 +103,7 @@ class _RowRejected(Exception):
 def import_users(
     uow: UnitOfWork, records: Iterable[NumberedRecord], *, default_region: str, at: datetime
 ) -> ImportReport:
-    """Import numbered records (from `shared.api.import_formats`) in one transaction; the report says
+    """Import numbered records (from `shared.services.import_formats`) in one transaction; the report says
     what happened to every row. `InvalidImport` from the parser aborts it with nothing written."""
     report = ImportReport()
     staging = _Staging(default_region, report)

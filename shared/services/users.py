@@ -1,5 +1,6 @@
-"""Operator changes to one user: attributes, consent (audited, through the one consent service) and
-topic subscriptions. Each returns False when the user does not exist, for the API to answer 404."""
+"""Operator reads and changes of users: one user, a search, attributes, consent (audited, through the one
+consent service) and topic subscriptions. A change to a user who does not exist raises `NotFound`; each
+change returns the user as it now is."""
 
 from __future__ import annotations
 
@@ -7,15 +8,29 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+from sqlalchemy import Row
+
+from shared.db.pagination import Page, decode_cursor, page_of
 from shared.db.queries import users as queries
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState
-from shared.domain.errors import InvalidTimezone
+from shared.domain.errors import InvalidTimezone, NotFound
+from shared.domain.phones import try_normalize_phone
 from shared.domain.quiet_hours import load_timezone
 from shared.services.consent import change_consent
+from shared.services.inputs import RequestModel
 
 # The one attribute the system itself reads (quiet hours): refused when it names no real zone.
 TIMEZONE_ATTRIBUTE = "timezone"
+
+# A user with their topics, as shared.db.queries.users reads one.
+UserRow = Row[Any]
+
+
+class ConsentChange(RequestModel):
+    consent_state: ConsentState
+    reason: str | None = Field(default=None, max_length=500, description="Kept in the audit trail.")
 
 
 def check_attributes(attributes: Mapping[str, Any]) -> None:
@@ -32,48 +47,92 @@ def check_attributes(attributes: Mapping[str, Any]) -> None:
     load_timezone(value)
 
 
-def save_user(uow: UnitOfWork, phone_e164: str, attributes: Mapping[str, Any], at: datetime) -> bool:
+def get_user(uow: UnitOfWork, phone_e164: str) -> UserRow:
+    with uow:
+        return _user(uow, phone_e164)
+
+
+def list_users(
+    uow: UnitOfWork, *, limit: int, cursor: str | None, consent_state: ConsentState | None, q: str | None
+) -> Page[UserRow]:
+    """By phone; `q` matches phone digits or attribute text."""
+    after = decode_cursor(cursor, [str])
+    with uow:
+        rows = queries.list_users(
+            uow.session,
+            consent_state=consent_state,
+            q=q,
+            after_phone=after[0] if after else None,
+            limit=limit + 1,
+        )
+    return page_of(rows, limit, key=lambda row: [row.phone_e164])
+
+
+def existing_phone(uow: UnitOfWork, text: str, default_region: str) -> str | None:
+    """The search text as the phone of an existing user, in whatever format it was typed; else None."""
+    e164, _ = try_normalize_phone(text, default_region)
+    if e164 is None:
+        return None
+    with uow:
+        return e164 if queries.user_exists(uow.session, e164) else None
+
+
+def save_user(
+    uow: UnitOfWork, phone_e164: str, attributes: Mapping[str, Any], at: datetime
+) -> tuple[UserRow, bool]:
     """Create the user (OPT_OUT until consent is given) or merge in attributes; True when created."""
     check_attributes(attributes)
-    created = queries.upsert_user_attributes(uow.session, phone_e164, attributes, at)
-    uow.commit()
-    return created
+    with uow:
+        created = queries.upsert_user_attributes(uow.session, phone_e164, attributes, at)
+        uow.commit()
+        return _user(uow, phone_e164), created
 
 
-def patch_user(uow: UnitOfWork, phone_e164: str, patch: Mapping[str, Any], at: datetime) -> bool:
+def patch_user(uow: UnitOfWork, phone_e164: str, patch: Mapping[str, Any], at: datetime) -> UserRow:
     """JSON merge patch (RFC 7396) of the attributes: null removes a key."""
     check_attributes(patch)
     set_values = {key: value for key, value in patch.items() if value is not None}
     remove_keys = [key for key, value in patch.items() if value is None]
-    found = queries.patch_user_attributes(uow.session, phone_e164, set_values, remove_keys, at)
-    uow.commit()
-    return found
+    with uow:
+        if not queries.patch_user_attributes(uow.session, phone_e164, set_values, remove_keys, at):
+            raise NotFound("user", phone_e164)
+        uow.commit()
+        return _user(uow, phone_e164)
 
 
-def set_consent(
-    uow: UnitOfWork, phone_e164: str, state: ConsentState, at: datetime, reason: str | None
-) -> bool:
-    if not queries.user_exists(uow.session, phone_e164):
-        return False
-    change_consent(
-        uow.session, phone_e164, state, source="api", at=at, detail={"reason": reason} if reason else None
-    )
-    uow.commit()
-    return True
+def set_consent(uow: UnitOfWork, phone_e164: str, change: ConsentChange, at: datetime) -> UserRow:
+    with uow:
+        _must_exist(uow, phone_e164)
+        detail = {"reason": change.reason} if change.reason else None
+        change_consent(uow.session, phone_e164, change.consent_state, source="api", at=at, detail=detail)
+        uow.commit()
+        return _user(uow, phone_e164)
 
 
-def subscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> bool:
-    # The user row is locked so a concurrent delete cannot leave the FK check to fail mid-request.
-    if not queries.user_exists(uow.session, phone_e164, lock=True):
-        return False
-    queries.add_subscription(uow.session, phone_e164, topic)
-    uow.commit()
-    return True
+def subscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> UserRow:
+    with uow:
+        # The user row is locked so a concurrent delete cannot leave the FK check to fail mid-request.
+        _must_exist(uow, phone_e164, lock=True)
+        queries.add_subscription(uow.session, phone_e164, topic)
+        uow.commit()
+        return _user(uow, phone_e164)
 
 
-def unsubscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> bool:
-    if not queries.user_exists(uow.session, phone_e164):
-        return False
-    queries.remove_subscription(uow.session, phone_e164, topic)
-    uow.commit()
-    return True
+def unsubscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> UserRow:
+    with uow:
+        _must_exist(uow, phone_e164)
+        queries.remove_subscription(uow.session, phone_e164, topic)
+        uow.commit()
+        return _user(uow, phone_e164)
+
+
+def _must_exist(uow: UnitOfWork, phone_e164: str, *, lock: bool = False) -> None:
+    if not queries.user_exists(uow.session, phone_e164, lock=lock):
+        raise NotFound("user", phone_e164)
+
+
+def _user(uow: UnitOfWork, phone_e164: str) -> UserRow:
+    row = queries.get_user(uow.session, phone_e164)
+    if row is None:
+        raise NotFound("user", phone_e164)
+    return row

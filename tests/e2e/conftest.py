@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -110,6 +110,27 @@ def _twilio_emulator_config(stack_env: dict[str, str]) -> dict[str, Any]:
     response.raise_for_status()
     config: dict[str, Any] = response.json()
     return config
+
+
+# The first failed step of a `scenario` module: the steps after it are skipped, since each builds on it.
+_FAILED_STEP = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and item.get_closest_marker("scenario") and item.parent is not None:
+        item.parent.stash.setdefault(_FAILED_STEP, item.name)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _skip_steps_after_a_failed_one(request: pytest.FixtureRequest) -> None:
+    parent = request.node.parent
+    if request.node.get_closest_marker("scenario") and parent is not None and _FAILED_STEP in parent.stash:
+        pytest.skip(f"an earlier step failed: {parent.stash[_FAILED_STEP]}")
 
 
 @pytest.fixture

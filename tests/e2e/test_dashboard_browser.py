@@ -1,7 +1,7 @@
 """The dashboard in a real browser (Debian's chromium, headless, driven by Playwright) on the whole local
 stack: an operator signs in, imports users, builds a template, a segment and a campaign through the forms,
-triggers it and watches it complete, pauses and resumes another, and opens a message's audit trail.
-Every page is saved as a screenshot under artifacts/screenshots/."""
+triggers it and watches it complete, pauses and resumes another, and opens a message's audit trail, one
+step a test. Every page is saved as a screenshot under artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -21,6 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, s
 from sqlalchemy import Engine, text
 
 from infra.local.stack import LocalStack
+from infra.local.stack_reset import reset_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -68,19 +70,27 @@ def browser(local_stack: LocalStack) -> Iterator[Browser]:
         chromium.close()
 
 
+def new_context(browser: Browser) -> BrowserContext:
+    return browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+
+
+def watched_page(context: BrowserContext) -> Page:
+    page = context.new_page()
+    # A hostile attribute value that ran as script would open a dialog: fail loudly if anything does.
+    page.on("dialog", _no_dialogs)
+    return page
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    context = new_context(browser)
     yield context
     context.close()
 
 
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
-    page = context.new_page()
-    # A hostile attribute value that ran as script would open a dialog: fail loudly if anything does.
-    page.on("dialog", _no_dialogs)
-    return page
+    return watched_page(context)
 
 
 def _no_dialogs(dialog: Dialog) -> None:
@@ -100,17 +110,46 @@ def sign_in(page: Page, env: dict[str, str]) -> None:
     expect(page.locator("h1")).to_have_text("Overview")
 
 
-def test_operator_runs_a_campaign_end_to_end_in_the_browser(
-    page: Page, clean_stack: dict[str, str], stack_engine: Engine
-) -> None:
-    ui = clean_stack["DASHBOARD_URL"]
-    page.goto(ui + "campaigns")
-    expect(page).to_have_url(re.compile(r"/ui/signin\?next=/ui/campaigns$"))
-    shot(page, "01-signin")
-    sign_in(page, clean_stack)
-    shot(page, "02-overview")
+# --- The operator's scenario: one signed-in browser page on one emptied stack, in steps that build on each
+# other in file order. Each step asserts its own part; after a failed step the rest are skipped (see the
+# `scenario` marker in tests/e2e/conftest.py), so the first failure names the step that broke.
 
-    # Import: the upload's progress bar fills, the report counts every row, rejects download as CSV.
+
+@pytest.fixture(scope="module")
+def scenario_stack(stack_env: dict[str, str], _twilio_emulator_config: dict[str, Any]) -> dict[str, str]:
+    """The stack emptied once, before the first step: each later step reads the rows earlier ones made."""
+    reset_stack(stack_env, _twilio_emulator_config)
+    return stack_env
+
+
+@pytest.fixture(scope="module")
+def operator_page(browser: Browser, scenario_stack: dict[str, str]) -> Iterator[Page]:
+    context = new_context(browser)
+    yield watched_page(context)
+    context.close()
+
+
+@pytest.fixture
+def ui(scenario_stack: dict[str, str]) -> str:
+    return scenario_stack["DASHBOARD_URL"]
+
+
+@pytest.mark.scenario
+def test_step_a_signed_out_visitor_is_sent_to_sign_in(
+    operator_page: Page, scenario_stack: dict[str, str], ui: str
+) -> None:
+    operator_page.goto(ui + "campaigns")
+    expect(operator_page).to_have_url(re.compile(r"/ui/signin\?next=/ui/campaigns$"))
+    shot(operator_page, "01-signin")
+    sign_in(operator_page, scenario_stack)
+    shot(operator_page, "02-overview")
+
+
+@pytest.mark.scenario
+def test_step_the_import_reports_every_row_and_offers_the_rejects_as_csv(
+    operator_page: Page, ui: str
+) -> None:
+    page = operator_page
     page.goto(ui + "users/import")
     page.set_input_files(
         "input[name=file]", {"name": "users.csv", "mimeType": "text/csv", "buffer": IMPORT_CSV.encode()}
@@ -125,7 +164,12 @@ def test_operator_runs_a_campaign_end_to_end_in_the_browser(
     assert rejected[1][:2] == ["5", "12345"]
     shot(page, "03-import")
 
-    # Users: national-format search opens the user; a hostile attribute is shown as text.
+
+@pytest.mark.scenario
+def test_step_a_national_format_search_opens_the_user_with_hostile_text_shown_as_text(
+    operator_page: Page, ui: str
+) -> None:
+    page = operator_page
     page.goto(ui + "users")
     page.fill("input[name=q]", "(415) 555-0203")
     page.click("button:has-text('Search')")
@@ -135,7 +179,10 @@ def test_operator_runs_a_campaign_end_to_end_in_the_browser(
     page.goto(ui + "users")
     shot(page, "05-users")
 
-    # Template: the variable list follows the content as it is typed.
+
+@pytest.mark.scenario
+def test_step_the_template_form_lists_variables_as_the_content_is_typed(operator_page: Page, ui: str) -> None:
+    page = operator_page
     page.goto(ui + "templates")
     page.fill("input[name=name]", "Lima greeting")
     page.fill("textarea[name=content]", "Hola {first_name|amigo}, from {city}")
@@ -147,7 +194,12 @@ def test_operator_runs_a_campaign_end_to_end_in_the_browser(
     expect(page.locator(".notice")).to_have_text("Created.")
     shot(page, "06-templates")
 
-    # Segment: the preview counts the opted-in audience before saving.
+
+@pytest.mark.scenario
+def test_step_the_segment_preview_counts_the_opted_in_audience_before_saving(
+    operator_page: Page, ui: str
+) -> None:
+    page = operator_page
     page.goto(ui + "segments")
     page.fill("input[name=name]", "Lima")
     page.fill(
@@ -159,7 +211,10 @@ def test_operator_runs_a_campaign_end_to_end_in_the_browser(
     expect(page.locator(".notice")).to_have_text("Created.")
     shot(page, "07-segments")
 
-    # Campaign: created as a draft, triggered, and followed until the progress bar says COMPLETED.
+
+@pytest.mark.scenario
+def test_step_a_triggered_campaign_is_followed_until_it_completes(operator_page: Page, ui: str) -> None:
+    page = operator_page
     create_campaign(page, ui, "Lima launch")
     expect(page.locator("#audience-size")).to_have_text("3 opted-in users")
     shot(page, "08-campaign-form")
@@ -176,7 +231,12 @@ def test_operator_runs_a_campaign_end_to_end_in_the_browser(
     expect(page.locator("tr", has_text="Lima launch")).to_contain_text("COMPLETED")
     shot(page, "10-campaigns")
 
-    # One click from a message to its receipts and audit trail.
+
+@pytest.mark.scenario
+def test_step_one_click_leads_from_a_message_to_its_receipts_and_audit_trail(
+    operator_page: Page, ui: str
+) -> None:
+    page = operator_page
     page.goto(ui + "campaigns")
     page.click("a:has-text('Lima launch')")
     page.locator(".message-link").first.click()
@@ -186,7 +246,12 @@ def test_operator_runs_a_campaign_end_to_end_in_the_browser(
     expect(page.locator("#audit-trail")).to_be_visible()
     shot(page, "11-message")
 
-    # Another campaign, scheduled for later: marked ready, paused, resumed.
+
+@pytest.mark.scenario
+def test_step_a_scheduled_campaign_is_marked_ready_paused_and_resumed(
+    operator_page: Page, ui: str, stack_engine: Engine
+) -> None:
+    page = operator_page
     create_campaign(page, ui, "Lima later", schedule=datetime.now() + timedelta(days=2))
     page.click("button:has-text('Create campaign')")
     page.click("button.action-ready")
@@ -205,19 +270,27 @@ def test_operator_runs_a_campaign_end_to_end_in_the_browser(
         ).scalars()
         assert list(kinds) == ["campaign.ready", "campaign.paused", "campaign.resumed"]
 
-    # A user writes to us: the monitoring feed shows it with the phone masked.
+
+@pytest.mark.scenario
+def test_step_monitoring_shows_an_inbound_message_with_the_phone_masked(
+    operator_page: Page, scenario_stack: dict[str, str], ui: str
+) -> None:
     requests.post(
-        clean_stack["TWILIO_API_URL"] + "/_emulator/inbound",
+        scenario_stack["TWILIO_API_URL"] + "/_emulator/inbound",
         json={"from": "+14155550201", "body": "gracias"},
         timeout=10,
     ).raise_for_status()
-    page.goto(ui + "monitoring")
-    expect(page.locator("#inbound")).to_contain_text("+***0201")
-    expect(page.locator("#inbound")).not_to_contain_text("+14155550201")
-    shot(page, "13-monitoring")
-    page.goto(ui)
-    expect(page.locator("#sent-today")).to_have_text("3")
-    shot(page, "14-overview-after")
+    operator_page.goto(ui + "monitoring")
+    expect(operator_page.locator("#inbound")).to_contain_text("+***0201")
+    expect(operator_page.locator("#inbound")).not_to_contain_text("+14155550201")
+    shot(operator_page, "13-monitoring")
+
+
+@pytest.mark.scenario
+def test_step_the_overview_counts_the_sends_of_today(operator_page: Page, ui: str) -> None:
+    operator_page.goto(ui)
+    expect(operator_page.locator("#sent-today")).to_have_text("3")
+    shot(operator_page, "14-overview-after")
 
 
 def reload_until(page: Page, selector: str, wanted: str) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from infra.bench.figures.dashboard import PAGES_TO_BENCH
 from shared.adapters import clients
-from shared.dashboard import PAGES_TO_BENCH
 from tests.functions.dashboard_client import DashboardClient, operator, visitor
 
 __all__ = ["operator", "visitor"]

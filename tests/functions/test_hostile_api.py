@@ -14,11 +14,12 @@ import functions_framework
 import pytest
 from sqlalchemy import Engine, text
 
-from shared.api import pagination, routes
-from shared.api.pagination import encode_cursor
+from shared.api import routes
 from shared.api.registry import ROUTES, Route
-from shared.api.routes import user_import
 from shared.config import Settings
+from shared.db import pagination
+from shared.db.pagination import encode_cursor
+from shared.services import import_upload
 from tests.functions.api_client import AUTH, ApiClient
 from tests.functions.hostile import (
     DEEP,
@@ -322,7 +323,7 @@ def test_a_row_the_database_cannot_hold_is_rejected_naming_it_and_the_good_row_i
 def test_an_import_over_its_cap_is_a_413_before_anything_is_imported(
     api: ApiClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(user_import, "IMPORT_MAX_BYTES", 64)
+    monkeypatch.setattr(import_upload, "IMPORT_MAX_BYTES", 64)
     body = b"phone\n" + b"".join(f"+1415555{n:04d}\n".encode() for n in range(300, 320))
     declared = _import(api, body, "text/csv")
     # Without a Content-Length (chunked), as a server that frames the body itself passes it on.

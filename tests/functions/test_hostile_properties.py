@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from shared.config import Settings
+from shared.db.queries.segments import count_query
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.errors import DomainError
-from shared.domain.segments import LEAF_OPERATORS, count_query, parse_segment
+from shared.domain.segments import LEAF_OPERATORS, parse_segment
 from shared.domain.templates import render
 from tests.functions.api_client import ApiClient
 from tests.functions.dashboard_client import DashboardClient, function_client

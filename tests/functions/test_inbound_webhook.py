@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 from infra.local.postgres import free_port
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
-from shared.domain.segments import audience_query
+from shared.db.queries.segments import audience_query
 from tests.conftest import make_settings
 from tests.functions.twilio_webhook_client import (
     SERVER_BASE_URL,

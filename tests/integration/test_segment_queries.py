@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, insert, select
 
 from shared.db.models import Subscription, User
-from shared.domain.segments import audience_query, count_query
+from shared.db.queries.segments import audience_query, count_query
 
 HOSTILE = "x'); DROP TABLE users;--"
 

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, text
 
-from shared.api.import_formats import records
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState
 from shared.services.consent import change_consent
+from shared.services.import_formats import records
 from shared.services.user_import import ImportReport, InvalidImport, import_users
 
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -9,19 +9,9 @@ import pytest
 from sqlalchemy import ClauseElement
 from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
 
+from shared.db.queries.segments import audience_query, count_query, segment_condition
 from shared.domain.errors import InvalidSegment
-from shared.domain.segments import (
-    MAX_DEPTH,
-    MAX_NODES,
-    MAX_VALUES,
-    Compound,
-    Condition,
-    Not,
-    audience_query,
-    count_query,
-    parse_segment,
-    segment_condition,
-)
+from shared.domain.segments import MAX_DEPTH, MAX_NODES, MAX_VALUES, Compound, Condition, Not, parse_segment
 
 HOSTILE = "x'); DROP TABLE users;--"
 

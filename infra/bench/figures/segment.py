@@ -1,5 +1,6 @@
 """Segment: count and page through a 3-condition nested segment over opted-in users, compiled by
-from the segment DSL, against the same query written by hand with the same type test, in the same run.
+`shared.db.queries.segments`, against the same query written by hand with the same type test, in the same
+run.
 
 The segment is `city in (3 of 10) AND (age >= 40 OR tier = gold)`, about 19% of users. "Page through" reads
 the whole audience in phone order, as the campaign trigger freezes it (one query, not keyset pages: with
@@ -19,7 +20,7 @@ from infra.bench.context import BenchContext
 from infra.bench.datasets import seed_users
 from infra.bench.db import connect
 from infra.bench.measurement import Measurement, median, timed
-from shared.domain.segments import audience_query, count_query
+from shared.db.queries.segments import audience_query, count_query
 
 FIGURE = "segment"
 UNIT = "ms"

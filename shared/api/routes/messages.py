@@ -1,17 +1,16 @@
 """Messages: the per-recipient ledger, filtered by campaign and status, and one message with its
-receipts and audit events ("why did this person (not) get this message?")."""
+receipts and audit events, over the messages service."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from shared.api.crud import get_row, list_page
-from shared.api.models import Page, PageQuery, ResourceId, ResponseModel
+from shared.api.models import Page, PageQuery, ResponseModel
 from shared.api.registry import Context, route
-from shared.db.models import Message
-from shared.db.queries import reports
 from shared.domain.enums import MessageStatus
+from shared.services import messages as service
+from shared.services.inputs import ResourceId
 
 
 class MessageOut(ResponseModel):
@@ -74,13 +73,14 @@ class MessageListQuery(PageQuery):
     response=MessagePage,
 )
 def list_messages(context: Context, query: MessageListQuery) -> MessagePage:
-    where = []
-    if query.campaign_id is not None:
-        where.append(Message.campaign_id == query.campaign_id)
-    if query.status is not None:
-        where.append(Message.status == query.status.value)
-    with context.uow() as uow:
-        return list_page(uow.session, Message, MessagePage, query, where)
+    page = service.list_messages(
+        context.uow(),
+        limit=query.limit,
+        cursor=query.cursor,
+        campaign_id=query.campaign_id,
+        status=query.status,
+    )
+    return MessagePage.model_validate(page, from_attributes=True)
 
 
 @route(
@@ -91,16 +91,11 @@ def list_messages(context: Context, query: MessageListQuery) -> MessagePage:
     response=MessageDetailOut,
 )
 def get_message(context: Context, message_id: ResourceId) -> MessageDetailOut:
-    with context.uow() as uow:
-        row = get_row(uow.session, Message, message_id)
-        return MessageDetailOut.model_validate(
-            {
-                **MessageOut.model_validate(row).model_dump(),
-                "receipts": [
-                    ReceiptOut.model_validate(r) for r in reports.message_receipts(uow.session, message_id)
-                ],
-                "audit_events": [
-                    AuditEventOut.model_validate(a) for a in reports.message_audit(uow.session, message_id)
-                ],
-            }
-        )
+    detail = service.get_message(context.uow(), message_id)
+    return MessageDetailOut.model_validate(
+        {
+            **MessageOut.model_validate(detail.message).model_dump(),
+            "receipts": [ReceiptOut.model_validate(r) for r in detail.receipts],
+            "audit_events": [AuditEventOut.model_validate(a) for a in detail.audit_events],
+        }
+    )

@@ -1,39 +1,18 @@
-"""Segments: CRUD of DSL definitions (refused with the path of the bad node), and audience previews."""
+"""Segments: CRUD of DSL definitions (refused with the path of the bad node), and audience previews, over
+the segments service."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import MISSING, Field
+from pydantic import Field
 
-from shared.api.crud import delete_row, get_row, list_page, save_row
-from shared.api.models import Page, PageQuery, RequestModel, ResourceId, ResponseModel
+from shared.api.models import Page, PageQuery, ResponseModel
 from shared.api.registry import Context, route
-from shared.api.routes.users import Topic
-from shared.db.models import Segment
-from shared.domain.segments import audience_query, count_query, parse_segment
-
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-# The DSL: docs/architecture.md, "Domain rules".
-Definition = Annotated[
-    dict[str, Any],
-    Field(
-        description='Segment DSL tree: a leaf {"attribute", "operator", "value"} or '
-        '{"operator": "AND"|"OR", "conditions": [...]} / {"operator": "NOT", "condition": {...}}.'
-    ),
-]
-SampleSize = Annotated[int, Field(ge=0, le=50, description="How many audience phones to return.")]
-
-
-class SegmentIn(RequestModel):
-    name: Name
-    definition: Definition
-
-
-class SegmentPatch(RequestModel):
-    name: Name | MISSING = MISSING
-    definition: Definition | MISSING = MISSING
+from shared.services import segments as service
+from shared.services.inputs import RequestModel, ResourceId, Topic
+from shared.services.segments import PreviewIn, SampleSize, SegmentIn, SegmentPatch
 
 
 class SegmentOut(ResponseModel):
@@ -48,14 +27,6 @@ class SegmentPage(Page[SegmentOut]):
     pass
 
 
-class PreviewIn(RequestModel):
-    definition: Definition
-    topic: Topic | None = Field(
-        default=None, description="Only subscribers of this topic, as a campaign would."
-    )
-    sample_size: SampleSize = 10
-
-
 class PreviewQuery(RequestModel):
     topic: Topic | None = None
     sample_size: SampleSize = 10
@@ -64,20 +35,6 @@ class PreviewQuery(RequestModel):
 class PreviewOut(ResponseModel):
     audience_size: int = Field(description="Opted-in users matching the definition (and topic).")
     sample: list[str] = Field(description="The first phones of the audience, in phone order.")
-
-
-def _checked(values: dict[str, Any]) -> dict[str, Any]:
-    if "definition" in values:
-        parse_segment(values["definition"])
-    return values
-
-
-def _preview(context: Context, definition: dict[str, Any], topic: str | None, sample_size: int) -> PreviewOut:
-    node = parse_segment(definition)
-    with context.uow() as uow:
-        size = uow.session.execute(count_query(node, topic=topic)).scalar_one()
-        sample = uow.session.execute(audience_query(node, topic=topic, limit=sample_size)).scalars().all()
-    return PreviewOut(audience_size=size, sample=list(sample))
 
 
 @route(
@@ -91,22 +48,18 @@ def _preview(context: Context, definition: dict[str, Any], topic: str | None, sa
     extra_errors=(409,),
 )
 def create_segment(context: Context, body: SegmentIn) -> SegmentOut:
-    with context.uow() as uow:
-        row = save_row(uow.session, Segment(), _checked(body.model_dump()))
-        uow.commit()
-    return SegmentOut.model_validate(row)
+    return SegmentOut.model_validate(service.create_segment(context.uow(), body))
 
 
 @route("GET", "/v1/segments", summary="List segments", tag="segments", query=PageQuery, response=SegmentPage)
 def list_segments(context: Context, query: PageQuery) -> SegmentPage:
-    with context.uow() as uow:
-        return list_page(uow.session, Segment, SegmentPage, query)
+    page = service.list_segments(context.uow(), limit=query.limit, cursor=query.cursor)
+    return SegmentPage.model_validate(page, from_attributes=True)
 
 
 @route("GET", "/v1/segments/{segment_id}", summary="One segment", tag="segments", response=SegmentOut)
 def get_segment(context: Context, segment_id: ResourceId) -> SegmentOut:
-    with context.uow() as uow:
-        return SegmentOut.model_validate(get_row(uow.session, Segment, segment_id))
+    return SegmentOut.model_validate(service.get_segment(context.uow(), segment_id))
 
 
 @route(
@@ -119,12 +72,7 @@ def get_segment(context: Context, segment_id: ResourceId) -> SegmentOut:
     extra_errors=(409,),
 )
 def patch_segment(context: Context, segment_id: ResourceId, body: SegmentPatch) -> SegmentOut:
-    with context.uow() as uow:
-        row = save_row(
-            uow.session, get_row(uow.session, Segment, segment_id, lock=True), _checked(body.model_dump())
-        )
-        uow.commit()
-    return SegmentOut.model_validate(row)
+    return SegmentOut.model_validate(service.change_segment(context.uow(), segment_id, body))
 
 
 @route(
@@ -136,9 +84,7 @@ def patch_segment(context: Context, segment_id: ResourceId, body: SegmentPatch) 
     extra_errors=(409,),
 )
 def delete_segment(context: Context, segment_id: ResourceId) -> None:
-    with context.uow() as uow:
-        delete_row(uow.session, get_row(uow.session, Segment, segment_id))
-        uow.commit()
+    service.delete_segment(context.uow(), segment_id)
 
 
 @route(
@@ -150,7 +96,7 @@ def delete_segment(context: Context, segment_id: ResourceId) -> None:
     response=PreviewOut,
 )
 def preview_definition(context: Context, body: PreviewIn) -> PreviewOut:
-    return _preview(context, body.definition, body.topic, body.sample_size)
+    return PreviewOut.model_validate(service.preview_definition(context.uow(), body))
 
 
 @route(
@@ -162,6 +108,7 @@ def preview_definition(context: Context, body: PreviewIn) -> PreviewOut:
     response=PreviewOut,
 )
 def preview_segment(context: Context, segment_id: ResourceId, query: PreviewQuery) -> PreviewOut:
-    with context.uow() as uow:
-        definition = get_row(uow.session, Segment, segment_id).definition
-    return _preview(context, definition, query.topic, query.sample_size)
+    preview = service.preview_segment(
+        context.uow(), segment_id, topic=query.topic, sample_size=query.sample_size
+    )
+    return PreviewOut.model_validate(preview)

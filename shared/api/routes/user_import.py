@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pydantic import Field
-from werkzeug.datastructures import FileStorage
 
 from shared.api.errors import BadRequest, UnsupportedMediaType
-from shared.api.import_formats import MEDIA_TYPES, Readable, records
-from shared.api.models import RequestModel, ResponseModel
+from shared.api.models import Region, ResponseModel
 from shared.api.registry import Context, route
-from shared.api.routes.users import Region
 from shared.boundary import capped_stream, check_declared_length
-from shared.domain.phones import is_supported_region
-from shared.services.user_import import MAX_REJECTS_LISTED, import_users
+from shared.services import import_upload as service
+from shared.services.import_formats import MEDIA_TYPES, Readable
+from shared.services.inputs import RequestModel
+from shared.services.user_import import MAX_REJECTS_LISTED
 
 _ROW = {"type": "object", "properties": {"phone": {"type": "string"}}, "additionalProperties": True}
 IMPORT_CONTENT = {
@@ -31,10 +30,6 @@ IMPORT_CONTENT = {
     },
 }
 ACCEPTED = ", ".join(sorted(MEDIA_TYPES | {"multipart/form-data"}))
-# The import streams (memory holds one chunk and the listed rejects, whatever the size), so this bounds
-# how long one request may run, not memory: some ten million rows of a typical file (~100 bytes a row).
-IMPORT_MAX_BYTES = 1024**3
-_EXTENSIONS = {".csv": "text/csv", ".json": "application/json", ".ndjson": "application/x-ndjson"}
 
 
 class ImportQuery(RequestModel):
@@ -77,28 +72,23 @@ def import_users_file(context: Context, query: ImportQuery) -> ImportReportOut:
     source: Readable
     if request.mimetype == "multipart/form-data":
         # werkzeug spools the upload to a temporary file (memory up to 500 KB), then we stream from it.
-        check_declared_length(request, IMPORT_MAX_BYTES)
+        check_declared_length(request, service.IMPORT_MAX_BYTES)
         upload = request.files.get("file")
         if upload is None:
             raise BadRequest("validation_error", "the multipart body needs a 'file' part", field="file")
-        source, media_type = upload.stream, _upload_type(upload)
+        source, media_type = upload.stream, service.upload_media_type(upload.mimetype, upload.filename)
         region = request.form.get("default_region") or region
     elif request.mimetype in MEDIA_TYPES:
-        source, media_type = capped_stream(request, IMPORT_MAX_BYTES), request.mimetype
+        source, media_type = capped_stream(request, service.IMPORT_MAX_BYTES), request.mimetype
     else:
         raise UnsupportedMediaType(
             "unsupported_media_type", f"send the file as one of: {ACCEPTED}", content_type=request.mimetype
         )
-    region = (region or context.settings.default_region).upper()
-    if not is_supported_region(region):
-        raise BadRequest("invalid_region", f"unknown default_region {region!r}", field="default_region")
-    with context.uow() as uow:
-        report = import_users(uow, records(source, media_type), default_region=region, at=context.clock.now())
+    report = service.import_upload(
+        context.uow(),
+        source,
+        media_type,
+        region=region or context.settings.default_region,
+        at=context.clock.now(),
+    )
     return ImportReportOut.model_validate(report)
-
-
-def _upload_type(upload: FileStorage) -> str:
-    if upload.mimetype in MEDIA_TYPES:
-        return upload.mimetype
-    name = (upload.filename or "").lower()
-    return next((kind for ext, kind in _EXTENSIONS.items() if name.endswith(ext)), "text/csv")

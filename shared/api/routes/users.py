@@ -1,4 +1,5 @@
-"""Users: create or update, read (any phone format), patch attributes, consent, subscriptions, list."""
+"""Users: create or update, read (any phone format), patch attributes, consent, subscriptions, list, over
+the users service."""
 
 from __future__ import annotations
 
@@ -7,20 +8,17 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from shared.api.errors import NotFound
-from shared.api.models import Page, PageQuery, RequestModel, ResponseModel
-from shared.api.pagination import decode_cursor, page_of
+from shared.api.models import Page, PageQuery, Region, ResponseModel
 from shared.api.registry import Context, route
-from shared.db.queries import users as queries
 from shared.domain.enums import ConsentState
 from shared.domain.phones import normalize_phone
 from shared.services import users as service
+from shared.services.inputs import RequestModel, Topic
+from shared.services.users import ConsentChange
 
 PhoneParam = Annotated[
     str, Field(min_length=1, max_length=64, description="Any format; normalized to E.164.")
 ]
-Topic = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
-Region = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166 region for national numbers.")]
 Attributes = dict[str, Any]
 
 
@@ -35,6 +33,10 @@ class UserOut(ResponseModel):
     updated_at: datetime
 
 
+class UserPage(Page[UserOut]):
+    pass
+
+
 class UserCreate(RequestModel):
     phone: PhoneParam
     attributes: Attributes = Field(default_factory=dict)
@@ -45,11 +47,6 @@ class UserPatch(RequestModel):
     attributes: Attributes = Field(description="Merged into the user's; a null value removes that key.")
 
 
-class ConsentChange(RequestModel):
-    consent_state: ConsentState
-    reason: str | None = Field(default=None, max_length=500, description="Kept in the audit trail.")
-
-
 class UserListQuery(PageQuery):
     consent_state: ConsentState | None = None
     q: str | None = Field(default=None, min_length=1, max_length=100, description="Phone digits or text.")
@@ -57,14 +54,6 @@ class UserListQuery(PageQuery):
 
 def _phone(context: Context, raw: str, region: str | None = None) -> str:
     return normalize_phone(raw, region or context.settings.default_region)
-
-
-def _user(context: Context, phone: str) -> UserOut:
-    with context.uow() as uow:
-        row = queries.get_user(uow.session, phone)
-    if row is None:
-        raise NotFound("user", phone)
-    return UserOut.model_validate(row)
 
 
 @route(
@@ -79,14 +68,13 @@ def _user(context: Context, phone: str) -> UserOut:
 )
 def create_user(context: Context, body: UserCreate) -> tuple[UserOut, int]:
     phone = _phone(context, body.phone, body.default_region)
-    with context.uow() as uow:
-        created = service.save_user(uow, phone, body.attributes, context.clock.now())
-    return _user(context, phone), 201 if created else 200
+    user, created = service.save_user(context.uow(), phone, body.attributes, context.clock.now())
+    return UserOut.model_validate(user), 201 if created else 200
 
 
 @route("GET", "/v1/users/{phone}", summary="One user, with consent and topics", tag="users", response=UserOut)
 def get_user(context: Context, phone: PhoneParam) -> UserOut:
-    return _user(context, _phone(context, phone))
+    return UserOut.model_validate(service.get_user(context.uow(), _phone(context, phone)))
 
 
 @route(
@@ -98,11 +86,8 @@ def get_user(context: Context, phone: PhoneParam) -> UserOut:
     response=UserOut,
 )
 def patch_user(context: Context, phone: PhoneParam, body: UserPatch) -> UserOut:
-    e164 = _phone(context, phone)
-    with context.uow() as uow:
-        if not service.patch_user(uow, e164, body.attributes, context.clock.now()):
-            raise NotFound("user", e164)
-    return _user(context, e164)
+    user = service.patch_user(context.uow(), _phone(context, phone), body.attributes, context.clock.now())
+    return UserOut.model_validate(user)
 
 
 @route(
@@ -114,11 +99,8 @@ def patch_user(context: Context, phone: PhoneParam, body: UserPatch) -> UserOut:
     response=UserOut,
 )
 def put_consent(context: Context, phone: PhoneParam, body: ConsentChange) -> UserOut:
-    e164 = _phone(context, phone)
-    with context.uow() as uow:
-        if not service.set_consent(uow, e164, body.consent_state, context.clock.now(), body.reason):
-            raise NotFound("user", e164)
-    return _user(context, e164)
+    user = service.set_consent(context.uow(), _phone(context, phone), body, context.clock.now())
+    return UserOut.model_validate(user)
 
 
 @route(
@@ -129,11 +111,7 @@ def put_consent(context: Context, phone: PhoneParam, body: ConsentChange) -> Use
     response=UserOut,
 )
 def put_subscription(context: Context, phone: PhoneParam, topic: Topic) -> UserOut:
-    e164 = _phone(context, phone)
-    with context.uow() as uow:
-        if not service.subscribe(uow, e164, topic):
-            raise NotFound("user", e164)
-    return _user(context, e164)
+    return UserOut.model_validate(service.subscribe(context.uow(), _phone(context, phone), topic))
 
 
 @route(
@@ -144,15 +122,7 @@ def put_subscription(context: Context, phone: PhoneParam, topic: Topic) -> UserO
     response=UserOut,
 )
 def delete_subscription(context: Context, phone: PhoneParam, topic: Topic) -> UserOut:
-    e164 = _phone(context, phone)
-    with context.uow() as uow:
-        if not service.unsubscribe(uow, e164, topic):
-            raise NotFound("user", e164)
-    return _user(context, e164)
-
-
-class UserPage(Page[UserOut]):
-    pass
+    return UserOut.model_validate(service.unsubscribe(context.uow(), _phone(context, phone), topic))
 
 
 @route(
@@ -164,14 +134,7 @@ class UserPage(Page[UserOut]):
     response=UserPage,
 )
 def list_users(context: Context, query: UserListQuery) -> UserPage:
-    after = decode_cursor(query.cursor, [str])
-    with context.uow() as uow:
-        rows = queries.list_users(
-            uow.session,
-            consent_state=query.consent_state,
-            q=query.q,
-            after_phone=after[0] if after else None,
-            limit=query.limit + 1,
-        )
-    items, cursor = page_of(rows, query.limit, key=lambda row: [row.phone_e164])
-    return UserPage(items=[UserOut.model_validate(row) for row in items], next_cursor=cursor)
+    page = service.list_users(
+        context.uow(), limit=query.limit, cursor=query.cursor, consent_state=query.consent_state, q=query.q
+    )
+    return UserPage.model_validate(page, from_attributes=True)

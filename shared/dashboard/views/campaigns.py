@@ -1,5 +1,5 @@
 """Campaigns: the list with progress, the create form, the detail page and the lifecycle buttons. Every
-rule is the API's: the form builds its request model and calls its handler."""
+rule is the campaigns service's, the one the API calls: the form builds its input and calls it."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from shared.api.errors import ApiError
-from shared.api.routes import campaigns as api
-from shared.api.routes import messages as message_api
-from shared.api.routes import reports
-from shared.dashboard import charts, queries
-from shared.dashboard.web import FormErrors, api_context, enum_arg, form_errors, notice
-from shared.db.models import Segment, Template
+from shared.adapters import clients
+from shared.dashboard import charts
+from shared.dashboard.web import FormErrors, Wiring, enum_arg, form_errors, notice, wiring
+from shared.db.models import Campaign, Segment, Template
+from shared.db.queries import dashboard as queries
 from shared.domain.enums import CampaignStatus, MessageStatus
-from shared.domain.errors import DomainError
+from shared.domain.errors import Conflict, DomainError
 from shared.domain.quiet_hours import load_timezone
 from shared.domain.twilio_errors import describe
+from shared.services import campaigns, messages, reports
+from shared.services.campaigns import CampaignIn
+from shared.services.reports import CampaignSummary
 
 bp = Blueprint("campaigns", __name__)
 
@@ -32,12 +33,15 @@ CHART_BARS = 60
 CALLBACK_SETTLING = timedelta(minutes=10)
 _LIVE = (CampaignStatus.READY, CampaignStatus.RUNNING)
 _AWAITING_CALLBACK = (MessageStatus.ACCEPTED, MessageStatus.SENT, MessageStatus.AMBIGUOUS)
+
+
+# Each button's action, and the notice the page shows after it.
 ACTIONS = {
-    "ready": (api.ready_campaign, "ready"),
-    "trigger": (api.trigger_campaign, "triggered"),
-    "pause": (api.pause_campaign, "paused"),
-    "resume": (api.resume_campaign, "resumed"),
-    "cancel": (api.cancel_campaign, "cancelled"),
+    "ready": "ready",
+    "trigger": "triggered",
+    "pause": "paused",
+    "resume": "resumed",
+    "cancel": "cancelled",
 }
 _FORM_FIELDS = ("name", "template_id", "segment_id", "topic", "rate_limit_per_second", "timezone")
 _OPTIONAL_TIMES = ("quiet_hours_start", "quiet_hours_end")
@@ -45,15 +49,15 @@ _OPTIONAL_TIMES = ("quiet_hours_start", "quiet_hours_end")
 
 @bp.get("/campaigns")
 def campaign_list() -> str:
-    context = api_context()
-    query = api.CampaignListQuery(
-        limit=PAGE_SIZE, cursor=request.args.get("cursor") or None, status=enum_arg(CampaignStatus, "status")
+    wired = wiring()
+    status = enum_arg(CampaignStatus, "status")
+    page = campaigns.list_campaigns(
+        wired.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None, status=status
     )
-    page = api.list_campaigns(context, query)
-    with context.uow() as uow:
+    with wired.uow() as uow:
         progress = queries.campaign_progress(uow.session, [c.id for c in page.items])
     return render_template(
-        "campaigns.html", page=page, progress=progress, status=query.status, statuses=list(CampaignStatus)
+        "campaigns.html", page=page, progress=progress, status=status, statuses=list(CampaignStatus)
     )
 
 
@@ -66,15 +70,16 @@ def campaign_new() -> str:
 def campaign_create() -> Response | tuple[str, int]:
     values = request.form.to_dict()
     try:
-        body = api.CampaignIn.model_validate(_campaign_values(values))
-        created = api.create_campaign(api_context(), body)
-    except (ValidationError, ApiError, DomainError) as exc:
+        created = campaigns.create_campaign(
+            wiring().uow(), CampaignIn.model_validate(_campaign_values(values))
+        )
+    except (ValidationError, DomainError) as exc:
         return _form_page(values, form_errors(exc)), 400
     return redirect(url_for("campaigns.campaign_detail", campaign_id=created.id, notice="created"))
 
 
 def _campaign_values(form: dict[str, str]) -> dict[str, Any]:
-    """Form text to the API's shape: blanks are absent, and the schedule, typed as a wall-clock time,
+    """Form text to the service's input: blanks are absent, and the schedule, typed as a wall-clock time,
     is read in the campaign's timezone."""
     values: dict[str, Any] = {name: form[name].strip() for name in _FORM_FIELDS if form.get(name, "").strip()}
     for name in _OPTIONAL_TIMES:
@@ -90,8 +95,7 @@ def _campaign_values(form: dict[str, str]) -> dict[str, Any]:
 
 
 def _form_page(values: dict[str, str], errors: FormErrors) -> str:
-    context = api_context()
-    with context.uow() as uow:
+    with wiring().uow() as uow:
         templates = queries.choices(uow.session, Template)
         segments = queries.choices(uow.session, Segment)
     return render_template(
@@ -101,20 +105,18 @@ def _form_page(values: dict[str, str], errors: FormErrors) -> str:
 
 @bp.get("/campaigns/<int:campaign_id>")
 def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
-    context = api_context()
-    campaign = api.get_campaign(context, campaign_id)
-    summary = reports.campaign_summary(context, campaign_id)
+    wired = wiring()
+    campaign = campaigns.get_campaign(wired.uow(), campaign_id)
+    summary = reports.campaign_summary(wired.uow(), campaign_id)
     status = enum_arg(MessageStatus, "status")
-    messages = message_api.list_messages(
-        context,
-        message_api.MessageListQuery(
-            campaign_id=campaign_id,
-            status=status,
-            limit=MESSAGES_PAGE_SIZE,
-            cursor=request.args.get("cursor") or None,
-        ),
+    page = messages.list_messages(
+        wired.uow(),
+        limit=MESSAGES_PAGE_SIZE,
+        cursor=request.args.get("cursor") or None,
+        campaign_id=campaign_id,
+        status=status,
     )
-    with context.uow() as uow:
+    with wired.uow() as uow:
         audience = queries.audiences(uow.session, [campaign_id]).get(campaign_id, 0)
         progress = queries.progress_from_counts(audience, summary.counts, summary.handed_to_twilio)
         chart = _sends_chart(uow.session, summary)
@@ -124,17 +126,17 @@ def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
         summary=summary,
         progress=progress,
         chart=chart,
-        messages=messages,
+        messages=page,
         message_status=status.value if status else None,
         statuses=list(MessageStatus),
         errors=[(e.error_code, e.count, describe(e.error_code)) for e in summary.top_error_codes],
         notice=notice(),
         action_error=action_error,
-        refresh=_still_changing(campaign, summary, context.clock.now()),
+        refresh=_still_changing(campaign, summary, wired.clock.now()),
     )
 
 
-def _still_changing(campaign: api.CampaignOut, summary: reports.CampaignSummaryOut, now: datetime) -> bool:
+def _still_changing(campaign: Campaign, summary: CampaignSummary, now: datetime) -> bool:
     if campaign.status in _LIVE:
         return True
     awaiting = sum(summary.counts.get(status, 0) for status in _AWAITING_CALLBACK)
@@ -145,7 +147,7 @@ def _still_changing(campaign: api.CampaignOut, summary: reports.CampaignSummaryO
     )
 
 
-def _sends_chart(session: Any, summary: reports.CampaignSummaryOut) -> charts.BarChart | None:
+def _sends_chart(session: Any, summary: CampaignSummary) -> charts.BarChart | None:
     if summary.first_sent_at is None or summary.last_sent_at is None:
         return None
     span = summary.last_sent_at - summary.first_sent_at
@@ -161,11 +163,24 @@ def _sends_chart(session: Any, summary: reports.CampaignSummaryOut) -> charts.Ba
 def campaign_action(campaign_id: int, action: str) -> Response | tuple[str, int]:
     if action not in ACTIONS:
         return campaign_detail(campaign_id, action_error=f"Unknown action {action!r}."), 404
-    handler, done = ACTIONS[action]
     try:
-        handler(api_context(), campaign_id)
-    except ApiError as exc:
-        if exc.status == 404:
-            raise
-        return campaign_detail(campaign_id, action_error=exc.message), exc.status
-    return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id, notice=done))
+        _act(wiring(), action, campaign_id)
+    except Conflict as refused:
+        return campaign_detail(campaign_id, action_error=refused.message), 409
+    return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id, notice=ACTIONS[action]))
+
+
+def _act(wired: Wiring, action: str, campaign_id: int) -> None:
+    uow, clock = wired.uow(), wired.clock
+    match action:
+        case "ready":
+            campaigns.mark_ready(uow, campaign_id, clock)
+        case "trigger":
+            page_size = wired.settings.fanout_page_size
+            campaigns.trigger_campaign(uow, clients.publisher(), campaign_id, clock, page_size)
+        case "pause":
+            campaigns.pause_campaign(uow, campaign_id, clock)
+        case "resume":
+            campaigns.resume_campaign(uow, clients.publisher(), campaign_id, clock)
+        case "cancel":
+            campaigns.cancel_campaign(uow, campaign_id, clock)

@@ -1,5 +1,5 @@
-"""Templates and segments: list, create and edit forms with the API's validation, the variables a
-template uses, and audience previews (size and sample) for a definition or a saved segment."""
+"""Templates and segments: list, create and edit forms with the services' validation (the API's too), the
+variables a template uses, and audience previews (size and sample) for a definition or a saved segment."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from shared.api.errors import ApiError
-from shared.api.models import PageQuery
-from shared.api.routes import segments as segment_api
-from shared.api.routes import templates as template_api
 from shared.boundary import parse_json
-from shared.dashboard.web import FormErrors, api_context, form_errors, notice
+from shared.dashboard.web import FormErrors, form_errors, notice, wiring
 from shared.domain.errors import DomainError
 from shared.domain.templates import template_variables, validate_template
+from shared.services import segments, templates
+from shared.services.segments import PreviewIn, SegmentIn, SegmentPatch
+from shared.services.templates import TemplateIn, TemplatePatch
 
 bp = Blueprint("library", __name__)
 
 PAGE_SIZE = 100
 SAMPLE_SIZE = 10
-_Invalid = (ValidationError, ApiError, DomainError)
+_Invalid = (ValidationError, DomainError)
 
 
 def _json_field(name: str, default: Any) -> Any:
@@ -36,13 +35,11 @@ def _json_field(name: str, default: Any) -> Any:
 
 @bp.get("/templates")
 def template_list(values: dict[str, str] | None = None, errors: FormErrors | None = None) -> str:
-    context = api_context()
-    page = template_api.list_templates(
-        context, PageQuery(limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
-    )
+    wired = wiring()
+    page = templates.list_templates(wired.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
     editing = request.args.get("edit", type=int)
     if values is None and editing is not None:
-        row = template_api.get_template(context, editing)
+        row = templates.get_template(wired.uow(), editing)
         values = {
             "name": row.name,
             "content": row.content,
@@ -62,7 +59,7 @@ def template_list(values: dict[str, str] | None = None, errors: FormErrors | Non
 @bp.post("/templates")
 def template_save() -> Response | tuple[str, int]:
     editing = request.args.get("edit", type=int)
-    context = api_context()
+    uow = wiring().uow()
     try:
         values = {
             "name": request.form.get("name", "").strip(),
@@ -71,9 +68,9 @@ def template_save() -> Response | tuple[str, int]:
             "content_variables": _json_field("content_variables", {}),
         }
         if editing is None:
-            template_api.create_template(context, template_api.TemplateIn.model_validate(values))
+            templates.create_template(uow, TemplateIn.model_validate(values))
         else:
-            template_api.patch_template(context, editing, template_api.TemplatePatch.model_validate(values))
+            templates.change_template(uow, editing, TemplatePatch.model_validate(values))
     except _Invalid as exc:
         return template_list(values=request.form.to_dict(), errors=form_errors(exc)), 400
     return redirect(url_for("library.template_list", notice="saved" if editing else "created"))
@@ -95,13 +92,11 @@ def template_variables_preview() -> Response:
 
 @bp.get("/segments")
 def segment_list(values: dict[str, str] | None = None, errors: FormErrors | None = None) -> str:
-    context = api_context()
-    page = segment_api.list_segments(
-        context, PageQuery(limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
-    )
+    wired = wiring()
+    page = segments.list_segments(wired.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
     editing = request.args.get("edit", type=int)
     if values is None and editing is not None:
-        row = segment_api.get_segment(context, editing)
+        row = segments.get_segment(wired.uow(), editing)
         values = {"name": row.name, "definition": json.dumps(row.definition, indent=2)}
     return render_template(
         "segments.html",
@@ -116,13 +111,13 @@ def segment_list(values: dict[str, str] | None = None, errors: FormErrors | None
 @bp.post("/segments")
 def segment_save() -> Response | tuple[str, int]:
     editing = request.args.get("edit", type=int)
-    context = api_context()
+    uow = wiring().uow()
     try:
         values = {"name": request.form.get("name", "").strip(), "definition": _json_field("definition", None)}
         if editing is None:
-            segment_api.create_segment(context, segment_api.SegmentIn.model_validate(values))
+            segments.create_segment(uow, SegmentIn.model_validate(values))
         else:
-            segment_api.patch_segment(context, editing, segment_api.SegmentPatch.model_validate(values))
+            segments.change_segment(uow, editing, SegmentPatch.model_validate(values))
     except _Invalid as exc:
         return segment_list(values=request.form.to_dict(), errors=form_errors(exc)), 400
     return redirect(url_for("library.segment_list", notice="saved" if editing else "created"))
@@ -131,22 +126,22 @@ def segment_save() -> Response | tuple[str, int]:
 @bp.post("/segments/preview")
 def segment_preview() -> tuple[Response, int]:
     try:
-        body = segment_api.PreviewIn.model_validate(
+        body = PreviewIn.model_validate(
             {
                 "definition": _json_field("definition", None),
                 "topic": request.form.get("topic") or None,
                 "sample_size": SAMPLE_SIZE,
             }
         )
-        preview = segment_api.preview_definition(api_context(), body)
+        preview = segments.preview_definition(wiring().uow(), body)
     except _Invalid as exc:
         errors = form_errors(exc)
         return jsonify(error=next(iter(errors.fields.values()), None) or "; ".join(errors.general)), 400
-    return jsonify(preview.model_dump()), 200
+    return jsonify(audience_size=preview.audience_size, sample=preview.sample), 200
 
 
 @bp.get("/segments/<int:segment_id>/audience")
 def segment_audience(segment_id: int) -> Response:
-    query = segment_api.PreviewQuery(topic=request.args.get("topic") or None, sample_size=0)
-    preview = segment_api.preview_segment(api_context(), segment_id, query)
+    topic = request.args.get("topic") or None
+    preview = segments.preview_segment(wiring().uow(), segment_id, topic=topic, sample_size=0)
     return jsonify(audience_size=preview.audience_size)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from shared.api.routes import messages as api
-from shared.dashboard.web import api_context
+from shared.dashboard.web import wiring
 from shared.domain.twilio_errors import describe
+from shared.services import messages
 
 bp = Blueprint("messages", __name__)
 
 
 @bp.get("/messages/<int:message_id>")
 def message_detail(message_id: int) -> str:
-    message = api.get_message(api_context(), message_id)
-    meaning = None if message.error_code is None else describe(message.error_code)
-    return render_template("message.html", message=message, error_meaning=meaning)
+    detail = messages.get_message(wiring().uow(), message_id)
+    code = detail.message.error_code
+    return render_template(
+        "message.html",
+        message=detail.message,
+        receipts=detail.receipts,
+        audit_events=detail.audit_events,
+        error_meaning=None if code is None else describe(code),
+    )

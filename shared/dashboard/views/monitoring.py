@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from shared.api.models import PageQuery
-from shared.api.routes import reports
-from shared.dashboard import queries
-from shared.dashboard.web import api_context
+from shared.dashboard.web import wiring
+from shared.db.queries import dashboard as queries
 from shared.domain.twilio_errors import describe
 from shared.log import mask_phone
+from shared.services import reports
 
 bp = Blueprint("monitoring", __name__)
 
@@ -19,15 +18,15 @@ FEED_SIZE = 30
 
 @bp.get("/monitoring")
 def monitoring() -> str:
-    context = api_context()
-    inbound = reports.recent_inbound(context, PageQuery(limit=FEED_SIZE))
-    with context.uow() as uow:
+    wired = wiring()
+    inbound = reports.recent_inbound(wired.uow(), limit=FEED_SIZE, cursor=None)
+    with wired.uow() as uow:
         errors = queries.recent_errors(uow.session)
-        backlog = queries.backlog(uow.session, context.clock.now())
+        backlog = queries.backlog(uow.session, wired.clock.now())
     return render_template(
         "monitoring.html",
         inbound=inbound.items,
         errors=[(row, mask_phone(row.recipient_phone), describe(row.error_code)) for row in errors],
         backlog=backlog,
-        now=context.clock.now(),
+        now=wired.clock.now(),
     )

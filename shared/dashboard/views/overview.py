@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from flask import Blueprint, render_template
 
-from shared.api.routes import reports
-from shared.dashboard import charts, queries
-from shared.dashboard.web import api_context
+from shared.dashboard import charts
+from shared.dashboard.web import wiring
+from shared.db.queries import dashboard as queries
+from shared.services import reports
 
 bp = Blueprint("overview", __name__)
 
@@ -18,11 +19,11 @@ CHART_BUCKET = timedelta(minutes=1)
 
 @bp.get("/")
 def overview() -> str:
-    context = api_context()
-    numbers = reports.dashboard(context)
-    now = context.clock.now()
+    wired = wiring()
+    now = wired.clock.now()
+    numbers = reports.overview(wired.uow(), now)
     since = (now - CHART_SPAN).replace(second=0, microsecond=0) + CHART_BUCKET
-    with context.uow() as uow:
+    with wired.uow() as uow:
         counts = queries.sends_per_bucket(uow.session, since, CHART_BUCKET)
     chart = charts.bar_chart(counts, charts.bucket_starts(since, now, CHART_BUCKET), "sent")
     return render_template("overview.html", numbers=numbers, chart=chart)

@@ -11,19 +11,20 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from shared.api.errors import ApiError
-from shared.api.routes import user_import
-from shared.api.routes import users as api
-from shared.dashboard import queries
-from shared.dashboard.web import FormErrors, api_context, enum_arg, form_errors, notice
-from shared.db.queries import users as user_queries
+from shared.dashboard.web import FormErrors, enum_arg, form_errors, notice, wiring
+from shared.db.queries import dashboard as queries
 from shared.domain.enums import ConsentState
-from shared.domain.errors import DomainError
-from shared.domain.phones import try_normalize_phone
+from shared.domain.errors import DomainError, NotFound
+from shared.domain.phones import normalize_phone
+from shared.services import import_upload, users
+from shared.services.user_import import ImportReport
+from shared.services.users import ConsentChange
 
 bp = Blueprint("users", __name__)
 
 PAGE_SIZE = 50
+# The search box's text, as the API's `q` takes it.
+MAX_QUERY = 100
 # A spreadsheet runs a cell starting with these as a formula (OWASP, CSV injection); some skip leading
 # spaces and line breaks before looking.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -31,32 +32,29 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 @bp.get("/users")
 def user_list() -> Response | str:
-    context = api_context()
+    wired = wiring()
     q = request.args.get("q", "").strip() or None
     if q is not None:
-        e164, _ = try_normalize_phone(q, context.settings.default_region)
-        if e164 is not None:
-            with context.uow() as uow:
-                if user_queries.user_exists(uow.session, e164):
-                    return redirect(url_for("users.user_detail", phone=e164))
-    query = api.UserListQuery(
+        phone = users.existing_phone(wired.uow(), q, wired.settings.default_region)
+        if phone is not None:
+            return redirect(url_for("users.user_detail", phone=phone))
+    consent = enum_arg(ConsentState, "consent")
+    page = users.list_users(
+        wired.uow(),
         limit=PAGE_SIZE,
         cursor=request.args.get("cursor") or None,
-        q=q[:100] if q else None,
-        consent_state=enum_arg(ConsentState, "consent"),
+        consent_state=consent,
+        q=q[:MAX_QUERY] if q else None,
     )
-    page = api.list_users(context, query)
-    return render_template(
-        "users.html", page=page, q=q, consent=query.consent_state, states=list(ConsentState)
-    )
+    return render_template("users.html", page=page, q=q, consent=consent, states=list(ConsentState))
 
 
 @bp.get("/users/<phone>")
 def user_detail(phone: str, errors: FormErrors | None = None) -> str:
-    context = api_context()
-    user = api.get_user(context, phone)
-    with context.uow() as uow:
-        history = queries.consent_history(uow.session, user.phone)
+    wired = wiring()
+    user = users.get_user(wired.uow(), normalize_phone(phone, wired.settings.default_region))
+    with wired.uow() as uow:
+        history = queries.consent_history(uow.session, user.phone_e164)
     return render_template(
         "user.html",
         user=user,
@@ -69,16 +67,18 @@ def user_detail(phone: str, errors: FormErrors | None = None) -> str:
 
 @bp.post("/users/<phone>/consent")
 def user_consent(phone: str) -> Response | tuple[str, int]:
+    wired = wiring()
     try:
-        change = api.ConsentChange.model_validate(
+        change = ConsentChange.model_validate(
             {"consent_state": request.form.get("consent_state"), "reason": request.form.get("reason") or None}
         )
-        user = api.put_consent(api_context(), phone, change)
-    except (ValidationError, ApiError, DomainError) as exc:
-        if isinstance(exc, ApiError) and exc.status == 404:
-            raise
+        e164 = normalize_phone(phone, wired.settings.default_region)
+        user = users.set_consent(wired.uow(), e164, change, wired.clock.now())
+    except NotFound:
+        raise
+    except (ValidationError, DomainError) as exc:
         return user_detail(phone, errors=form_errors(exc)), 400
-    return redirect(url_for("users.user_detail", phone=user.phone, notice="consent"))
+    return redirect(url_for("users.user_detail", phone=user.phone_e164, notice="consent"))
 
 
 @bp.get("/users/import")
@@ -88,14 +88,25 @@ def import_page() -> str:
 
 @bp.post("/users/import")
 def import_submit() -> tuple[str, int]:
+    wired = wiring()
+    upload = request.files.get("file")
+    if upload is None:
+        errors = FormErrors(fields={"file": "the multipart body needs a 'file' part"})
+        return render_template("import.html", report=None, rejected_csv=None, errors=errors), 400
     try:
-        report = user_import.import_users_file(api_context(), user_import.ImportQuery())
-    except (ApiError, DomainError) as exc:
+        report = import_upload.import_upload(
+            wired.uow(),
+            upload.stream,
+            import_upload.upload_media_type(upload.mimetype, upload.filename),
+            region=request.form.get("default_region") or wired.settings.default_region,
+            at=wired.clock.now(),
+        )
+    except DomainError as exc:
         return render_template("import.html", report=None, rejected_csv=None, errors=form_errors(exc)), 400
     return render_template("import.html", report=report, rejected_csv=_rejected_csv(report), errors=None), 200
 
 
-def _rejected_csv(report: user_import.ImportReportOut) -> str | None:
+def _rejected_csv(report: ImportReport) -> str | None:
     """The rejected rows as a data: URL, so the download needs no storage between requests."""
     if not report.rejected_rows:
         return None

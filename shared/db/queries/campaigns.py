@@ -261,3 +261,19 @@ def audience_size(session: Session, campaign_id: int) -> int:
         CampaignPage.campaign_id == campaign_id
     )
     return int(session.execute(statement).scalar_one())
+
+
+# A template being sent from (or about to be) must not change under the campaign.
+_SENDING_FROM_TEMPLATE = (
+    CampaignStatus.READY.value,
+    CampaignStatus.RUNNING.value,
+    CampaignStatus.PAUSED.value,
+)
+
+
+def template_is_live(session: Session, template_id: int) -> bool:
+    """Whether a ready, running or paused campaign uses the template."""
+    statement = select(Campaign.id).where(
+        Campaign.template_id == template_id, Campaign.status.in_(_SENDING_FROM_TEMPLATE)
+    )
+    return session.execute(statement.limit(1)).first() is not None

@@ -1,4 +1,4 @@
-"""SQL only the dashboard needs (everything else comes from shared.db.queries via the API's handlers).
+"""SQL only the dashboard needs (everything else comes through the services it shares with the API).
 
 Sized for 1M users and 100k+ messages: each query is bounded by an index range or a LIMIT, except the
 per-minute send counts, which read the last hour's rows of a table with no sent_at index (a sequential
@@ -91,16 +91,18 @@ def campaign_progress(session: Session, campaign_ids: Sequence[int]) -> dict[int
     return result
 
 
-def progress_from_counts(audience: int, counts: Mapping[str, int], handed_to_twilio: int) -> Progress:
+def progress_from_counts(
+    audience: int, counts: Mapping[MessageStatus, int], handed_to_twilio: int
+) -> Progress:
     """One campaign's progress from the per-status counts its summary already holds: on the detail page
     this saves another pass over the campaign's messages (for 55k of them, 18 ms of the page's ~80 ms of
     queries, best of 7 at load 6)."""
     return Progress(
         audience=audience,
         messages=sum(counts.values()),
-        waiting=sum(counts.get(status, 0) for status in _WAITING),
+        waiting=sum(counts.get(MessageStatus(status), 0) for status in _WAITING),
         handed_to_twilio=handed_to_twilio,
-        delivered=sum(counts.get(status, 0) for status in _DELIVERED),
+        delivered=sum(counts.get(MessageStatus(status), 0) for status in _DELIVERED),
     )
 
 

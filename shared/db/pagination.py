@@ -7,12 +7,20 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from shared.api.errors import BadRequest
 from shared.boundary import Refused, parse_json
+from shared.domain.errors import InvalidCursor
 
 Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class Page(Generic[Row]):
+    items: list[Row]
+    # Pass back as `cursor` for the next page; None on the last page.
+    next_cursor: str | None
 
 
 def encode_cursor(key: Sequence[Any]) -> str:
@@ -21,7 +29,7 @@ def encode_cursor(key: Sequence[Any]) -> str:
 
 
 def decode_cursor(cursor: str | None, types: Sequence[type]) -> list[Any] | None:
-    """The key a cursor holds, checked against the expected types; a 400 naming `cursor` otherwise."""
+    """The key a cursor holds, checked against the expected types; `InvalidCursor` naming `cursor` otherwise."""
     if cursor is None:
         return None
     try:
@@ -36,16 +44,12 @@ def decode_cursor(cursor: str | None, types: Sequence[type]) -> list[Any] | None
         # A forged id beyond BIGINT would reach the database as an out-of-range error.
         or any(type(value) is int and abs(value) >= 2**63 for value in key)
     ):
-        raise BadRequest(
-            "invalid_cursor", "cursor is not one this API issued; pass next_cursor unchanged", field="cursor"
-        )
+        raise InvalidCursor("cursor is not one this API issued; pass next_cursor unchanged", field="cursor")
     return key
 
 
-def page_of(
-    rows: Sequence[Row], limit: int, key: Callable[[Row], Sequence[Any]]
-) -> tuple[list[Row], str | None]:
+def page_of(rows: Sequence[Row], limit: int, key: Callable[[Row], Sequence[Any]]) -> Page[Row]:
     """Queries fetch `limit + 1` rows: the extra one only says whether another page exists."""
     items = list(rows[:limit])
     next_cursor = encode_cursor(key(items[-1])) if len(rows) > limit else None
-    return items, next_cursor
+    return Page(items, next_cursor)

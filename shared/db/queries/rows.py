@@ -1,6 +1,6 @@
-"""Create, read, list, update and delete for the operator-defined resources (templates, segments,
-campaigns): plain rows whose rules live in the domain modules, with database refusals turned into the
-API's 404 and 409 instead of a 500."""
+"""Create, read, list, update and delete for the operator-defined rows (templates, segments, campaigns):
+plain rows whose rules live in the services and domain modules, with the database's refusals turned into
+domain errors (`NotFound`, `NameTaken`, `InUse`) instead of a driver exception."""
 
 from __future__ import annotations
 
@@ -11,15 +11,13 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from shared.api.errors import Conflict, NotFound
-from shared.api.models import Page, PageQuery
-from shared.api.pagination import decode_cursor, page_of
 from shared.boundary import BIGINT_MAX
 from shared.db.errors import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, sqlstate
 from shared.db.models import Base
+from shared.db.pagination import Page, decode_cursor, page_of
+from shared.domain.errors import InUse, NameTaken, NotFound
 
 M = TypeVar("M", bound=Base)
-P = TypeVar("P", bound=Page[Any])
 
 
 def get_row(session: Session, model: type[M], row_id: int, *, lock: bool = False) -> M:
@@ -33,21 +31,21 @@ def get_row(session: Session, model: type[M], row_id: int, *, lock: bool = False
 def list_page(
     session: Session,
     model: type[M],
-    page: type[P],
-    query: PageQuery,
+    *,
+    limit: int,
+    cursor: str | None,
     where: Sequence[ColumnElement[bool]] = (),
-) -> P:
+) -> Page[M]:
     """A page by id: one primary-key range scan from the cursor; the extra row says whether more follow."""
-    after = decode_cursor(query.cursor, [int])
-    statement = select(model).where(*where).order_by(model.id).limit(query.limit + 1)  # type: ignore[attr-defined]
+    after = decode_cursor(cursor, [int])
+    statement = select(model).where(*where).order_by(model.id).limit(limit + 1)  # type: ignore[attr-defined]
     if after is not None:
         statement = statement.where(model.id > after[0])  # type: ignore[attr-defined]
-    items, cursor = page_of(list(session.scalars(statement)), query.limit, key=lambda row: [row.id])  # type: ignore[attr-defined]
-    return page.model_validate({"items": items, "next_cursor": cursor}, from_attributes=True)
+    return page_of(list(session.scalars(statement)), limit, key=lambda row: [row.id])  # type: ignore[attr-defined]
 
 
 def save_row(session: Session, row: M, values: Mapping[str, Any]) -> M:
-    """Apply `values` and flush, so a duplicate name is a 409 here rather than at commit."""
+    """Apply `values` and flush, so a duplicate name is refused here rather than at commit."""
     for key, value in values.items():
         setattr(row, key, value)
     session.add(row)
@@ -58,8 +56,8 @@ def save_row(session: Session, row: M, values: Mapping[str, Any]) -> M:
     except DBAPIError as exc:
         if sqlstate(exc) != UNIQUE_VIOLATION:
             raise
-        raise Conflict(
-            "name_taken", f"a {_resource(type(row))} named {name!r} already exists", field="name", value=name
+        raise NameTaken(
+            f"a {_resource(type(row))} named {name!r} already exists", field="name", value=name
         ) from None
     session.refresh(row)
     return row
@@ -72,9 +70,15 @@ def delete_row(session: Session, row: Base) -> None:
     except DBAPIError as exc:
         if sqlstate(exc) != FOREIGN_KEY_VIOLATION:
             raise
-        raise Conflict(
-            "in_use", f"this {_resource(type(row))} is used by a campaign; delete or change that first"
+        raise InUse(
+            f"this {_resource(type(row))} is used by a campaign; delete or change that first"
         ) from None
+
+
+def keep_loaded(session: Session) -> None:
+    """Detach every row the session holds, as loaded, so a caller can read them after the unit of work
+    closes: the rollback that closes it would expire (unload) them, and a detached row cannot load again."""
+    session.expunge_all()
 
 
 def _resource(model: type[Base]) -> str:
