@@ -25,7 +25,8 @@ from shared.domain.errors import (
 )
 from shared.services import campaigns
 from shared.services.campaigns import CampaignIn, CampaignPatch
-from tests.integration.pipeline_support import T0, RecordingPublisher, add_campaign, add_users
+from tests.integration.pipeline_support import RecordingPublisher
+from tests.seeding import T0, add_campaign, add_users
 
 CLOCK = FixedClock(T0)
 

@@ -12,7 +12,8 @@ from shared.domain.errors import InUse, InvalidSegment, InvalidTemplate, NameTak
 from shared.services import segments, templates
 from shared.services.segments import PreviewIn, SegmentIn, SegmentPatch
 from shared.services.templates import TemplateIn, TemplatePatch
-from tests.integration.pipeline_support import add_campaign, add_users, subscribe
+from tests.integration.pipeline_support import subscribe
+from tests.seeding import add_campaign, add_users
 
 LIMA = {"attribute": "city", "operator": "equals", "value": "Lima"}
 

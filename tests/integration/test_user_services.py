@@ -15,7 +15,7 @@ from shared.domain.enums import ConsentState
 from shared.domain.errors import InvalidRegion, InvalidTimezone, NotFound
 from shared.services import import_upload, messages, reports, users
 from shared.services.users import ConsentChange
-from tests.integration.pipeline_support import T0, add_campaign, add_users
+from tests.seeding import T0, add_campaign, add_users
 
 MISSING = "+14155559999"
 
