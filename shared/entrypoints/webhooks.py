@@ -28,9 +28,10 @@ from shared.config import get_settings
 from shared.db.engine import get_engine
 from shared.db.unit_of_work import UnitOfWork
 from shared.log import set_trace
+from shared.outcome import Outcome, Result, unless_db_unavailable
 from shared.services.delivery_status import record_status_callback
 from shared.services.inbound import ReplyTexts, receive_inbound_message
-from shared.transport import Outcome, Result, for_twilio, unless_db_unavailable
+from shared.transport import for_twilio
 
 log = logging.getLogger(__name__)
 

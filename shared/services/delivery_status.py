@@ -24,8 +24,8 @@ from shared.db.queries.message_status_updates import CallbackRecord, StatusMove,
 from shared.domain.enums import ConsentState, MessageStatus
 from shared.domain.message_status import from_twilio_status, predecessors, timestamp_columns
 from shared.domain.twilio_errors import ErrorClass, classify, describe
+from shared.outcome import Outcome, Result
 from shared.services.consent import change_consent
-from shared.transport import Outcome, Result
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from shared.db.queries.inbound import insert_inbound_event, record_sender_activi
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.consent_keywords import KeywordAction, classify_keyword, from_opt_out_type
 from shared.domain.phones import try_normalize_phone
+from shared.outcome import Outcome, Result
 from shared.services.consent import change_consent
-from shared.transport import Outcome, Result
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ from shared.db.queries.messages import SendContext
 from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
 from shared.domain.quiet_hours import QuietHours, is_quiet, resolve_timezone, window_end
 from shared.domain.session_window import ApprovedTemplate, FreeForm, Withheld, choose_payload
+from shared.outcome import Outcome, Result
 from shared.services import rate_limiter
 from shared.services.campaign_lifecycle import CANCELLED_REASON
 from shared.services.send_config import SendConfig
-from shared.transport import Outcome, Result
 
 CONSENT_REVOKED_REASON = "consent revoked before sending"
 

@@ -20,8 +20,8 @@ from shared.adapters.twilio_signature import status_callback_url
 from shared.clock import SystemClock
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
+from shared.outcome import Result
 from shared.services.delivery_status import record_status_callback
-from shared.transport import Result
 from tests.conftest import make_settings
 from tests.functions.twilio_webhook_client import (
     TwilioWebhookClient,
