@@ -23,8 +23,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from shared.adapters.tasks import SendTask
+from shared.adapters.twilio_forms import status_callback_url
 from shared.adapters.twilio_send import OutboundMessage
-from shared.adapters.twilio_signature import status_callback_url
 from shared.clock import Clock
 from shared.db.audit import record_audit
 from shared.db.queries import messages as message_sql
