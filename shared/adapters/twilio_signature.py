@@ -1,5 +1,5 @@
-"""Twilio webhooks as received: X-Twilio-Signature, the lock on the only two unauthenticated doors into
-the system, and the fields behind it.
+"""Twilio webhooks as received, and X-Twilio-Signature, the lock on the only two unauthenticated doors into
+the system. Reading the fields behind the lock is shared.adapters.twilio_forms.
 
 Twilio signs the exact URL it called. Behind Google's front end `request.url` is not that URL (the host,
 scheme and port differ), so the URL is rebuilt from the configured public URL of the webhook function
@@ -12,27 +12,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from shared.boundary import NotJson, check_fields, form_fields, parse_json
+from shared.boundary import form_fields
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
-IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 # Twilio's JSON webhooks sign the URL, which carries the SHA-256 of the body in this query parameter.
 BODY_HASH_PARAM = "bodySHA256"
-MESSAGE_ID_PARAM = "message_id"
-
-
-def status_callback_url(base: str, message_id: int) -> str:
-    """The StatusCallback for one message: `base` plus our message id, so a callback can be matched even
-    when the create response (and with it the SID) was lost."""
-    separator = "&" if urlsplit(base).query else "?"
-    return f"{base}{separator}{urlencode({MESSAGE_ID_PARAM: message_id})}"
 
 
 def signed_url(public_url: str, query_string: str) -> str:
@@ -102,40 +91,3 @@ def _port_toggled(url: str) -> str:
         return parts._replace(netloc=parts.netloc.rsplit(":", 1)[0]).geturl()
     default = 443 if parts.scheme == "https" else 80
     return parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
-
-
-def webhook_params(received: TwilioRequest) -> dict[str, Any]:
-    """Every field as sent, for the raw record: a repeated field keeps all its values as a list. A JSON
-    body that is not an object (or not JSON) is kept whole under `_body`, so the record still shows what
-    came. Raises `Refused` naming a field the database could not hold."""
-    if received.form is not None:
-        check_fields(received.form)
-        return flatten(received.form)
-    try:
-        parsed = parse_json(received.body, "body")
-    except NotJson:
-        parsed = None
-    if isinstance(parsed, dict):
-        return parsed
-    # parse_json vouched for the text, or it is kept as the raw text it is (checked here).
-    text = received.body.decode("utf-8", "surrogateescape")
-    check_fields([("body", text)])
-    return {"_body": text}
-
-
-def query_params(received: TwilioRequest) -> dict[str, Any]:
-    check_fields(received.query, "query")
-    return flatten(received.query)
-
-
-def flatten(fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    grouped: dict[str, list[str]] = {}
-    for name, value in fields:
-        grouped.setdefault(name, []).append(value)
-    return {name: values[0] if len(values) == 1 else values for name, values in grouped.items()}
-
-
-def single_value(params: Mapping[str, Any], name: str) -> str | None:
-    """A webhook field that must appear once: None when missing, blank or repeated."""
-    value = params.get(name)
-    return value.strip() if isinstance(value, str) and value.strip() else None

@@ -27,20 +27,14 @@ from shared.config import Settings, get_settings
 from shared.db.engine import get_engine
 from shared.db.unit_of_work import UnitOfWork
 from shared.log import set_trace
+from shared.outcome import DATABASE_UNAVAILABLE, Outcome, Result, unless_db_unavailable
 from shared.services import campaign_lifecycle as lifecycle
 from shared.services.fanout import FanoutConfig, fanout_page
 from shared.services.page_publishing import PageMessage
 from shared.services.send_config import SendConfig
 from shared.services.sender import send_message as send_one
 from shared.services.sweeper import SweepConfig, sweep
-from shared.transport import (
-    DATABASE_UNAVAILABLE,
-    Outcome,
-    Result,
-    for_cloud_tasks,
-    for_pubsub,
-    unless_db_unavailable,
-)
+from shared.transport import for_cloud_tasks, for_pubsub
 
 log = logging.getLogger(__name__)
 

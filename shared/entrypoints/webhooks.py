@@ -1,4 +1,5 @@
-"""The two doors Twilio calls: check the signature first, then hand the fields to one service.
+"""The two doors Twilio calls: check the signature first, read the form into one typed value, hand it to
+one service.
 
 A body over the cap is answered 413 before it is parsed; a forged or unsigned request 403 before anything
 is read into the database; a signed one with a field the database cannot hold (a NUL, bytes that are not
@@ -10,27 +11,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from flask import Request, Response
 
-from shared.adapters.twilio_signature import (
-    IDEMPOTENCY_HEADER,
-    SIGNATURE_HEADER,
-    TwilioRequest,
-    is_valid_twilio_request,
-    query_params,
-    webhook_params,
-)
+from shared.adapters.twilio_forms import inbound_message, status_callback
+from shared.adapters.twilio_signature import SIGNATURE_HEADER, TwilioRequest, is_valid_twilio_request
 from shared.boundary import Refused, TooLarge, read_body
 from shared.clock import SystemClock
 from shared.config import get_settings
 from shared.db.engine import get_engine
 from shared.db.unit_of_work import UnitOfWork
 from shared.log import set_trace
+from shared.outcome import Outcome, Result, unless_db_unavailable
 from shared.services.delivery_status import record_status_callback
 from shared.services.inbound import ReplyTexts, receive_inbound_message
-from shared.transport import Outcome, Result, for_twilio, unless_db_unavailable
+from shared.transport import for_twilio
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +36,10 @@ log = logging.getLogger(__name__)
 # 64 KiB leaves room, and still refuses the rest before a byte is parsed or hashed: on a door anyone can
 # knock on, a 10 MB form of a million fields took 15 s of CPU to parse and check.
 MAX_BODY_BYTES = 64 * 1024
+# The idempotency token Twilio sends with a webhook, kept with the event it came with.
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+
+Form = TypeVar("Form")
 
 
 def inbound_webhook(request: Request) -> Response:
@@ -47,13 +47,13 @@ def inbound_webhook(request: Request) -> Response:
     return _answer_if_signed(
         request,
         settings.inbound_webhook_url,
-        lambda params, query: receive_inbound_message(
+        lambda received: inbound_message(received, settings.default_region),
+        lambda message: receive_inbound_message(
             UnitOfWork(get_engine()),
-            params,
+            message,
             idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
             replies=ReplyTexts.from_settings(settings),
             clock=SystemClock(),
-            default_region=settings.default_region,
         ),
     )
 
@@ -63,10 +63,10 @@ def status_webhook(request: Request) -> Response:
     return _answer_if_signed(
         request,
         settings.status_webhook_url,
-        lambda params, query: record_status_callback(
+        status_callback,
+        lambda callback: record_status_callback(
             UnitOfWork(get_engine()),
-            params,
-            query=query,
+            callback,
             idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
             clock=SystemClock(),
         ),
@@ -74,7 +74,10 @@ def status_webhook(request: Request) -> Response:
 
 
 def _answer_if_signed(
-    request: Request, public_url: str | None, handle: Callable[[dict[str, Any], dict[str, Any]], Result]
+    request: Request,
+    public_url: str | None,
+    read: Callable[[TwilioRequest], Form],
+    handle: Callable[[Form], Result],
 ) -> Response:
     settings = get_settings()
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
@@ -89,11 +92,11 @@ def _answer_if_signed(
         log.warning("twilio webhook refused: missing or invalid signature", extra={"path": request.path})
         return for_twilio(Result(Outcome.FORBIDDEN))
     try:
-        params, query = webhook_params(received), query_params(received)
+        form = read(received)
     except Refused as refused:
         log.warning(
             "signed twilio webhook refused: a field the database cannot hold",
             extra={"field": refused.field, "reason": refused.reason},
         )
         return for_twilio(Result(Outcome.MALFORMED, refused.message))
-    return for_twilio(unless_db_unavailable(lambda: handle(params, query)))
+    return for_twilio(unless_db_unavailable(lambda: handle(form)))

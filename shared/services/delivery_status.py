@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.adapters.twilio_signature import MESSAGE_ID_PARAM, single_value
-from shared.boundary import BIGINT_MAX, INTEGER_MAX, whole_number
+from shared.adapters.twilio_forms import StatusCallback
 from shared.clock import Clock
 from shared.db.audit import record_audit
 from shared.db.queries.message_status_updates import CallbackRecord, StatusMove, record_callback
@@ -24,8 +22,8 @@ from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState, MessageStatus
 from shared.domain.message_status import from_twilio_status, predecessors, timestamp_columns
 from shared.domain.twilio_errors import ErrorClass, classify, describe
+from shared.outcome import Outcome, Result
 from shared.services.consent import change_consent
-from shared.transport import Outcome, Result
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +32,13 @@ _FAILURES = frozenset({MessageStatus.FAILED, MessageStatus.UNDELIVERED})
 
 def record_status_callback(
     uow: UnitOfWork,
-    params: Mapping[str, Any],
+    callback: StatusCallback,
     *,
-    query: Mapping[str, Any],
     idempotency_token: str | None,
     clock: Clock,
 ) -> Result:
-    message_sid = single_value(params, "MessageSid")
-    twilio_status = single_value(params, "MessageStatus")
-    # The columns they go to: error_code is an INTEGER, our message id a BIGINT.
-    error_code, code_problem = _int_field(params, "ErrorCode", INTEGER_MAX)
-    message_id, id_problem = _int_field(query, MESSAGE_ID_PARAM, BIGINT_MAX)
-    problem = _first_problem(message_sid, twilio_status, code_problem, id_problem)
-    # The callback URL's query (our message id) is part of what Twilio sent; keep it with the rest.
-    raw = {**params, "_query": dict(query)} if query else dict(params)
+    message_sid, twilio_status = callback.message_sid, callback.message_status
+    error_code, problem = callback.error_code, callback.problem
     at = clock.now()
     move = status_move(twilio_status, error_code, at) if problem is None else None
     opt_out = error_code is not None and classify(None, error_code) is ErrorClass.OPT_OUT
@@ -57,9 +48,9 @@ def record_status_callback(
     fields: dict[str, Any] = {
         "message_sid": message_sid,
         "twilio_status": twilio_status,
-        "message_id": message_id,
+        "message_id": callback.message_id,
         "error_code": error_code,
-        "raw_payload": json.dumps(raw),
+        "raw_payload": json.dumps(callback.raw),
         "idempotency_token": idempotency_token,
         "move": move,
         "act": problem is None,
@@ -133,21 +124,3 @@ def _record_consequences(
             at=at,
             detail={"message_id": record.message_id, "message_sid": message_sid},
         )
-
-
-def _int_field(fields: Mapping[str, Any], name: str, maximum: int) -> tuple[int | None, str | None]:
-    if fields.get(name) in (None, ""):
-        return None, None
-    value = single_value(fields, name)
-    number = None if value is None else whole_number(value, maximum)
-    if number is None:
-        return None, f"{name}: expected an integer from 0 to {maximum}, got {fields[name]!r}"
-    return number, None
-
-
-def _first_problem(message_sid: str | None, twilio_status: str | None, *problems: str | None) -> str | None:
-    if message_sid is None:
-        return "MessageSid: expected one non-empty value"
-    if twilio_status is None:
-        return "MessageStatus: expected one non-empty value"
-    return next((p for p in problems if p), None)

@@ -29,9 +29,9 @@ from shared.domain.errors import DomainError
 from shared.domain.quiet_hours import QuietHours, resolve_timezone
 from shared.domain.send_schedule import PlannedSend, plan_sends, sendable_now, spacing
 from shared.domain.templates import recipient_variables, render, render_content_variables
+from shared.outcome import Outcome, Result
 from shared.services.campaign_lifecycle import CANCELLED_REASON, complete_if_done
 from shared.services.page_publishing import PageMessage
-from shared.transport import Outcome, Result
 
 log = logging.getLogger(__name__)
 

@@ -8,21 +8,18 @@ it never got, the redelivery changes nothing and answers exactly what the first 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from twilio.twiml.messaging_response import MessagingResponse
 
-from shared.adapters.twilio_signature import single_value
+from shared.adapters.twilio_forms import InboundMessage
 from shared.clock import Clock
 from shared.config import Settings
 from shared.db.queries.inbound import insert_inbound_event, record_sender_activity, recorded_outcome
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.consent_keywords import KeywordAction, classify_keyword, from_opt_out_type
-from shared.domain.phones import try_normalize_phone
+from shared.outcome import Outcome, Result
 from shared.services.consent import change_consent
-from shared.transport import Outcome, Result
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +61,14 @@ class ReplyTexts:
 
 def receive_inbound_message(
     uow: UnitOfWork,
-    params: Mapping[str, Any],
+    message: InboundMessage,
     *,
     idempotency_token: str | None,
     replies: ReplyTexts,
     clock: Clock,
-    default_region: str,
 ) -> Result:
-    message_sid = single_value(params, "MessageSid")
-    body = single_value(params, "Body")
-    phone, reason = _sender(params, default_region)
-    if message_sid is None:
-        reason = "MessageSid: expected one non-empty value"
-    action, source = _keyword(params, body)
+    message_sid, phone, reason = message.message_sid, message.sender, message.problem
+    action, source = _keyword(message)
     decided = f"{REJECTED}{reason}" if reason else _outcome(action, replies)
     at = clock.now()
     with uow:
@@ -84,8 +76,8 @@ def receive_inbound_message(
             uow.session,
             message_sid=message_sid,
             from_phone=phone,
-            body=body,
-            raw_payload=dict(params),
+            body=message.body,
+            raw_payload=dict(message.raw),
             idempotency_token=idempotency_token,
             outcome=decided,
         )
@@ -102,20 +94,12 @@ def receive_inbound_message(
     return _answer(decided, replies)
 
 
-def _sender(params: Mapping[str, Any], default_region: str) -> tuple[str | None, str | None]:
-    raw = single_value(params, "From")
-    if raw is None:
-        return None, "From: expected one non-empty value"
-    phone, reason = try_normalize_phone(raw, default_region)
-    return phone, None if phone else f"From: {reason}"
-
-
-def _keyword(params: Mapping[str, Any], body: str | None) -> tuple[KeywordAction | None, str]:
+def _keyword(message: InboundMessage) -> tuple[KeywordAction | None, str]:
     # Twilio's own opt-out handling, when it reports one, has already acted on the message: follow it.
-    twilio_action = from_opt_out_type(single_value(params, "OptOutType"))
+    twilio_action = from_opt_out_type(message.opt_out_type)
     if twilio_action is not None:
         return twilio_action, "twilio_opt_out_type"
-    return classify_keyword(body), "inbound_keyword"
+    return classify_keyword(message.body), "inbound_keyword"
 
 
 def _outcome(action: KeywordAction | None, replies: ReplyTexts) -> str:

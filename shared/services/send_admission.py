@@ -23,8 +23,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from shared.adapters.tasks import SendTask
+from shared.adapters.twilio_forms import status_callback_url
 from shared.adapters.twilio_send import OutboundMessage
-from shared.adapters.twilio_signature import status_callback_url
 from shared.clock import Clock
 from shared.db.audit import record_audit
 from shared.db.queries import messages as message_sql
@@ -32,10 +32,10 @@ from shared.db.queries.messages import SendContext
 from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
 from shared.domain.quiet_hours import QuietHours, is_quiet, resolve_timezone, window_end
 from shared.domain.session_window import ApprovedTemplate, FreeForm, Withheld, choose_payload
+from shared.outcome import Outcome, Result
 from shared.services import rate_limiter
 from shared.services.campaign_lifecycle import CANCELLED_REASON
 from shared.services.send_config import SendConfig
-from shared.transport import Outcome, Result
 
 CONSENT_REVOKED_REASON = "consent revoked before sending"
 

@@ -19,11 +19,11 @@ from shared.db.queries.messages import SendContext
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState, MessageStatus
 from shared.domain.twilio_errors import ErrorClass, classify, describe, retry_delay
+from shared.outcome import Outcome, Result
 from shared.services.campaign_lifecycle import pause_in_session
 from shared.services.consent import change_consent
 from shared.services.send_admission import Admission, audit_message, park, reschedule
 from shared.services.send_config import SendConfig
-from shared.transport import Outcome, Result
 
 AMBIGUOUS_REASON = "no answer from Twilio after the request may have reached it: awaiting its status callback"
 

@@ -26,11 +26,11 @@ from shared.clock import Clock
 from shared.db.queries.campaigns import could_complete
 from shared.db.queries.send_guard import holding_for_send
 from shared.db.unit_of_work import UnitOfWork
+from shared.outcome import Outcome, Result
 from shared.services.campaign_lifecycle import complete_if_done
 from shared.services.send_admission import Admission, admit, claim_for_send, give_back, retake_slot
 from shared.services.send_config import SendConfig
 from shared.services.send_outcome import record_accepted, record_unsent
-from shared.transport import Outcome, Result
 
 # A process that misses its slot this often in a row is overloaded: its send goes back to the queue.
 MAX_SLOT_RETAKES = 3

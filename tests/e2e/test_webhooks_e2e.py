@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import Engine, text
 
 from shared.adapters.twilio_client import make_twilio_client
-from shared.adapters.twilio_signature import status_callback_url
+from shared.adapters.twilio_forms import status_callback_url
 from shared.domain.phones import whatsapp_address
 from tests.functions.twilio_webhook_client import seed_campaign_message
 

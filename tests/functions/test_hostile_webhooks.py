@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
-from shared.adapters import twilio_signature
+from shared.adapters import twilio_forms
 from shared.config import Settings
 from shared.entrypoints.webhooks import MAX_BODY_BYTES
 from tests.functions.api_client import ApiClient
@@ -242,7 +242,7 @@ def test_the_stops_right_after_a_poisoning_attempt_are_stored(
     # off, the engine's rule alone: the surrogate reaches pg8000 and that one webhook fails (500, so Twilio
     # retries it), but its connection is discarded, not handed to the STOPs.
     if boundary_rule == "off":
-        monkeypatch.setattr(twilio_signature, "parse_json", lambda raw, field: json.loads(raw))
+        monkeypatch.setattr(twilio_forms, "parse_json", lambda raw, field: json.loads(raw))
     response = _post_json(
         inbound, b'{"MessageSid": "SM1", "From": "whatsapp:+14155550300", "Body": "\\ud800"}'
     )

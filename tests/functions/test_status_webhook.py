@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import Engine
 
 from infra.local.postgres import free_port
-from shared.adapters.twilio_signature import status_callback_url
+from shared.adapters.twilio_forms import StatusCallback, status_callback_url
 from shared.clock import SystemClock
 from shared.config import Settings, override_settings
 from shared.db.engine import reset_engine
 from shared.db.unit_of_work import UnitOfWork
+from shared.outcome import Outcome, Result
 from shared.services.delivery_status import record_status_callback
-from shared.transport import Result
 from tests.conftest import make_settings
 from tests.functions.twilio_webhook_client import (
     TwilioWebhookClient,
@@ -115,14 +115,20 @@ def test_forged_missing_and_tampered_signatures_are_refused_and_nothing_is_writt
 # --- concurrent callbacks of one message (Twilio sends them in parallel) ---
 
 
-def _record_directly(engine: Engine, params: dict[str, str], message_id: int) -> Result:
-    return record_status_callback(
-        UnitOfWork(engine),
-        params,
-        query={"message_id": str(message_id)},
-        idempotency_token=None,
-        clock=SystemClock(),
+def _record_directly(
+    engine: Engine, params: dict[str, str], message_id: int, problem: str | None = None
+) -> Result:
+    """The service on its own, given the callback as the webhook reads it."""
+    error_code = params.get("ErrorCode")
+    callback = StatusCallback(
+        message_sid=params["MessageSid"],
+        message_status=params["MessageStatus"],
+        error_code=None if error_code is None else int(error_code),
+        message_id=message_id,
+        problem=problem,
+        raw={**params, "_query": {"message_id": str(message_id)}},
     )
+    return record_status_callback(UnitOfWork(engine), callback, idempotency_token=None, clock=SystemClock())
 
 
 def _report_at_once(
@@ -374,6 +380,22 @@ def test_a_repeated_malformed_callback_gets_the_same_400_and_is_kept_once(
         (400, answers[0].get_data(as_text=True))
     ] * 2
     assert count_rows(engine, "delivery_receipts") == 1
+
+
+def test_a_callback_read_with_a_problem_is_kept_and_acts_on_nothing_it_names(
+    settings: Settings, engine: Engine
+) -> None:
+    # Every field the service acts on is there (an opt-out failure), but the reading found a problem.
+    message_id, sid = seed_message(engine)
+    params = callback(sid, "failed", ErrorCode="21610")
+    result = _record_directly(engine, params, message_id, problem="message_id: out of range")
+    assert (result.outcome, result.reason) == (Outcome.MALFORMED, "message_id: out of range")
+    receipt = fetch_one(engine, "SELECT message_id, error_code, raw_payload FROM delivery_receipts")
+    assert (receipt.message_id, receipt.error_code) == (None, 21610)
+    assert receipt.raw_payload == {**params, "_query": {"message_id": str(message_id)}}
+    assert message_row(engine, message_id).status == "ACCEPTED"
+    assert count_rows(engine, "audit_events") == 0
+    assert fetch_one(engine, "SELECT consent_state FROM users")[0] == "OPT_IN"
 
 
 def test_a_message_id_that_is_not_a_number_is_a_400(status: TwilioWebhookClient, engine: Engine) -> None:

@@ -11,10 +11,10 @@ from shared.clock import FixedClock
 from shared.db.models import AuditEvent, User
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.send_schedule import spacing
+from shared.outcome import Outcome
 from shared.services import campaign_lifecycle as lifecycle
 from shared.services.fanout import NO_CONSENT_REASON, FanoutConfig, fanout_page
 from shared.services.page_publishing import PageMessage
-from shared.transport import Outcome
 from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, campaign_row, messages_of
 from tests.seeding import T0, add_campaign, add_users
 

@@ -21,11 +21,11 @@ from shared.clock import FixedClock, SystemClock
 from shared.db.models import AuditEvent, Campaign, Message, RateLimiter, User
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.session_window import NO_TEMPLATE_REASON
+from shared.outcome import Outcome, Result
 from shared.services.rate_limiter import campaign_key, reserve_slot
 from shared.services.send_admission import CONSENT_REVOKED_REASON
 from shared.services.send_config import SendConfig
 from shared.services.sender import send_message
-from shared.transport import Outcome, Result
 from tests.integration.pipeline_support import RecordingTasks, campaign_row
 from tests.seeding import T0, add_users, queued_message
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, Request
 from pydantic import SecretStr
 from twilio.request_validator import RequestValidator
 
-from shared.adapters.twilio_signature import (
-    SIGNATURE_HEADER,
-    TwilioRequest,
-    flatten,
-    is_valid_twilio_request,
-    single_value,
-    status_callback_url,
-    webhook_params,
-)
+from shared.adapters.twilio_signature import SIGNATURE_HEADER, TwilioRequest, is_valid_twilio_request
 
 TOKEN = SecretStr("secret-token")
 PUBLIC_URL = "https://hooks.example.test/status_webhook"
@@ -128,27 +119,6 @@ def test_json_body_without_a_body_hash_is_refused() -> None:
     assert not _valid(_request(body=body, signature=_sign(PUBLIC_URL, {})), PUBLIC_URL, TOKEN)
 
 
-def test_status_callback_url_carries_the_message_id_and_keeps_an_existing_query() -> None:
-    url = status_callback_url(PUBLIC_URL, 42)
-    assert url == f"{PUBLIC_URL}?message_id=42"
-    with_query = status_callback_url(f"{PUBLIC_URL}?region=eu", 42)
-    assert parse_qs(urlsplit(with_query).query) == {"region": ["eu"], "message_id": ["42"]}
-
-
-def test_webhook_params_keep_every_value_of_a_repeated_field() -> None:
+def test_the_form_as_received_is_the_form_werkzeug_reads_repeated_fields_in_order() -> None:
     request = _request(data={"Body": "hi", "MediaUrl": ["https://a", "https://b"]})
-    assert webhook_params(_received(request)) == {"Body": "hi", "MediaUrl": ["https://a", "https://b"]}
-    assert flatten(request.form.items(multi=True)) == webhook_params(_received(request))
-
-
-def test_webhook_params_keep_a_json_body_that_is_not_an_object_whole() -> None:
-    assert webhook_params(_received(_request(body="[1, 2"))) == {"_body": "[1, 2"}
-    assert webhook_params(_received(_request(body=json.dumps(PARAMS)))) == PARAMS
-
-
-def test_single_value_refuses_missing_blank_and_repeated_fields() -> None:
-    params = {"A": " x ", "B": "  ", "C": ["1", "2"]}
-    assert single_value(params, "A") == "x"
-    assert single_value(params, "B") is None
-    assert single_value(params, "C") is None
-    assert single_value(params, "D") is None
+    assert _received(request).form == list(request.form.items(multi=True))

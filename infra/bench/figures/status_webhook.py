@@ -32,7 +32,7 @@ from infra.bench.load import LoadResult, PreparedRequest, run_python, run_wrk
 from infra.bench.measurement import Measurement, median
 from infra.local.functions_runner import THREADS
 from infra.local.stack_env import EMULATOR_SENDER
-from shared.adapters.twilio_signature import status_callback_url
+from shared.adapters.twilio_forms import status_callback_url
 
 FIGURE = "status webhook"
 UNIT = "req/s"

@@ -7,7 +7,7 @@ PostgreSQL runs it atomically. Measured on the status webhook's statement: 0.06 
 round trip, against 0.5 ms and seven through a SQLAlchemy Core transaction.
 
 Driver errors are re-raised as SQLAlchemy's, exactly as a Core execute would raise them, so callers map
-them the same way (shared.transport); as on the engine, a connection left mid-statement by anything but
+them the same way (shared.outcome); as on the engine, a connection left mid-statement by anything but
 the server's answer (a lost socket, a value pg8000 cannot encode, an interrupt) is never pooled again.
 """
 
