@@ -120,6 +120,39 @@ def test_internal_ingress_refuses_an_outside_caller_with_404_before_the_function
     assert function.arrivals == []
 
 
+@pytest.mark.parametrize("body_bytes", [16, 256 * 1024])
+def test_every_refusal_reaches_the_caller_even_with_a_body_the_front_end_never_forwards(
+    front_end: FrontEnd, ca: LocalCa, function: RecordingTarget, body_bytes: int
+) -> None:
+    # Closing a connection with the body unread resets it, and a reset can destroy the refusal before
+    # the caller reads it ("Remote end closed connection without response"). Fresh connections and one
+    # kept-alive session, as callers use both.
+    body = b"x" * body_bytes
+    statuses = [post(front_end, ca, "internal", data=body).status_code for _ in range(30)]
+    with requests.Session() as session:
+        for _ in range(30):
+            answer = session.post(
+                front_end.url("private") + "/", data=body, verify=str(ca.bundle_file), timeout=10
+            )
+            statuses.append(answer.status_code)
+    assert statuses == [404] * 30 + [403] * 30
+    assert function.arrivals == []
+
+
+def test_a_malformed_content_length_gets_400_not_a_dropped_connection(
+    front_end: FrontEnd, ca: LocalCa
+) -> None:
+    context = ssl.create_default_context(cafile=str(ca.bundle_file))
+    host, port = front_end.url("public").removeprefix("https://").split(":")
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as conn,
+    ):
+        conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n")
+        answer = conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+
+
 @pytest.mark.parametrize(
     ("authorization", "status"),
     [

@@ -23,6 +23,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,8 @@ _DRAIN_LIMIT_BYTES = 2 * MAX_BODY_BYTES
 _HANDSHAKE_SECONDS = 10.0
 # An idle kept-alive client connection is closed after this long.
 _IDLE_SECONDS = 120.0
+# How long a closing connection keeps reading what the client still sends (see _lingering_close).
+_LINGER_SECONDS = 2.0
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -149,9 +152,14 @@ class Listener:
         with self._lock:
             self._connections.add(raw)
         upstream: http.client.HTTPConnection | None = None
+        conn: ssl.SSLSocket | None = None
         try:
             raw.settimeout(_HANDSHAKE_SECONDS)
+            # wrap_socket detaches `raw`: from here on `conn` owns the file descriptor.
             conn = self._context.wrap_socket(raw, server_side=True)
+            with self._lock:
+                self._connections.discard(raw)
+                self._connections.add(conn)
             conn.settimeout(_IDLE_SECONDS)
             internal = is_internal_caller(conn.getpeercert())  # type: ignore[arg-type]
             reader = conn.makefile("rb", buffering=65536)
@@ -163,7 +171,11 @@ class Listener:
                     return
                 if request is None:
                     return
-                upstream, keep_alive = self._handle(conn, reader, request, internal, client_ip, upstream)
+                try:
+                    upstream, keep_alive = self._handle(conn, reader, request, internal, client_ip, upstream)
+                except BadRequest as bad:
+                    _send_page(conn, error_page(bad.status, request.target), keep_alive=False)
+                    return
                 if not keep_alive:
                     return
         except (OSError, ssl.SSLError):
@@ -171,9 +183,13 @@ class Listener:
         finally:
             if upstream is not None:
                 upstream.close()
+            if conn is not None:
+                _lingering_close(conn)
             _close_quietly(raw)
             with self._lock:
                 self._connections.discard(raw)
+                if conn is not None:
+                    self._connections.discard(conn)
 
     def _handle(
         self,
@@ -188,11 +204,15 @@ class Listener:
         route = self.route
         refusal = self._refusal(request, internal)
         expects_continue = (request.header("expect") or "").lower() == "100-continue"
-        if refusal is not None:
-            # The body was not read: the connection cannot carry another request.
-            _send_page(conn, refusal, keep_alive=False)
-            return upstream, False
         length = _content_length(request)
+        if refusal is not None:
+            # The body is read and thrown away first: closing a socket with unread bytes in its receive
+            # buffer sends a TCP reset, which can destroy the answer before the client reads it.
+            keep_alive = request.keep_alive and length is not None and length <= _DRAIN_LIMIT_BYTES
+            if keep_alive and length:
+                _drain(reader, length)
+            _send_page(conn, refusal, keep_alive=keep_alive)
+            return upstream, keep_alive
         if length is not None and length > MAX_BODY_BYTES:
             if not expects_continue and length <= _DRAIN_LIMIT_BYTES:
                 _drain(reader, length)
@@ -428,6 +448,20 @@ def _send(
 def _send_page(conn: ssl.SSLSocket, page: Page, *, keep_alive: bool) -> None:
     headers = [("Content-Type", "text/html; charset=UTF-8"), ("Server", "Google Frontend"), *page.headers]
     _send(conn, page.status, page.reason, headers, page.body, keep_alive=keep_alive)
+
+
+def _lingering_close(conn: ssl.SSLSocket) -> None:
+    """Half-close, then read what the client still sends for a moment before closing (as Apache's
+    lingering close): a close with unread bytes would reset the connection and could destroy an answer
+    already sent, a refusal or a 413 whose body was not read."""
+    deadline = time.monotonic() + _LINGER_SECONDS
+    with contextlib.suppress(OSError, ValueError):
+        conn.shutdown(socket.SHUT_WR)  # ends TLS use of the socket: what follows reads raw bytes
+        while (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)
+            if not conn.recv(65536):
+                break
+    _close_quietly(conn)
 
 
 def _close_quietly(sock: socket.socket) -> None:
