@@ -16,7 +16,7 @@ help:
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --retries 10 -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP) ## create .venv and install requirements (re-run when they change)
@@ -43,7 +43,7 @@ stop: ## stop a local stack left running (by the PIDs it recorded)
 
 # PostgreSQL and the emulators are started by the test fixtures (tests/conftest.py, tests/e2e/conftest.py),
 # which stop what they started and leave a running `make dev` alone.
-test: venv browser ## the whole suite on real PostgreSQL and emulators; starts and stops what it needs
+test: venv browser infra-venv ## the whole suite on real PostgreSQL and emulators; starts and stops what it needs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The dashboard's browser tests drive Debian's chromium (Playwright never downloads a browser here).
@@ -70,7 +70,7 @@ TF_INIT = terraform -chdir=$(TF_DIR) init -input=false \
 $(INFRA_STAMP): requirements-infra.txt
 	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
 	echo '*' > $(INFRA_VENV)/.gitignore  # as Python 3.13's venv does: git and ruff skip the whole dir
-	$(INFRA_VENV)/bin/python -m pip install -q -r requirements-infra.txt
+	$(INFRA_VENV)/bin/python -m pip install -q --retries 10 -r requirements-infra.txt
 	rm -f $(INFRA_VENV)/.installed-* && touch $@
 
 infra-venv: $(INFRA_STAMP) ## checkov + shellcheck in .venv-infra (their pins clash with the app's)

@@ -7,11 +7,13 @@ tests read the HCL: literal values come back as Python values, expressions as "$
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hcl2
+import pytest
 from hcl2 import SerializationOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,3 +83,14 @@ def bundle_files(config: TerraformConfig) -> dict[str, Path]:
             if path.is_file() and "__pycache__/" not in relative and not relative.endswith(".pyc"):
                 files[relative] = path
     return files
+
+
+def infra_venv() -> Path:
+    """`.venv-infra` (checkov, shellcheck), installed by `make infra-venv` on first use; a no-op afterwards.
+    An install that fails fails the test with pip's own words, not a bare exit status."""
+    result = subprocess.run(["make", "-s", "infra-venv"], cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(
+            f"make infra-venv failed ({result.returncode}):\n{(result.stdout + result.stderr)[-4000:]}"
+        )
+    return ROOT / ".venv-infra"

@@ -16,6 +16,7 @@ from tests.infra.terraform_config import (
     block,
     bundle_files,
     entry_points,
+    infra_venv,
     load_terraform,
 )
 
@@ -61,9 +62,8 @@ def test_script_is_valid_bash() -> None:
 
 
 def test_script_is_shellcheck_clean() -> None:
-    subprocess.run(["make", "-s", "infra-venv"], cwd=ROOT, check=True, capture_output=True)
     result = subprocess.run(
-        [str(ROOT / ".venv-infra" / "bin" / "shellcheck"), str(SCRIPT)], capture_output=True, text=True
+        [str(infra_venv() / "bin" / "shellcheck"), str(SCRIPT)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.terraform_config import ROOT, TERRAFORM_DIR
+from tests.infra.terraform_config import ROOT, TERRAFORM_DIR, infra_venv
 
 TERRAFORM = shutil.which("terraform")
 needs_terraform = pytest.mark.skipif(
@@ -174,7 +174,7 @@ def test_the_largest_configuration_inside_the_budget_is_accepted(tmp_path: Path)
 @pytest.fixture(scope="module")
 def checkov_report() -> Iterator[dict[str, Any]]:
     # Installs .venv-infra on first use (a no-op afterwards), so `make test` and a bare pytest both run it.
-    subprocess.run(["make", "-s", "infra-venv"], cwd=ROOT, check=True, capture_output=True)
+    infra_venv()
     env = {
         **os.environ,
         # Fully offline: no update check, no policy download, no platform mapping, no package scan.
