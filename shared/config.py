@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     page_overdue_after_seconds: int = Field(default=900, ge=1)
     # At most this many of each kind per tick, so a tick stays well inside trigger_campaign's timeout.
     sweep_limit: int = Field(default=1000, ge=1, le=100_000)
+    # The health report's database check warns when a round trip takes this long.
+    health_db_warning_ms: float = Field(default=100.0, gt=0)
 
     # --- the public URLs Twilio and Cloud Tasks call: signatures and OIDC audiences are checked
     # against these, never against request.url, which is not what the caller saw behind Google's front end.

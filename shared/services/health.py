@@ -19,7 +19,6 @@ from shared.db.unit_of_work import UnitOfWork
 # nothing scheduled starts and nothing left behind by a crash is repaired).
 TICK_WARNING_AFTER = timedelta(minutes=3)
 TICK_FAILING_AFTER = timedelta(minutes=10)
-DB_WARNING_AFTER_MS = 100.0
 
 
 class Level(Enum):
@@ -51,7 +50,7 @@ AMBIGUOUS_WARNING_AFTER = timedelta(minutes=15)
 REPAIR_WINDOW = timedelta(hours=1)
 
 
-def check_health(uow: UnitOfWork, clock: Clock) -> list[Check]:
+def check_health(uow: UnitOfWork, clock: Clock, *, db_warning_after_ms: float) -> list[Check]:
     now = clock.now()
     with uow:
         started = time.perf_counter()
@@ -61,7 +60,7 @@ def check_health(uow: UnitOfWork, clock: Clock) -> list[Check]:
         ambiguous, oldest = reports.ambiguous_count(uow.session)
         repaired = reports.repairs_since(uow.session, now - REPAIR_WINDOW)
     return [
-        _database(latency_ms),
+        database_check(latency_ms, db_warning_after_ms),
         _scheduler(tick, now),
         _reconciliation(ambiguous, oldest, repaired, now),
         _repairs(repaired),
@@ -98,13 +97,13 @@ def _repairs(repaired: dict[str, int]) -> Check:
     return Check("repairs", level, value, "warning when anything had to be repaired in the last hour")
 
 
-def _database(latency_ms: float) -> Check:
-    level = Level.OK if latency_ms < DB_WARNING_AFTER_MS else Level.WARNING
+def database_check(latency_ms: float, warning_after_ms: float) -> Check:
+    level = Level.OK if latency_ms < warning_after_ms else Level.WARNING
     return Check(
         "database",
         level,
         f"reachable, {latency_ms:.1f} ms round trip",
-        f"warning at {DB_WARNING_AFTER_MS:.0f} ms; failing when unreachable",
+        f"warning at {warning_after_ms:.0f} ms; failing when unreachable",
     )
 
 

@@ -8,9 +8,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, text
 
+from shared.config import Settings, override_settings
+from shared.services.health import Level, database_check
 from tests.functions.api_client import ApiClient, api
 
 __all__ = ["api"]
+
+
+@pytest.fixture(autouse=True)
+def patient_database_check(settings: Settings) -> None:
+    # A round trip on two loaded cores can take over 100 ms: the level a latency gets is tested below,
+    # without a clock, and these tests only need the database check out of the way.
+    override_settings(settings.model_copy(update={"health_db_warning_ms": 60_000.0}))
+
+
+@pytest.mark.parametrize(("latency_ms", "level"), [(99.9, Level.OK), (100.0, Level.WARNING)])
+def test_the_database_check_warns_from_its_threshold(latency_ms: float, level: Level) -> None:
+    check = database_check(latency_ms, warning_after_ms=100.0)
+    assert check.level is level
+    assert check.threshold == "warning at 100 ms; failing when unreachable"
 
 
 def _tick(engine: Engine, ago: timedelta) -> None:

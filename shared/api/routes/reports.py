@@ -82,7 +82,9 @@ class HealthOut(ResponseModel):
 def health(context: Context) -> HealthOut:
     """Always 200 when the API can answer: the report is the answer. A probe alerts on `status`, and a
     503 stays what it means everywhere else in this API (the database unreachable: retry)."""
-    checks = check_health(context.uow(), context.clock)
+    checks = check_health(
+        context.uow(), context.clock, db_warning_after_ms=context.settings.health_db_warning_ms
+    )
     return HealthOut(
         status=worst(checks),
         checked_at=context.clock.now(),
