@@ -37,10 +37,13 @@ def send_through_twilio(env: dict[str, str], message_id: int) -> str:
 
 
 def wait_for_message(engine: Engine, message_id: int, status: str, receipts: int) -> Any:
-    """The message row once it has `status` and `receipts` callbacks recorded (or fail at the deadline)."""
+    """The message row once it has `status` and `receipts` callbacks recorded (or fail at the deadline).
+    Only Twilio's callbacks count: the stack's sweeper may also look an AMBIGUOUS message up at Twilio
+    and record what it found, a receipt of its own (source "reconciliation")."""
     query = text(
         "SELECT m.status, m.provider_sid, m.sent_at, m.delivered_at, m.read_at,"
-        " (SELECT count(*) FROM delivery_receipts r WHERE r.message_id = m.id) AS receipts"
+        " (SELECT count(*) FROM delivery_receipts r WHERE r.message_id = m.id"
+        "   AND r.raw_payload->>'source' IS DISTINCT FROM 'reconciliation') AS receipts"
         " FROM messages m WHERE m.id = :id"
     )
     deadline = time.monotonic() + DEADLINE_SECONDS
