@@ -76,18 +76,11 @@ class MessageRecord:
         }
 
     def emulator_view(self) -> dict[str, Any]:
-        request = self.request
         return {
             "sid": self.sid,
-            "to": str(request.to),
-            "from": str(request.from_) if request.from_ else None,
-            "messaging_service_sid": request.messaging_service_sid,
-            "body": request.body,
-            "content_sid": request.content_sid,
-            "content_variables": request.content_variables,
+            **_request_json(self.request),
             "status": self.status,
             "error_code": self.error_code,
-            "status_callback": request.status_callback,
             "created_at": self.created_at.isoformat(timespec="microseconds"),
         }
 
