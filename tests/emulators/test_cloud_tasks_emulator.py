@@ -163,7 +163,8 @@ def test_retry_after_on_503_replaces_the_computed_backoff(
     tasks_client.create_task(parent=queue.name, task=http_task(task_target.url))
     assert tasks_emulator.wait_idle(timeout=10)
     assert len(task_target.arrivals) == 2
-    assert 1.0 <= gaps(task_target)[0] <= 1.08
+    # Retry-After (1 s), not the queue's 0.1 s backoff; the upper bound only has to tell them apart.
+    assert 0.95 <= gaps(task_target)[0] < 2.0
 
 
 def test_target_slower_than_dispatch_deadline_counts_as_a_failed_attempt(
@@ -178,8 +179,9 @@ def test_target_slower_than_dispatch_deadline_counts_as_a_failed_attempt(
     first, second = task_target.arrivals
     assert second.header("X-CloudTasks-TaskPreviousResponse") == "0"
     assert second.header("X-CloudTasks-TaskRetryReason") == "DEADLINE_EXCEEDED"
-    # retried after the 0.3 s deadline plus the 0.1 s backoff, not after the target's 1 s reply
-    assert 0.4 <= second.at - first.at < 0.9
+    # Retried after the 0.3 s deadline plus the 0.1 s backoff, not after the target's 1 s reply. The
+    # arrivals are stamped at the target, after the dispatch's own latency: a few ms either way.
+    assert 0.35 <= second.at - first.at < 0.9
 
 
 def test_attempts_are_counted_and_run_task_dispatches_at_once(
