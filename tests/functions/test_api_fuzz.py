@@ -24,7 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.adapters import clients
+from shared import bootstrap
+from shared.bootstrap import Runtime
 from shared.config import Settings
 from tests.functions.api_client import AUTH
 
@@ -38,8 +39,8 @@ class _DiscardingPublisher:
 
 
 @pytest.fixture
-def api_app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setattr(clients, "publisher", _DiscardingPublisher)
+def api_app(settings: Settings) -> Iterator[Any]:
+    bootstrap.install(Runtime(publisher=_DiscardingPublisher()))
     app = functions_framework.create_app(target="api", source="functions/main.py")
     client = app.test_client()
     # Rows with low ids, so generated ids sometimes hit real resources and reach the deeper code paths.

@@ -18,9 +18,9 @@ from sqlalchemy import Engine, text
 
 from infra.local.cloud_tasks_emulator import CloudTasksEmulator
 from infra.local.twilio_emulator import TwilioEmulator
-from shared.adapters import clients
+from shared import bootstrap
+from shared.bootstrap import Runtime
 from shared.config import Settings, override_settings
-from shared.db.engine import reset_engine
 from tests.conftest import ROOT
 from tests.functions.api_client import ApiClient
 from tests.functions.hostile import (
@@ -68,18 +68,14 @@ def pipeline(
     engine: Engine,
     twilio: TwilioEmulator,
     tasks_emulator: CloudTasksEmulator,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Settings, RecordingPublisher, RecordingTasks]]:
     seed_users(engine)
     settings = one_connection(database_url, **emulated(twilio, tasks_emulator))
     publisher, tasks = RecordingPublisher(), RecordingTasks()
-    monkeypatch.setattr(clients, "publisher", lambda: publisher)
-    monkeypatch.setattr(clients, "task_scheduler", lambda: tasks)
+    bootstrap.install(Runtime(publisher=publisher, task_scheduler=tasks))
     yield settings, publisher, tasks
-    reset_engine()
+    bootstrap.reset()
     override_settings(None)
-    monkeypatch.undo()
-    clients.reset_clients()
 
 
 @pytest.fixture
