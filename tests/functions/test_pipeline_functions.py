@@ -17,7 +17,6 @@ import grpc
 import pytest
 from cloudevents.http import CloudEvent
 from flask.testing import FlaskClient
-from functions_framework import create_app
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from pydantic import SecretStr
@@ -32,13 +31,13 @@ from shared.config import Settings, override_settings
 from shared.db.models import User
 from shared.entrypoints import pipeline
 from shared.services.page_publishing import PageMessage
-from tests.conftest import ROOT, make_settings
+from tests.conftest import make_settings
 from tests.emulators.conftest import LOCATION, RecordingTarget
+from tests.functions.apps import function_client
 from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, messages_of
 from tests.resetting_server import resetting_server
 from tests.seeding import add_campaign, add_users
 
-MAIN = str(ROOT / "functions" / "main.py")
 INVOKER = "ese-tasks-invoker@local-project.iam.gserviceaccount.com"
 SCHEDULER = "ese-scheduler@local-project.iam.gserviceaccount.com"
 PUSHER = "ese-pubsub-push@local-project.iam.gserviceaccount.com"
@@ -106,7 +105,7 @@ def db(pipeline_settings: Settings) -> Iterator[Engine]:
 
 
 def client(target: str, signature: str = "http") -> FlaskClient:
-    return create_app(target=target, source=MAIN, signature_type=signature).test_client()
+    return function_client(target, signature)
 
 
 def mint_oidc_token(emulator: CloudTasksEmulator, audience: str, email: str = INVOKER) -> str:

@@ -63,14 +63,14 @@ def imports_of(path: Path, base: Path = ROOT) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            source = node.module or ""
             if node.level:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join([*anchor, base] if base else anchor)
+                source = ".".join([*anchor, source] if source else anchor)
             # `from shared.api import routes` imports shared.api.routes: name each imported name too.
-            found.append((node.lineno, base))
-            found.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names)
+            found.append((node.lineno, source))
+            found.extend((node.lineno, f"{source}.{alias.name}") for alias in node.names)
     return found
 
 
