@@ -51,10 +51,10 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-lint: venv ## ruff (lint + format check) and mypy (strict) on shared/ and infra/
+lint: venv ## ruff (lint + format check) and mypy (strict) on shared/, infra/ and tests/
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared infra
+	$(PY) -m mypy shared infra tests
 
 fmt: venv
 	$(PY) -m ruff format .

@@ -2,7 +2,8 @@
 
 Each is a thin adapter: the request is parsed, validated and answered in shared.entrypoints, which
 calls one service and maps its outcome through shared.transport. Nothing heavy happens at import:
-the engine and the Twilio, Pub/Sub and Cloud Tasks clients are built on first use.
+the engine and the Twilio, Pub/Sub and Cloud Tasks clients belong to the process's runtime
+(shared.bootstrap), which builds each on its first use.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from sqlalchemy import Engine, create_engine
 
 from infra.local.migrate import alembic_config as migration_config
 from infra.local.postgres import LocalPostgres
+from shared import bootstrap
 from shared.config import Settings, override_settings
-from shared.db.engine import reset_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,10 +106,11 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 @pytest.fixture
 def settings(database_url: str) -> Iterator[Settings]:
-    """Process-wide settings pointing at this test's database (for code that calls get_settings())."""
+    """Process-wide settings pointing at this test's database (for code that calls get_settings()), and a
+    fresh process runtime (shared.bootstrap) that builds its engine and clients from them."""
     value = make_settings(database_url)
     override_settings(value)
-    reset_engine()
+    bootstrap.reset()
     yield value
-    reset_engine()
+    bootstrap.reset()
     override_settings(None)

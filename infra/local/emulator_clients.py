@@ -11,8 +11,9 @@ one's connection failure and its reconnect backoff.
 
 from __future__ import annotations
 
+import google.cloud.pubsub_v1 as pubsub_v1
 import grpc
-from google.cloud import pubsub_v1, tasks_v2  # type: ignore[attr-defined]
+from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport

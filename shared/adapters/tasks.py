@@ -86,6 +86,11 @@ class CloudTasksScheduler:
         # list() waits for every batch and re-raises the first failure.
         list(self._pool.map(self._create_batch, batches))
 
+    def close(self) -> None:
+        """Stop the batch workers and close the client's channel."""
+        self._pool.shutdown(wait=False)
+        self._client.transport.close()
+
     def exists(self, task: SendTask) -> bool:
         from google.api_core.exceptions import NotFound
 

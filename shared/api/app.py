@@ -17,9 +17,8 @@ from shared.api import routes
 from shared.api.auth import is_authorized, unauthorized
 from shared.api.errors import ApiError, BadRequest, domain_status, error_response, validation_details
 from shared.api.registry import ROUTES, Context, Route
+from shared.bootstrap import runtime
 from shared.boundary import Refused, TooLarge, check_url, check_value, read_body
-from shared.clock import SystemClock
-from shared.config import get_settings
 from shared.db.errors import is_transient
 from shared.domain.errors import DomainError
 from shared.log import set_trace
@@ -49,7 +48,7 @@ def create_api_app() -> Flask:
 
 
 def _authenticate() -> Response | None:
-    settings = get_settings()
+    settings = runtime().settings
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
     return None if is_authorized(request, settings) else unauthorized()
 
@@ -57,7 +56,7 @@ def _authenticate() -> Response | None:
 def _view(entry: Route) -> Any:
     def view(**raw_params: str) -> Response:
         check_url(request.environ.get("PATH_INFO", ""), request.query_string)
-        context = Context(settings=get_settings(), clock=SystemClock(), request=request)
+        context = Context(runtime=runtime(), request=request)
         kwargs: dict[str, Any] = {
             name: _validated(f"path.{name}", adapter.validate_python, raw_params[name])
             for name, adapter in entry.path_params.items()

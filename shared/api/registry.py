@@ -17,9 +17,10 @@ from typing import Any
 from flask import Request
 from pydantic import BaseModel, TypeAdapter
 
+from shared.adapters.pubsub import Publisher
+from shared.bootstrap import Runtime
 from shared.clock import Clock
 from shared.config import Settings
-from shared.db.engine import get_engine
 from shared.db.unit_of_work import UnitOfWork
 
 PATH_PARAM = re.compile(r"\{(\w+)\}")
@@ -31,12 +32,26 @@ Handler = Callable[..., Any]
 
 @dataclass(frozen=True)
 class Context:
-    settings: Settings
-    clock: Clock
+    """What a handler gets besides its parameters: the request, and the process's runtime
+    (shared.bootstrap) for its settings, clock, units of work and publisher."""
+
+    runtime: Runtime
     request: Request
 
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    @property
+    def publisher(self) -> Publisher:
+        return self.runtime.publisher
+
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(get_engine())
+        return self.runtime.uow()
 
 
 @dataclass(frozen=True)

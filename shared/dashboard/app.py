@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shared.api.errors import domain_status
+from shared.bootstrap import runtime
 from shared.boundary import (
     Refused,
     TooLarge,
@@ -27,12 +28,9 @@ from shared.boundary import (
     form_fields,
     read_body,
 )
-from shared.config import get_settings
 from shared.dashboard import session as cookies
 from shared.dashboard.views import auth, campaigns, library, messages, monitoring, overview, users
-from shared.db.engine import get_engine
 from shared.db.errors import is_transient
-from shared.db.unit_of_work import UnitOfWork
 from shared.domain.errors import DomainError
 from shared.domain.templates import template_variables
 from shared.services import dashboard_access
@@ -93,7 +91,7 @@ def _refuse_unacceptable_input() -> Response | None:
 
 
 def _load_session() -> None:
-    g.dashboard_session = cookies.read_session(request, get_settings())
+    g.dashboard_session = cookies.read_session(request, runtime().settings)
     g.new_cookie = None
     if g.dashboard_session is None:
         # Even the sign-in form needs a CSRF token, so a visitor gets an anonymous session first.
@@ -108,7 +106,7 @@ def _signed_out(session: cookies.DashboardSession) -> bool:
     return (
         session.session_id is not None
         and request.endpoint != "static"
-        and dashboard_access.is_signed_out(UnitOfWork(get_engine()), session.session_id)
+        and dashboard_access.is_signed_out(runtime().uow(), session.session_id)
     )
 
 
@@ -129,7 +127,7 @@ def _check_csrf() -> Response | None:
     if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
         return None
     origin = request.headers.get("Origin")
-    public_url = get_settings().api_url
+    public_url = runtime().settings.api_url
     same_origin = origin is None or (public_url is not None and _origin_of(origin) == _origin_of(public_url))
     presented = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
     if same_origin and cookies.csrf_matches(g.dashboard_session, presented):
@@ -146,7 +144,7 @@ def _origin_of(url: str) -> str:
 
 def _security_headers(response: Response) -> Response:
     if g.get("new_cookie") is not None:
-        cookies.write_session(response, request, get_settings(), g.new_cookie)
+        cookies.write_session(response, request, runtime().settings, g.new_cookie)
     response.headers["Content-Security-Policy"] = _CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"

@@ -1,5 +1,6 @@
-"""What every dashboard view shares: what it hands the services, field-level form errors, and notices
-carried across a redirect."""
+"""What every dashboard view shares: field-level form errors, notices carried across a redirect, and who is
+signing in. What a view hands the services (settings, clock, units of work, the publisher) comes from the
+process's runtime, `shared.bootstrap.runtime()`, as the API's handlers get it through their context."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ from typing import Any, TypeVar
 from flask import Request, request
 from pydantic import ValidationError
 
-from shared.clock import Clock, SystemClock
-from shared.config import Settings, get_settings
-from shared.db.engine import get_engine
-from shared.db.unit_of_work import UnitOfWork
 from shared.domain.errors import DomainError
 
 # Notices a redirect may name (?notice=...): a fixed list, so a crafted link cannot put words on a page.
@@ -38,21 +35,6 @@ def enum_arg(kind: type[E], name: str) -> E | None:
     """A query-string filter such as ?status=RUNNING; anything else means no filter."""
     value = request.args.get(name, "")
     return kind(value) if value in kind.__members__ else None
-
-
-@dataclass(frozen=True)
-class Wiring:
-    """What the views hand the services: the API's handlers get the same from their request context."""
-
-    settings: Settings
-    clock: Clock
-
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(get_engine())
-
-
-def wiring() -> Wiring:
-    return Wiring(settings=get_settings(), clock=SystemClock())
 
 
 def client_address(request: Request) -> str:

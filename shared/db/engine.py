@@ -1,4 +1,5 @@
-"""The SQLAlchemy engine, built lazily once per instance (never at import: cold starts and tests).
+"""How the SQLAlchemy engine is made. shared/bootstrap.py builds the process's one engine with
+`make_engine`, lazily, on first use (never at import: cold starts and tests).
 
 Locally DATABASE_URL points at PostgreSQL; in production the Cloud SQL Python Connector is the
 engine's creator, with LAZY certificate refresh because Cloud Functions throttle CPU between requests.
@@ -17,7 +18,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
-from shared.config import Settings, get_settings
+from shared.config import Settings
 from shared.db.errors import answered_by_the_server
 
 # Long enough that a busy instance never pings, short enough that a connection left over from before a
@@ -25,8 +26,9 @@ from shared.db.errors import answered_by_the_server
 PING_AFTER_IDLE_SECONDS = 10.0
 _IDLE_SINCE = "idle_since"
 
+# One Cloud SQL connector per process, shared by whatever engines are made: it holds the instance's
+# certificates and a background refresh loop.
 _lock = threading.Lock()
-_engine: Engine | None = None
 _connector: Any = None
 
 
@@ -178,21 +180,3 @@ def _ping_connections_left_idle(engine: Engine) -> None:
         except (dbapi_error, OSError) as error:  # pg8000 lets a reset socket escape as a bare OSError
             # The pool discards this connection and checks out another (a new one if need be).
             raise DisconnectionError(f"idle connection failed its ping: {error}") from error
-
-
-def get_engine() -> Engine:
-    global _engine
-    if _engine is None:
-        with _lock:
-            if _engine is None:
-                _engine = make_engine(get_settings())
-    return _engine
-
-
-def reset_engine() -> None:
-    """Dispose the process-wide engine (tests switch databases; settings may have changed)."""
-    global _engine
-    with _lock:
-        if _engine is not None:
-            _engine.dispose()
-        _engine = None

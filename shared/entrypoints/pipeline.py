@@ -3,7 +3,8 @@ and send_message (Cloud Tasks). Each checks its caller's identity (shared.adapte
 service, and maps its outcome. Operators start a campaign through the API (POST /v1/campaigns/{id}/trigger):
 trigger_campaign's ingress admits only Google's own services.
 
-Clients (Pub/Sub publisher, Cloud Tasks, Twilio) come from shared.adapters.clients, built on first use.
+The database, the clock and the clients (Pub/Sub publisher, Cloud Tasks, Twilio) come from the process's
+runtime (shared.bootstrap), taken at request time and built on first use.
 """
 
 from __future__ import annotations
@@ -19,13 +20,10 @@ from typing import Any
 from cloudevents.http import CloudEvent
 from flask import Request, Response
 
-from shared.adapters import clients
 from shared.adapters.oidc import CallerPolicy, HeaderSource, verified_caller
+from shared.bootstrap import Runtime, runtime
 from shared.boundary import BIGINT_MAX, INTEGER_MAX, Refused, TooLarge, bounded_int, parse_json, read_body
-from shared.clock import SystemClock
-from shared.config import Settings, get_settings
-from shared.db.engine import get_engine
-from shared.db.unit_of_work import UnitOfWork
+from shared.config import Settings
 from shared.log import set_trace
 from shared.outcome import DATABASE_UNAVAILABLE, Outcome, Result, unless_db_unavailable
 from shared.services import campaign_lifecycle as lifecycle
@@ -45,7 +43,8 @@ MAX_BODY_BYTES = 16 * 1024
 
 def trigger_campaign(request: Request) -> Response:
     """No body: start every due campaign (the scheduler's tick). `{"campaign_id": N}`: start that one now."""
-    settings = get_settings()
+    rt = runtime()
+    settings = rt.settings
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
     if not _caller_allowed(request.headers, settings, settings.trigger_campaign_url, "trigger_campaign"):
         return _json({"error": "forbidden: an ID token of the scheduler's service account is required"}, 403)
@@ -58,7 +57,7 @@ def trigger_campaign(request: Request) -> Response:
     answers: list[Response] = []
 
     def handle() -> Result:
-        answers.append(_tick(settings) if campaign_id is None else _start_one(settings, campaign_id))
+        answers.append(_tick(rt) if campaign_id is None else _start_one(rt, campaign_id))
         return Result(Outcome.DONE)
 
     if unless_db_unavailable(handle).outcome is Outcome.TRANSIENT_FAILURE:
@@ -67,31 +66,32 @@ def trigger_campaign(request: Request) -> Response:
     return answers[0]
 
 
-def _tick(settings: Settings) -> Response:
+def _tick(rt: Runtime) -> Response:
     """The scheduler's minute: start what is due, then repair what crashes and outages left behind."""
-    uow, clock = UnitOfWork(get_engine()), SystemClock()
-    results = lifecycle.start_due_campaigns(uow, clients.publisher(), clock, settings.fanout_page_size)
+    settings, uow, clock = rt.settings, rt.uow(), rt.clock
+    results = lifecycle.start_due_campaigns(uow, rt.publisher, clock, settings.fanout_page_size)
     report = sweep(
         uow,
-        clients.task_scheduler(),
-        clients.twilio_lookup(),
-        clients.publisher(),
+        rt.task_scheduler,
+        rt.twilio_lookup,
+        rt.publisher,
         clock,
         SweepConfig.from_settings(settings, SendConfig.from_settings(settings)),
     )
     return _json({"started": [_start_json(r) for r in results], "sweep": asdict(report)}, 200)
 
 
-def _start_one(settings: Settings, campaign_id: int) -> Response:
-    uow, clock = UnitOfWork(get_engine()), SystemClock()
-    result = lifecycle.start_campaign(uow, clients.publisher(), campaign_id, clock, settings.fanout_page_size)
+def _start_one(rt: Runtime, campaign_id: int) -> Response:
+    page_size = rt.settings.fanout_page_size
+    result = lifecycle.start_campaign(rt.uow(), rt.publisher, campaign_id, rt.clock, page_size)
     status = 200 if result.started else 404 if result.status is None else 409
     return _json(_start_json(result), status)
 
 
 def fanout_recipients(cloud_event: CloudEvent, headers: HeaderSource) -> None:
     """`headers`: the push request's, where the caller's ID token is (a CloudEvent carries none)."""
-    settings = get_settings()
+    rt = runtime()
+    settings = rt.settings
     if not _caller_allowed(headers, settings, settings.fanout_recipients_url, "fanout_recipients"):
         for_pubsub(Result(Outcome.FORBIDDEN))
         return
@@ -102,16 +102,13 @@ def fanout_recipients(cloud_event: CloudEvent, headers: HeaderSource) -> None:
         return
     config = FanoutConfig(settings.fanout_page_max_age, settings.rate_safety_margin)
     for_pubsub(
-        unless_db_unavailable(
-            lambda: fanout_page(
-                UnitOfWork(get_engine()), clients.task_scheduler(), SystemClock(), page, config
-            )
-        )
+        unless_db_unavailable(lambda: fanout_page(rt.uow(), rt.task_scheduler, rt.clock, page, config))
     )
 
 
 def send_message(request: Request) -> Response:
-    settings = get_settings()
+    rt = runtime()
+    settings = rt.settings
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
     if not _caller_allowed(request.headers, settings, settings.send_message_url, "send_message"):
         return for_cloud_tasks(Result(Outcome.FORBIDDEN))
@@ -124,10 +121,10 @@ def send_message(request: Request) -> Response:
     config = SendConfig.from_settings(settings)
     result = unless_db_unavailable(
         lambda: send_one(
-            UnitOfWork(get_engine()),
-            clients.twilio_sender(),
-            clients.task_scheduler(),
-            SystemClock(),
+            rt.uow(),
+            rt.twilio_sender,
+            rt.task_scheduler,
+            rt.clock,
             time.sleep,
             config,
             message_id,

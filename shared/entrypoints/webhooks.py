@@ -17,11 +17,9 @@ from flask import Request, Response
 
 from shared.adapters.twilio_forms import inbound_message, status_callback
 from shared.adapters.twilio_signature import SIGNATURE_HEADER, TwilioRequest, is_valid_twilio_request
+from shared.bootstrap import runtime
 from shared.boundary import Refused, TooLarge, read_body
-from shared.clock import SystemClock
-from shared.config import get_settings
-from shared.db.engine import get_engine
-from shared.db.unit_of_work import UnitOfWork
+from shared.config import Settings
 from shared.log import set_trace
 from shared.outcome import Outcome, Result, unless_db_unavailable
 from shared.services.delivery_status import record_status_callback
@@ -43,43 +41,47 @@ Form = TypeVar("Form")
 
 
 def inbound_webhook(request: Request) -> Response:
-    settings = get_settings()
+    rt = runtime()
+    settings = rt.settings
     return _answer_if_signed(
         request,
+        settings,
         settings.inbound_webhook_url,
         lambda received: inbound_message(received, settings.default_region),
         lambda message: receive_inbound_message(
-            UnitOfWork(get_engine()),
+            rt.uow(),
             message,
             idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
             replies=ReplyTexts.from_settings(settings),
-            clock=SystemClock(),
+            clock=rt.clock,
         ),
     )
 
 
 def status_webhook(request: Request) -> Response:
-    settings = get_settings()
+    rt = runtime()
+    settings = rt.settings
     return _answer_if_signed(
         request,
+        settings,
         settings.status_webhook_url,
         status_callback,
         lambda callback: record_status_callback(
-            UnitOfWork(get_engine()),
+            rt.uow(),
             callback,
             idempotency_token=request.headers.get(IDEMPOTENCY_HEADER),
-            clock=SystemClock(),
+            clock=rt.clock,
         ),
     )
 
 
 def _answer_if_signed(
     request: Request,
+    settings: Settings,
     public_url: str | None,
     read: Callable[[TwilioRequest], Form],
     handle: Callable[[Form], Result],
 ) -> Response:
-    settings = get_settings()
     set_trace(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
     try:
         body = read_body(request, MAX_BODY_BYTES)

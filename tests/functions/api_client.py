@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import functions_framework
 import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from shared.config import Settings
 from tests.conftest import API_TOKEN
+from tests.functions.apps import function_client
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -45,8 +45,7 @@ class ApiClient:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[ApiClient]:
-    app = functions_framework.create_app(target="api", source="functions/main.py")
-    yield ApiClient(app.test_client())
+    yield ApiClient(function_client("api"))
 
 
 def error_of(response: TestResponse) -> dict[str, Any]:

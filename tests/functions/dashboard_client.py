@@ -7,13 +7,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import functions_framework
 import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from shared.config import Settings
 from tests.conftest import API_TOKEN
+from tests.functions.apps import function_client
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -44,14 +44,10 @@ class DashboardClient:
         return self.post_form("/ui/signin", {"token": token}, form_page="/ui/signin")
 
 
-def function_client() -> FlaskClient:
-    return functions_framework.create_app(target="api", source="functions/main.py").test_client()
-
-
 @pytest.fixture
 def visitor(settings: Settings) -> Iterator[DashboardClient]:
     """Not signed in."""
-    yield DashboardClient(function_client())
+    yield DashboardClient(function_client("api"))
 
 
 @pytest.fixture

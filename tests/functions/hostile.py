@@ -16,8 +16,8 @@ from urllib.parse import unquote_to_bytes
 import pytest
 from sqlalchemy import Engine, text
 
+from shared import bootstrap
 from shared.config import Settings, override_settings
-from shared.db.engine import reset_engine
 from shared.log import JsonFormatter
 from tests.conftest import make_settings
 from tests.functions.api_client import ApiClient
@@ -44,7 +44,7 @@ def one_connection(database_url: str, **overrides: Any) -> Settings:
     request gets."""
     settings = make_settings(database_url, db_pool_size=1, db_max_overflow=0, **overrides)
     override_settings(settings)
-    reset_engine()
+    bootstrap.reset()
     return settings
 
 
@@ -65,7 +65,7 @@ def seed_users(engine: Engine) -> None:
 def hostile_settings(database_url: str, engine: Engine) -> Iterator[Settings]:
     seed_users(engine)
     yield one_connection(database_url)
-    reset_engine()
+    bootstrap.reset()
     override_settings(None)
 
 

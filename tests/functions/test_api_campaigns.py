@@ -4,14 +4,16 @@ and the summary computed from the message ledger."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from shared.adapters import clients
+from shared import bootstrap
+from shared.bootstrap import Runtime
+from shared.config import Settings
 from tests.functions.api_client import ApiClient, api, error_of
 
 __all__ = ["api"]
@@ -26,10 +28,11 @@ class RecordingPublisher:
 
 
 @pytest.fixture
-def publisher(monkeypatch: pytest.MonkeyPatch) -> RecordingPublisher:
+def publisher(settings: Settings) -> Iterator[RecordingPublisher]:
     recorder = RecordingPublisher()
-    monkeypatch.setattr(clients, "publisher", lambda: recorder)
-    return recorder
+    bootstrap.install(Runtime(publisher=recorder))
+    yield recorder
+    bootstrap.reset()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-import functions_framework
 import hypothesis
 import pytest
 import schemathesis
@@ -24,9 +23,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.adapters import clients
+from shared import bootstrap
+from shared.bootstrap import Runtime
 from shared.config import Settings
 from tests.functions.api_client import AUTH
+from tests.functions.apps import function_app
 
 EXAMPLES_PER_OPERATION = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -38,9 +39,9 @@ class _DiscardingPublisher:
 
 
 @pytest.fixture
-def api_app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setattr(clients, "publisher", _DiscardingPublisher)
-    app = functions_framework.create_app(target="api", source="functions/main.py")
+def api_app(settings: Settings) -> Iterator[Any]:
+    bootstrap.install(Runtime(publisher=_DiscardingPublisher()))
+    app = function_app("api")
     client = app.test_client()
     # Rows with low ids, so generated ids sometimes hit real resources and reach the deeper code paths.
     client.post("/v1/users", json={"phone": "+14155552671", "attributes": {"city": "Lima"}}, headers=AUTH)

@@ -40,7 +40,9 @@ def _tick(engine: Engine, ago: timedelta) -> None:
 
 
 def _checks(body: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {c["name"]: c for c in body["checks"]}  # type: ignore[attr-defined, index]
+    checks = body["checks"]
+    assert isinstance(checks, list)
+    return {c["name"]: c for c in checks}
 
 
 def test_a_scheduler_that_never_ticked_is_failing(api: ApiClient) -> None:

@@ -3,13 +3,13 @@ subscriptions, listing with filters and pagination, and the error shape."""
 
 from __future__ import annotations
 
-import functions_framework
 import pytest
 from sqlalchemy import Engine, text
 
 from shared.config import Settings, override_settings
 from tests.conftest import API_TOKEN, make_settings
 from tests.functions.api_client import ApiClient, api, error_of
+from tests.functions.apps import function_client
 
 OLD_TOKEN = "old-token-" + "o" * 32
 NEW_TOKEN = "new-token-" + "n" * 32
@@ -48,7 +48,7 @@ def test_unknown_routes_are_401_before_404_so_routes_are_not_revealed(api: ApiCl
 def test_any_configured_token_is_accepted_for_rotation(database_url: str) -> None:
     override_settings(make_settings(database_url, api_tokens=f"{OLD_TOKEN}, {NEW_TOKEN}"))
     try:
-        client = functions_framework.create_app(target="api", source="functions/main.py").test_client()
+        client = function_client("api")
         for token in (OLD_TOKEN, NEW_TOKEN):
             assert client.get("/v1/users", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
@@ -58,7 +58,7 @@ def test_any_configured_token_is_accepted_for_rotation(database_url: str) -> Non
 def test_no_configured_token_refuses_every_request(database_url: str) -> None:
     override_settings(make_settings(database_url, api_tokens=None))
     try:
-        client = functions_framework.create_app(target="api", source="functions/main.py").test_client()
+        client = function_client("api")
         assert client.get("/v1/users", headers={"Authorization": "Bearer "}).status_code == 401
         assert client.get("/v1/users", headers={"Authorization": f"Bearer {API_TOKEN}"}).status_code == 401
     finally:

@@ -14,7 +14,8 @@ from shared.dashboard.session import COOKIE_NAME
 from shared.dashboard.web import client_address
 from shared.services.dashboard_access import SIGNIN_ATTEMPTS, SIGNIN_WINDOW
 from tests.conftest import API_TOKEN, make_settings
-from tests.functions.dashboard_client import DashboardClient, function_client, operator, visitor
+from tests.functions.apps import function_client
+from tests.functions.dashboard_client import DashboardClient, operator, visitor
 
 __all__ = ["operator", "visitor"]
 
@@ -65,13 +66,13 @@ def test_next_cannot_send_the_operator_to_another_site(visitor: DashboardClient)
 
 
 def test_cookie_is_secure_behind_https(settings: Settings) -> None:
-    client = DashboardClient(function_client(), "https://dashboard.example.test")
+    client = DashboardClient(function_client("api"), "https://dashboard.example.test")
     response = client.sign_in()
     assert set_cookie_attributes(response.headers["Set-Cookie"])["secure"] is True
 
 
 def test_cookie_is_secure_when_google_front_end_forwarded_https(settings: Settings) -> None:
-    client = DashboardClient(function_client(), "http://ese-api-xyz.a.run.app")
+    client = DashboardClient(function_client("api"), "http://ese-api-xyz.a.run.app")
     client.raw.environ_base["HTTP_X_FORWARDED_PROTO"] = "https"
     response = client.sign_in()
     assert set_cookie_attributes(response.headers["Set-Cookie"])["secure"] is True
@@ -147,7 +148,7 @@ def test_sign_out_revokes_the_session_so_a_copy_of_the_cookie_no_longer_works(
 ) -> None:
     cookie = operator.raw.get_cookie(COOKIE_NAME, path="/ui")
     assert cookie is not None
-    copy = DashboardClient(function_client())
+    copy = DashboardClient(function_client("api"))
     copy.raw.set_cookie(COOKIE_NAME, cookie.value, path="/ui")
     assert copy.get("/ui/").status_code == 200
 
@@ -172,7 +173,7 @@ def test_sign_in_is_throttled_per_client_with_a_clear_message_and_when_to_retry(
     )
     assert 0 < int(refused.headers["Retry-After"]) <= SIGNIN_WINDOW.total_seconds()
     assert visitor.get("/ui/").status_code == 302
-    elsewhere = DashboardClient(function_client())
+    elsewhere = DashboardClient(function_client("api"))
     elsewhere.raw.environ_base["REMOTE_ADDR"] = "203.0.113.9"
     assert elsewhere.sign_in().status_code == 302
 
@@ -186,7 +187,7 @@ def test_a_sign_in_that_succeeds_starts_the_count_again(visitor: DashboardClient
 
 def test_concurrent_wrong_sign_ins_are_each_counted(settings: Settings) -> None:
     # 30 guesses at once, as the issue saw in 0.07 s: exactly the allowance is tried, the rest refused.
-    clients = [DashboardClient(function_client()) for _ in range(30)]
+    clients = [DashboardClient(function_client("api")) for _ in range(30)]
     forms = [{"token": WRONG_TOKEN, "csrf_token": client.csrf_from("/ui/signin")} for client in clients]
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from infra.bench.figures.dashboard import PAGES_TO_BENCH
-from shared.adapters import clients
+from shared import bootstrap
+from shared.bootstrap import Runtime
+from shared.config import Settings
 from tests.functions.dashboard_client import DashboardClient, operator, visitor
 
 __all__ = ["operator", "visitor"]
@@ -202,8 +204,10 @@ class NoPagesPublisher:
 
 
 @pytest.fixture
-def no_publishing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clients, "publisher", NoPagesPublisher)
+def no_publishing(settings: Settings) -> Iterator[None]:
+    bootstrap.install(Runtime(publisher=NoPagesPublisher()))
+    yield
+    bootstrap.reset()
 
 
 @pytest.mark.usefixtures("no_publishing")

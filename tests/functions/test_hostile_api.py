@@ -10,7 +10,6 @@ import json
 import re
 from typing import Any
 
-import functions_framework
 import pytest
 from sqlalchemy import Engine, text
 
@@ -21,6 +20,7 @@ from shared.db import pagination
 from shared.db.pagination import encode_cursor
 from shared.services import import_upload
 from tests.functions.api_client import AUTH, ApiClient
+from tests.functions.apps import function_client
 from tests.functions.hostile import (
     DEEP,
     PHONE_A,
@@ -58,7 +58,7 @@ _ROUTES = sorted(ROUTES, key=lambda route: route.endpoint)
 
 @pytest.fixture
 def api(hostile_settings: Settings) -> ApiClient:
-    return ApiClient(functions_framework.create_app(target="api", source="functions/main.py").test_client())
+    return ApiClient(function_client("api"))
 
 
 def _path(route: Route, **values: str) -> str:

@@ -11,14 +11,14 @@ import re
 from collections.abc import Iterator
 from urllib.parse import quote
 
-import functions_framework
 import pytest
 from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
 from shared.config import Settings
 from tests.functions.api_client import ApiClient
-from tests.functions.dashboard_client import DashboardClient, function_client
+from tests.functions.apps import function_client
+from tests.functions.dashboard_client import DashboardClient
 from tests.functions.hostile import DEEP, PHONE_A, RAW_TEXT, answers_normally, hostile_settings, path_info
 
 __all__ = ["hostile_settings"]
@@ -64,12 +64,12 @@ _JSON_FIELDS = [
 
 @pytest.fixture
 def api(hostile_settings: Settings) -> ApiClient:
-    return ApiClient(functions_framework.create_app(target="api", source="functions/main.py").test_client())
+    return ApiClient(function_client("api"))
 
 
 @pytest.fixture
 def browser(api: ApiClient) -> Iterator[DashboardClient]:
-    client = DashboardClient(function_client())
+    client = DashboardClient(function_client("api"))
     assert client.sign_in().status_code == 302
     yield client
 

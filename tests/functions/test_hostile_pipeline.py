@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from functions_framework import create_app
 from sqlalchemy import Engine, text
 
 from infra.local.cloud_tasks_emulator import CloudTasksEmulator
 from infra.local.twilio_emulator import TwilioEmulator
-from shared.adapters import clients
+from shared import bootstrap
+from shared.bootstrap import Runtime
 from shared.config import Settings, override_settings
-from shared.db.engine import reset_engine
-from tests.conftest import ROOT
 from tests.functions.api_client import ApiClient
+from tests.functions.apps import function_client
 from tests.functions.hostile import (
     DEEP,
     PHONE_A,
@@ -47,7 +46,6 @@ from tests.seeding import add_campaign
 
 __all__ = ["log_lines", "tasks_emulator", "twilio"]
 
-MAIN = str(ROOT / "functions" / "main.py")
 # JSON no door of ours reads: each is refused, naming where.
 _JSON = {
     "nested 100,000 deep": ("body", DEEP),
@@ -68,27 +66,23 @@ def pipeline(
     engine: Engine,
     twilio: TwilioEmulator,
     tasks_emulator: CloudTasksEmulator,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Settings, RecordingPublisher, RecordingTasks]]:
     seed_users(engine)
     settings = one_connection(database_url, **emulated(twilio, tasks_emulator))
     publisher, tasks = RecordingPublisher(), RecordingTasks()
-    monkeypatch.setattr(clients, "publisher", lambda: publisher)
-    monkeypatch.setattr(clients, "task_scheduler", lambda: tasks)
+    bootstrap.install(Runtime(publisher=publisher, task_scheduler=tasks))
     yield settings, publisher, tasks
-    reset_engine()
+    bootstrap.reset()
     override_settings(None)
-    monkeypatch.undo()
-    clients.reset_clients()
 
 
 @pytest.fixture
 def api(pipeline: Any) -> ApiClient:
-    return ApiClient(create_app(target="api", source=MAIN).test_client())
+    return ApiClient(function_client("api"))
 
 
 def _client(target: str, signature: str = "http") -> FlaskClient:
-    return create_app(target=target, source=MAIN, signature_type=signature).test_client()
+    return function_client(target, signature)
 
 
 def _encoded(body: str) -> bytes:

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_from_bytes
 
-import functions_framework
 import hypothesis
 import pytest
 from hypothesis import HealthCheck
@@ -26,7 +25,8 @@ from shared.domain.errors import DomainError
 from shared.domain.segments import LEAF_OPERATORS, parse_segment
 from shared.domain.templates import render
 from tests.functions.api_client import ApiClient
-from tests.functions.dashboard_client import DashboardClient, function_client
+from tests.functions.apps import function_client
+from tests.functions.dashboard_client import DashboardClient
 from tests.functions.hostile import PHONE_B, hostile_settings
 
 __all__ = ["hostile_settings"]
@@ -39,7 +39,7 @@ _EDGES = ["\x00", "\ud800", "\udfff", "\uffff", "\U0010ffff", "\u2028", "\r", "{
 ANY_TEXT = st.lists(st.sampled_from(_EDGES) | st.characters(exclude_categories=()), max_size=30).map("".join)
 # Text a file or a form could really carry: UTF-8 has no surrogates.
 FILE_TEXT = st.lists(
-    st.sampled_from(_EDGES[:1] + _EDGES[3:]) | st.characters(exclude_categories=("Cs",)), max_size=30
+    st.sampled_from(_EDGES[:1] + _EDGES[3:]) | st.characters(exclude_categories=["Cs"]), max_size=30
 ).map("".join)
 NUMBERS = st.one_of(
     st.integers(),
@@ -78,7 +78,7 @@ EXPLORE = hypothesis.settings(
 
 @pytest.fixture
 def api(hostile_settings: Settings, engine: Engine) -> ApiClient:
-    client = ApiClient(functions_framework.create_app(target="api", source="functions/main.py").test_client())
+    client = ApiClient(function_client("api"))
     assert client.post("/v1/templates", json={"name": "kept", "content": "Hi {name}"}).status_code == 201
     definition = {"attribute": "n", "operator": "gt", "value": 1}
     assert client.post("/v1/segments", json={"name": "kept", "definition": definition}).status_code == 201
@@ -87,7 +87,7 @@ def api(hostile_settings: Settings, engine: Engine) -> ApiClient:
 
 @pytest.fixture
 def browser(api: ApiClient) -> DashboardClient:
-    client = DashboardClient(function_client())
+    client = DashboardClient(function_client("api"))
     assert client.sign_in().status_code == 302
     return client
 

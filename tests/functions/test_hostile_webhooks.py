@@ -12,7 +12,6 @@ import time
 import uuid
 from urllib.parse import quote, unquote_to_bytes
 
-import functions_framework
 import pytest
 from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
@@ -21,6 +20,7 @@ from shared.adapters import twilio_forms
 from shared.config import Settings
 from shared.entrypoints.webhooks import MAX_BODY_BYTES
 from tests.functions.api_client import ApiClient
+from tests.functions.apps import function_client
 from tests.functions.hostile import (
     PHONE_A,
     RAW_TEXT,
@@ -40,7 +40,7 @@ SENDERS = [f"+1415555{n:04d}" for n in range(300, 310)]
 
 @pytest.fixture
 def api(hostile_settings: Settings) -> ApiClient:
-    return ApiClient(functions_framework.create_app(target="api", source="functions/main.py").test_client())
+    return ApiClient(function_client("api"))
 
 
 @pytest.fixture

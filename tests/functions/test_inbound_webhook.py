@@ -14,8 +14,8 @@ from sqlalchemy import Engine, text
 from werkzeug.test import TestResponse
 
 from infra.local.postgres import free_port
+from shared import bootstrap
 from shared.config import Settings, override_settings
-from shared.db.engine import reset_engine
 from shared.db.queries.segments import audience_query
 from tests.conftest import make_settings
 from tests.functions.twilio_webhook_client import (
@@ -352,6 +352,6 @@ def test_garbage_sender_is_a_400_with_a_reason_and_the_raw_payload_is_kept(
 
 def test_unreachable_database_answers_503_so_twilio_retries(inbound: TwilioWebhookClient) -> None:
     override_settings(make_settings(f"postgresql+pg8000://ese:ese@127.0.0.1:{free_port()}/ese"))
-    reset_engine()
+    bootstrap.reset()
     response = inbound.post(message("STOP"))
     assert response.status_code == 503

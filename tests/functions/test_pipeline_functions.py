@@ -17,7 +17,6 @@ import grpc
 import pytest
 from cloudevents.http import CloudEvent
 from flask.testing import FlaskClient
-from functions_framework import create_app
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from pydantic import SecretStr
@@ -25,20 +24,20 @@ from sqlalchemy import Engine, create_engine, text, update
 
 from infra.local.cloud_tasks_emulator import CloudTasksEmulator
 from infra.local.twilio_emulator import TwilioEmulator
-from shared.adapters import clients
+from shared import bootstrap
 from shared.adapters.oidc import SIGNATURE_REMOVED
+from shared.bootstrap import Runtime
 from shared.config import Settings, override_settings
-from shared.db.engine import reset_engine
 from shared.db.models import User
 from shared.entrypoints import pipeline
 from shared.services.page_publishing import PageMessage
-from tests.conftest import ROOT, make_settings
+from tests.conftest import make_settings
 from tests.emulators.conftest import LOCATION, RecordingTarget
+from tests.functions.apps import function_client
 from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, messages_of
 from tests.resetting_server import resetting_server
 from tests.seeding import add_campaign, add_users
 
-MAIN = str(ROOT / "functions" / "main.py")
 INVOKER = "ese-tasks-invoker@local-project.iam.gserviceaccount.com"
 SCHEDULER = "ese-scheduler@local-project.iam.gserviceaccount.com"
 PUSHER = "ese-pubsub-push@local-project.iam.gserviceaccount.com"
@@ -77,19 +76,24 @@ def pipeline_settings(
 ) -> Iterator[Settings]:
     settings = make_settings(database_url, **emulated(twilio, tasks_emulator), fanout_page_size=2)
     override_settings(settings)
-    reset_engine()
+    bootstrap.reset()
     yield settings
-    reset_engine()
+    bootstrap.reset()
     override_settings(None)
-    clients.reset_clients()
+
+
+def recording_runtime(recorded: tuple[RecordingPublisher, RecordingTasks]) -> Runtime:
+    """A process runtime whose publisher and task scheduler record; the rest is built from the settings."""
+    publisher, tasks = recorded
+    return Runtime(publisher=publisher, task_scheduler=tasks)
 
 
 @pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> tuple[RecordingPublisher, RecordingTasks]:
-    publisher, tasks = RecordingPublisher(), RecordingTasks()
-    monkeypatch.setattr(clients, "publisher", lambda: publisher)
-    monkeypatch.setattr(clients, "task_scheduler", lambda: tasks)
-    return publisher, tasks
+def recorded(pipeline_settings: Settings) -> Iterator[tuple[RecordingPublisher, RecordingTasks]]:
+    fakes = RecordingPublisher(), RecordingTasks()
+    bootstrap.install(recording_runtime(fakes))
+    yield fakes
+    bootstrap.reset()
 
 
 @pytest.fixture
@@ -101,7 +105,7 @@ def db(pipeline_settings: Settings) -> Iterator[Engine]:
 
 
 def client(target: str, signature: str = "http") -> FlaskClient:
-    return create_app(target=target, source=MAIN, signature_type=signature).test_client()
+    return function_client(target, signature)
 
 
 def mint_oidc_token(emulator: CloudTasksEmulator, audience: str, email: str = INVOKER) -> str:
@@ -420,7 +424,9 @@ def test_fanout_recipients_refuses_a_push_without_the_push_accounts_token_and_wr
 
 
 def test_a_database_resetting_connections_as_they_open_is_a_503_on_send_message_and_trigger_campaign(
-    pipeline_settings: Settings, tasks_emulator: CloudTasksEmulator, recorded: Any
+    pipeline_settings: Settings,
+    tasks_emulator: CloudTasksEmulator,
+    recorded: tuple[RecordingPublisher, RecordingTasks],
 ) -> None:
     """The database drops each connection during its startup exchange: unavailable, so retry later
     (Cloud Tasks retries the 503; the scheduler's next tick is the trigger's retry). Not a 500."""
@@ -430,7 +436,7 @@ def test_a_database_resetting_connections_as_they_open_is_a_503_on_send_message_
                 update={"database_url": SecretStr(f"postgresql+pg8000://postgres@127.0.0.1:{port}/x")}
             )
         )
-        reset_engine()
+        bootstrap.install(recording_runtime(recorded))  # a new engine, on the new database URL
         send = client("send_message").post(
             "/",
             json={"message_id": 1, "generation": 0},
@@ -439,7 +445,7 @@ def test_a_database_resetting_connections_as_they_open_is_a_503_on_send_message_
         tick = client("trigger_campaign").post(
             "/", headers=as_caller(tasks_emulator, SCHEDULER, pipeline_settings.trigger_campaign_url)
         )
-        reset_engine()
+        bootstrap.install(recording_runtime(recorded))  # the engine on the resetting server closed with it
 
     assert send.status_code == 503
     assert "Retry-After" not in send.headers  # the queue's own backoff decides (infra/terraform/tasks.tf)

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import Engine
 
 from infra.local.postgres import free_port
+from shared import bootstrap
 from shared.adapters.twilio_forms import StatusCallback, status_callback_url
 from shared.clock import SystemClock
 from shared.config import Settings, override_settings
-from shared.db.engine import reset_engine
 from shared.db.unit_of_work import UnitOfWork
 from shared.outcome import Outcome, Result
 from shared.services.delivery_status import record_status_callback
@@ -408,13 +408,13 @@ def test_a_message_id_that_is_not_a_number_is_a_400(status: TwilioWebhookClient,
 
 def test_unreachable_database_answers_503_so_twilio_retries(status: TwilioWebhookClient) -> None:
     override_settings(make_settings(f"postgresql+pg8000://ese:ese@127.0.0.1:{free_port()}/ese"))
-    reset_engine()
+    bootstrap.reset()
     assert status.post(callback("SM" + uuid.uuid4().hex, "delivered")).status_code == 503
 
 
 def test_a_database_resetting_connections_as_they_open_answers_503(status: TwilioWebhookClient) -> None:
     with resetting_server() as port:
         override_settings(make_settings(f"postgresql+pg8000://ese:ese@127.0.0.1:{port}/ese"))
-        reset_engine()
+        bootstrap.reset()
         assert status.post(callback("SM" + uuid.uuid4().hex, "delivered")).status_code == 503
-        reset_engine()
+        bootstrap.reset()

@@ -7,11 +7,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import functions_framework
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
+
+from tests.functions.apps import function_client
 
 AUTH_TOKEN = "test-auth-token"
 # What the function's own server sees: not the public URL, so request.url cannot be what was signed.
@@ -20,14 +21,13 @@ SERVER_BASE_URL = "http://10.0.0.1:8080"
 
 class TwilioWebhookClient:
     def __init__(self, target: str, public_url: str) -> None:
-        app = functions_framework.create_app(target=target, source="functions/main.py")
-        self.raw: FlaskClient = app.test_client()
+        self.raw: FlaskClient = function_client(target)
         self.public_url = public_url
         self.path = "/" + target
 
     def signature(self, params: dict[str, Any], query: str = "", token: str = AUTH_TOKEN) -> str:
         url = f"{self.public_url}?{query}" if query else self.public_url
-        return RequestValidator(token).compute_signature(url, params)
+        return str(RequestValidator(token).compute_signature(url, params))
 
     def post(
         self,

@@ -5,7 +5,10 @@ AST walk over every module's imports, and over every call that opens a connectio
 - services/ know nothing of HTTP: neither Flask/Werkzeug nor the transports, the entry points, the API or the
   dashboard;
 - dashboard/ is an adapter beside the API, not on top of it: it never imports shared.api.routes;
-- only shared/db/ opens connections or sessions (the unit of work owns every transaction).
+- services/ are handed their dependencies: they never import shared.bootstrap, which builds them;
+- only shared/db/ opens connections or sessions (the unit of work owns every transaction);
+- only shared/bootstrap.py builds the process's dependencies: the engine (made in shared/db/) and the
+  system clock.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ RULES = (
     Rule("domain", ("sqlalchemy", "shared.db")),
     Rule(
         "services",
-        ("flask", "werkzeug", "shared.transport", "shared.entrypoints", "shared.api", "shared.dashboard"),
+        (
+            "flask",
+            "werkzeug",
+            "shared.transport",
+            "shared.entrypoints",
+            "shared.api",
+            "shared.dashboard",
+            "shared.bootstrap",
+        ),
     ),
     Rule("dashboard", ("shared.api.routes",)),
 )
@@ -52,14 +63,14 @@ def imports_of(path: Path, base: Path = ROOT) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            source = node.module or ""
             if node.level:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join([*anchor, base] if base else anchor)
+                source = ".".join([*anchor, source] if source else anchor)
             # `from shared.api import routes` imports shared.api.routes: name each imported name too.
-            found.append((node.lineno, base))
-            found.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names)
+            found.append((node.lineno, source))
+            found.extend((node.lineno, f"{source}.{alias.name}") for alias in node.names)
     return found
 
 
@@ -86,19 +97,18 @@ _RAW_CALLS = {"connect", "begin", "Session", "sessionmaker"}
 _RAW_ATTRIBUTES = {"_in_transaction"}
 
 
+def _called(node: ast.Call) -> str:
+    """The name a call ends in: `create_engine` for create_engine(...) and sqlalchemy.create_engine(...)."""
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
 def raw_database_access(path: Path, base: Path = ROOT) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            func = node.func
-            name = (
-                func.attr
-                if isinstance(func, ast.Attribute)
-                else func.id
-                if isinstance(func, ast.Name)
-                else ""
-            )
+            name = _called(node)
             if name in _RAW_CALLS:
                 found.append(f"{path.relative_to(base)}:{node.lineno} calls {name}()")
         if isinstance(node, ast.Attribute) and node.attr in _RAW_ATTRIBUTES:
@@ -113,6 +123,41 @@ def test_only_the_database_package_opens_connections_and_sessions() -> None:
         if SHARED / "db" not in path.parents
     ]
     assert [hit for path in outside for hit in raw_database_access(path)] == []
+
+
+# What builds one of the process's dependencies, and where under shared/ it may be called: a file, or a
+# package ending in "/". Everywhere else takes them from the runtime (shared.bootstrap.runtime()).
+_BUILDERS = {
+    "create_engine": ("bootstrap.py", "db/"),
+    "make_engine": ("bootstrap.py", "db/"),
+    "SystemClock": ("bootstrap.py",),
+}
+
+
+def _may_build(path: Path, root: Path, name: str) -> bool:
+    if root not in path.parents:
+        return False
+    where = path.relative_to(root).as_posix()
+    return any(
+        where.startswith(place) if place.endswith("/") else where == place for place in _BUILDERS[name]
+    )
+
+
+def built_outside_bootstrap(paths: list[Path], root: Path = SHARED) -> list[str]:
+    """Each call in `paths` that builds a dependency where `root` (shared/) does not allow it."""
+    return [
+        f"{path.relative_to(root.parent)}:{node.lineno} calls {_called(node)}()"
+        for path in sorted(paths)
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call)
+        and _called(node) in _BUILDERS
+        and not _may_build(path, root, _called(node))
+    ]
+
+
+def test_only_the_bootstrap_builds_the_engine_and_the_clock() -> None:
+    paths = [*SHARED.rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    assert built_outside_bootstrap(paths) == []
 
 
 # --- the checks themselves: each must catch what it is for ---
@@ -176,4 +221,29 @@ def test_the_raw_access_check_catches_each_way_around_the_unit_of_work(tmp_path:
         "m.py:4 calls Session()",
         "m.py:5 calls sessionmaker()",
         "m.py:6 uses _in_transaction",
+    ]
+
+
+def test_the_builder_check_catches_an_engine_or_clock_built_outside_the_bootstrap(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "bootstrap.py": "engine = make_engine(settings)\nclock = SystemClock()\n",
+            "db/engine.py": "import sqlalchemy\nengine = sqlalchemy.create_engine(url)\nclock = SystemClock()\n",
+            "api/registry.py": "from shared.db.engine import make_engine\nengine = make_engine(settings)\n",
+            "entrypoints/hooks.py": "import shared.clock\nclock = shared.clock.SystemClock()\n",
+            "dashboard/web.py": "from sqlalchemy import create_engine\ne = create_engine(u)\n",
+            "services/ok.py": "from shared.clock import Clock, SystemClock\nnow = clock.now()\n",
+        },
+    )
+    (tmp_path / "main.py").write_text("from shared.clock import SystemClock\nclock = SystemClock()\n")
+
+    found = built_outside_bootstrap([*root.rglob("*.py"), tmp_path / "main.py"], root)
+
+    assert found == [
+        "main.py:2 calls SystemClock()",
+        "shared/api/registry.py:2 calls make_engine()",
+        "shared/dashboard/web.py:2 calls create_engine()",
+        "shared/db/engine.py:3 calls SystemClock()",
+        "shared/entrypoints/hooks.py:2 calls SystemClock()",
     ]

@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import ClauseElement
-from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
+from sqlalchemy.engine import make_url
 
 from shared.db.queries.segments import audience_query, count_query, segment_condition
 from shared.domain.errors import InvalidSegment
 from shared.domain.segments import MAX_DEPTH, MAX_NODES, MAX_VALUES, Compound, Condition, Not, parse_segment
 
 HOSTILE = "x'); DROP TABLE users;--"
+# The dialect the engine uses (shared/db/engine.py), as its URL names it.
+PG8000 = make_url("postgresql+pg8000://").get_dialect()()
 
 
 def leaf(attribute: Any = "city", operator: str = "equals", value: Any = "Lima") -> dict[str, Any]:
@@ -21,7 +23,7 @@ def leaf(attribute: Any = "city", operator: str = "equals", value: Any = "Lima")
 
 
 def compiled(query: ClauseElement) -> tuple[str, dict[str, Any]]:
-    result = query.compile(dialect=PGDialect_pg8000())
+    result = query.compile(dialect=PG8000)
     return str(result), result.params
 
 

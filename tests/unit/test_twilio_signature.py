@@ -18,7 +18,7 @@ PARAMS = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "delivered", "To": "wh
 
 
 def _sign(url: str, params: Any, token: str = TOKEN.get_secret_value()) -> str:
-    return RequestValidator(token).compute_signature(url, params)
+    return str(RequestValidator(token).compute_signature(url, params))
 
 
 def _request(

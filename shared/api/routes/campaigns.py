@@ -7,7 +7,6 @@ from datetime import datetime, time
 
 from pydantic import Field
 
-from shared.adapters import clients
 from shared.api.models import Page, PageQuery, ResponseModel
 from shared.api.registry import Context, route
 from shared.domain.enums import CampaignStatus
@@ -128,9 +127,7 @@ def ready_campaign(context: Context, campaign_id: ResourceId) -> CampaignActionO
 )
 def trigger_campaign(context: Context, campaign_id: ResourceId) -> CampaignActionOut:
     page_size = context.settings.fanout_page_size
-    result = service.trigger_campaign(
-        context.uow(), clients.publisher(), campaign_id, context.clock, page_size
-    )
+    result = service.trigger_campaign(context.uow(), context.publisher, campaign_id, context.clock, page_size)
     return CampaignActionOut.model_validate(result)
 
 
@@ -155,7 +152,7 @@ def pause_campaign(context: Context, campaign_id: ResourceId) -> CampaignActionO
     extra_errors=(409,),
 )
 def resume_campaign(context: Context, campaign_id: ResourceId) -> CampaignActionOut:
-    result = service.resume_campaign(context.uow(), clients.publisher(), campaign_id, context.clock)
+    result = service.resume_campaign(context.uow(), context.publisher, campaign_id, context.clock)
     return CampaignActionOut.model_validate(result)
 
 

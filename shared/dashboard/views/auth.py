@@ -11,9 +11,9 @@ from datetime import timedelta
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from shared.config import get_settings
+from shared.bootstrap import runtime
 from shared.dashboard import session as cookies
-from shared.dashboard.web import client_address, wiring
+from shared.dashboard.web import client_address
 from shared.services import dashboard_access
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,11 @@ def signin() -> str:
 
 @bp.post("/signin")
 def signin_submit() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
-    settings = get_settings()
-    wired = wiring()
+    rt = runtime()
+    settings = rt.settings
     target = _safe_next(request.form.get("next"))
     client = client_address(request)
-    wait = dashboard_access.signin_wait(wired.uow(), client, wired.clock.now())
+    wait = dashboard_access.signin_wait(rt.uow(), client, rt.clock.now())
     if wait is not None:
         log.warning("dashboard sign-in throttled", extra={"client": client})
         error = f"Too many sign-in attempts from your address. Try again in {_minutes(wait)}."
@@ -40,7 +40,7 @@ def signin_submit() -> Response | tuple[str, int] | tuple[str, int, dict[str, st
     fingerprint = cookies.matching_fingerprint(settings, request.form.get("token", ""))
     if fingerprint is None:
         return render_template("signin.html", next=target, error="That token is not valid."), 401
-    dashboard_access.signed_in(wired.uow(), client)
+    dashboard_access.signed_in(rt.uow(), client)
     # A fresh CSRF token at sign-in, so one a visitor saw before signing in is worth nothing after.
     g.new_cookie = cookies.new_session(fingerprint)
     return redirect(target or url_for("overview.overview"))
@@ -51,10 +51,10 @@ def signout() -> Response:
     """The cookie is cleared, and its session revoked: a copy of the cookie kept elsewhere is worthless."""
     session_id = g.dashboard_session.session_id
     if session_id is not None:
-        wired = wiring()
-        now = wired.clock.now()
+        rt = runtime()
+        now = rt.clock.now()
         expires_at = now + timedelta(seconds=cookies.MAX_AGE_SECONDS)
-        dashboard_access.sign_out(wired.uow(), session_id, now, expires_at)
+        dashboard_access.sign_out(rt.uow(), session_id, now, expires_at)
     response = redirect(url_for("auth.signin"))
     g.new_cookie = None
     cookies.clear_session(response, request)

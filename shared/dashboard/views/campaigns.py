@@ -10,9 +10,9 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from shared.adapters import clients
+from shared.bootstrap import Runtime, runtime
 from shared.dashboard import charts
-from shared.dashboard.web import FormErrors, Wiring, enum_arg, form_errors, notice, wiring
+from shared.dashboard.web import FormErrors, enum_arg, form_errors, notice
 from shared.db.models import Campaign, Segment, Template
 from shared.db.queries import dashboard as queries
 from shared.domain.enums import CampaignStatus, MessageStatus
@@ -49,12 +49,12 @@ _OPTIONAL_TIMES = ("quiet_hours_start", "quiet_hours_end")
 
 @bp.get("/campaigns")
 def campaign_list() -> str:
-    wired = wiring()
+    rt = runtime()
     status = enum_arg(CampaignStatus, "status")
     page = campaigns.list_campaigns(
-        wired.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None, status=status
+        rt.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None, status=status
     )
-    with wired.uow() as uow:
+    with rt.uow() as uow:
         progress = queries.campaign_progress(uow.session, [c.id for c in page.items])
     return render_template(
         "campaigns.html", page=page, progress=progress, status=status, statuses=list(CampaignStatus)
@@ -71,7 +71,7 @@ def campaign_create() -> Response | tuple[str, int]:
     values = request.form.to_dict()
     try:
         created = campaigns.create_campaign(
-            wiring().uow(), CampaignIn.model_validate(_campaign_values(values))
+            runtime().uow(), CampaignIn.model_validate(_campaign_values(values))
         )
     except (ValidationError, DomainError) as exc:
         return _form_page(values, form_errors(exc)), 400
@@ -95,7 +95,7 @@ def _campaign_values(form: dict[str, str]) -> dict[str, Any]:
 
 
 def _form_page(values: dict[str, str], errors: FormErrors) -> str:
-    with wiring().uow() as uow:
+    with runtime().uow() as uow:
         templates = queries.choices(uow.session, Template)
         segments = queries.choices(uow.session, Segment)
     return render_template(
@@ -105,18 +105,18 @@ def _form_page(values: dict[str, str], errors: FormErrors) -> str:
 
 @bp.get("/campaigns/<int:campaign_id>")
 def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
-    wired = wiring()
-    campaign = campaigns.get_campaign(wired.uow(), campaign_id)
-    summary = reports.campaign_summary(wired.uow(), campaign_id)
+    rt = runtime()
+    campaign = campaigns.get_campaign(rt.uow(), campaign_id)
+    summary = reports.campaign_summary(rt.uow(), campaign_id)
     status = enum_arg(MessageStatus, "status")
     page = messages.list_messages(
-        wired.uow(),
+        rt.uow(),
         limit=MESSAGES_PAGE_SIZE,
         cursor=request.args.get("cursor") or None,
         campaign_id=campaign_id,
         status=status,
     )
-    with wired.uow() as uow:
+    with rt.uow() as uow:
         audience = queries.audiences(uow.session, [campaign_id]).get(campaign_id, 0)
         progress = queries.progress_from_counts(audience, summary.counts, summary.handed_to_twilio)
         chart = _sends_chart(uow.session, summary)
@@ -132,7 +132,7 @@ def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
         errors=[(e.error_code, e.count, describe(e.error_code)) for e in summary.top_error_codes],
         notice=notice(),
         action_error=action_error,
-        refresh=_still_changing(campaign, summary, wired.clock.now()),
+        refresh=_still_changing(campaign, summary, rt.clock.now()),
     )
 
 
@@ -164,23 +164,23 @@ def campaign_action(campaign_id: int, action: str) -> Response | tuple[str, int]
     if action not in ACTIONS:
         return campaign_detail(campaign_id, action_error=f"Unknown action {action!r}."), 404
     try:
-        _act(wiring(), action, campaign_id)
+        _act(runtime(), action, campaign_id)
     except Conflict as refused:
         return campaign_detail(campaign_id, action_error=refused.message), 409
     return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign_id, notice=ACTIONS[action]))
 
 
-def _act(wired: Wiring, action: str, campaign_id: int) -> None:
-    uow, clock = wired.uow(), wired.clock
+def _act(rt: Runtime, action: str, campaign_id: int) -> None:
+    uow, clock = rt.uow(), rt.clock
     match action:
         case "ready":
             campaigns.mark_ready(uow, campaign_id, clock)
         case "trigger":
-            page_size = wired.settings.fanout_page_size
-            campaigns.trigger_campaign(uow, clients.publisher(), campaign_id, clock, page_size)
+            page_size = rt.settings.fanout_page_size
+            campaigns.trigger_campaign(uow, rt.publisher, campaign_id, clock, page_size)
         case "pause":
             campaigns.pause_campaign(uow, campaign_id, clock)
         case "resume":
-            campaigns.resume_campaign(uow, clients.publisher(), campaign_id, clock)
+            campaigns.resume_campaign(uow, rt.publisher, campaign_id, clock)
         case "cancel":
             campaigns.cancel_campaign(uow, campaign_id, clock)

@@ -10,8 +10,9 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
+from shared.bootstrap import runtime
 from shared.boundary import parse_json
-from shared.dashboard.web import FormErrors, form_errors, notice, wiring
+from shared.dashboard.web import FormErrors, form_errors, notice
 from shared.domain.errors import DomainError
 from shared.domain.templates import template_variables, validate_template
 from shared.services import segments, templates
@@ -35,11 +36,11 @@ def _json_field(name: str, default: Any) -> Any:
 
 @bp.get("/templates")
 def template_list(values: dict[str, str] | None = None, errors: FormErrors | None = None) -> str:
-    wired = wiring()
-    page = templates.list_templates(wired.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
+    rt = runtime()
+    page = templates.list_templates(rt.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
     editing = request.args.get("edit", type=int)
     if values is None and editing is not None:
-        row = templates.get_template(wired.uow(), editing)
+        row = templates.get_template(rt.uow(), editing)
         values = {
             "name": row.name,
             "content": row.content,
@@ -59,7 +60,7 @@ def template_list(values: dict[str, str] | None = None, errors: FormErrors | Non
 @bp.post("/templates")
 def template_save() -> Response | tuple[str, int]:
     editing = request.args.get("edit", type=int)
-    uow = wiring().uow()
+    uow = runtime().uow()
     try:
         values = {
             "name": request.form.get("name", "").strip(),
@@ -92,11 +93,11 @@ def template_variables_preview() -> Response:
 
 @bp.get("/segments")
 def segment_list(values: dict[str, str] | None = None, errors: FormErrors | None = None) -> str:
-    wired = wiring()
-    page = segments.list_segments(wired.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
+    rt = runtime()
+    page = segments.list_segments(rt.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
     editing = request.args.get("edit", type=int)
     if values is None and editing is not None:
-        row = segments.get_segment(wired.uow(), editing)
+        row = segments.get_segment(rt.uow(), editing)
         values = {"name": row.name, "definition": json.dumps(row.definition, indent=2)}
     return render_template(
         "segments.html",
@@ -111,7 +112,7 @@ def segment_list(values: dict[str, str] | None = None, errors: FormErrors | None
 @bp.post("/segments")
 def segment_save() -> Response | tuple[str, int]:
     editing = request.args.get("edit", type=int)
-    uow = wiring().uow()
+    uow = runtime().uow()
     try:
         values = {"name": request.form.get("name", "").strip(), "definition": _json_field("definition", None)}
         if editing is None:
@@ -133,7 +134,7 @@ def segment_preview() -> tuple[Response, int]:
                 "sample_size": SAMPLE_SIZE,
             }
         )
-        preview = segments.preview_definition(wiring().uow(), body)
+        preview = segments.preview_definition(runtime().uow(), body)
     except _Invalid as exc:
         errors = form_errors(exc)
         return jsonify(error=next(iter(errors.fields.values()), None) or "; ".join(errors.general)), 400
@@ -143,5 +144,5 @@ def segment_preview() -> tuple[Response, int]:
 @bp.get("/segments/<int:segment_id>/audience")
 def segment_audience(segment_id: int) -> Response:
     topic = request.args.get("topic") or None
-    preview = segments.preview_segment(wiring().uow(), segment_id, topic=topic, sample_size=0)
+    preview = segments.preview_segment(runtime().uow(), segment_id, topic=topic, sample_size=0)
     return jsonify(audience_size=preview.audience_size)

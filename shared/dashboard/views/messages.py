@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from shared.dashboard.web import wiring
+from shared.bootstrap import runtime
 from shared.domain.twilio_errors import describe
 from shared.services import messages
 
@@ -13,7 +13,7 @@ bp = Blueprint("messages", __name__)
 
 @bp.get("/messages/<int:message_id>")
 def message_detail(message_id: int) -> str:
-    detail = messages.get_message(wiring().uow(), message_id)
+    detail = messages.get_message(runtime().uow(), message_id)
     code = detail.message.error_code
     return render_template(
         "message.html",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from shared.dashboard.web import wiring
+from shared.bootstrap import runtime
 from shared.db.queries import dashboard as queries
 from shared.domain.twilio_errors import describe
 from shared.log import mask_phone
@@ -18,15 +18,15 @@ FEED_SIZE = 30
 
 @bp.get("/monitoring")
 def monitoring() -> str:
-    wired = wiring()
-    inbound = reports.recent_inbound(wired.uow(), limit=FEED_SIZE, cursor=None)
-    with wired.uow() as uow:
+    rt = runtime()
+    inbound = reports.recent_inbound(rt.uow(), limit=FEED_SIZE, cursor=None)
+    with rt.uow() as uow:
         errors = queries.recent_errors(uow.session)
-        backlog = queries.backlog(uow.session, wired.clock.now())
+        backlog = queries.backlog(uow.session, rt.clock.now())
     return render_template(
         "monitoring.html",
         inbound=inbound.items,
         errors=[(row, mask_phone(row.recipient_phone), describe(row.error_code)) for row in errors],
         backlog=backlog,
-        now=wired.clock.now(),
+        now=rt.clock.now(),
     )

@@ -11,7 +11,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from shared.dashboard.web import FormErrors, enum_arg, form_errors, notice, wiring
+from shared.bootstrap import runtime
+from shared.dashboard.web import FormErrors, enum_arg, form_errors, notice
 from shared.db.queries import dashboard as queries
 from shared.domain.enums import ConsentState
 from shared.domain.errors import DomainError, NotFound
@@ -32,15 +33,15 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 @bp.get("/users")
 def user_list() -> Response | str:
-    wired = wiring()
+    rt = runtime()
     q = request.args.get("q", "").strip() or None
     if q is not None:
-        phone = users.existing_phone(wired.uow(), q, wired.settings.default_region)
+        phone = users.existing_phone(rt.uow(), q, rt.settings.default_region)
         if phone is not None:
             return redirect(url_for("users.user_detail", phone=phone))
     consent = enum_arg(ConsentState, "consent")
     page = users.list_users(
-        wired.uow(),
+        rt.uow(),
         limit=PAGE_SIZE,
         cursor=request.args.get("cursor") or None,
         consent_state=consent,
@@ -51,9 +52,9 @@ def user_list() -> Response | str:
 
 @bp.get("/users/<phone>")
 def user_detail(phone: str, errors: FormErrors | None = None) -> str:
-    wired = wiring()
-    user = users.get_user(wired.uow(), normalize_phone(phone, wired.settings.default_region))
-    with wired.uow() as uow:
+    rt = runtime()
+    user = users.get_user(rt.uow(), normalize_phone(phone, rt.settings.default_region))
+    with rt.uow() as uow:
         history = queries.consent_history(uow.session, user.phone_e164)
     return render_template(
         "user.html",
@@ -67,13 +68,13 @@ def user_detail(phone: str, errors: FormErrors | None = None) -> str:
 
 @bp.post("/users/<phone>/consent")
 def user_consent(phone: str) -> Response | tuple[str, int]:
-    wired = wiring()
+    rt = runtime()
     try:
         change = ConsentChange.model_validate(
             {"consent_state": request.form.get("consent_state"), "reason": request.form.get("reason") or None}
         )
-        e164 = normalize_phone(phone, wired.settings.default_region)
-        user = users.set_consent(wired.uow(), e164, change, wired.clock.now())
+        e164 = normalize_phone(phone, rt.settings.default_region)
+        user = users.set_consent(rt.uow(), e164, change, rt.clock.now())
     except NotFound:
         raise
     except (ValidationError, DomainError) as exc:
@@ -88,18 +89,18 @@ def import_page() -> str:
 
 @bp.post("/users/import")
 def import_submit() -> tuple[str, int]:
-    wired = wiring()
+    rt = runtime()
     upload = request.files.get("file")
     if upload is None:
         errors = FormErrors(fields={"file": "the multipart body needs a 'file' part"})
         return render_template("import.html", report=None, rejected_csv=None, errors=errors), 400
     try:
         report = import_upload.import_upload(
-            wired.uow(),
+            rt.uow(),
             upload.stream,
             import_upload.upload_media_type(upload.mimetype, upload.filename),
-            region=request.form.get("default_region") or wired.settings.default_region,
-            at=wired.clock.now(),
+            region=request.form.get("default_region") or rt.settings.default_region,
+            at=rt.clock.now(),
         )
     except DomainError as exc:
         return render_template("import.html", report=None, rejected_csv=None, errors=form_errors(exc)), 400
