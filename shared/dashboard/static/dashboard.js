@@ -168,6 +168,8 @@ function uploadWithProgress(form) {
     });
     request.addEventListener("load", () => {
       bar.value = 100;
+      const dropped = document.getElementById("drop-status");
+      if (dropped) dropped.textContent = "";
       const html = new DOMParser().parseFromString(request.responseText, "text/html");
       const report = html.getElementById("import-report");
       if (report) document.getElementById("import-report").replaceWith(document.adoptNode(report));
