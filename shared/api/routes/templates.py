@@ -171,7 +171,9 @@ def preview_template(context: Context, template_id: ResourceId, body: PreviewIn)
     other_statuses=(502,),
     extra_errors=(409,),
 )
-def send_test(context: Context, template_id: ResourceId, body: TemplateTestSendIn) -> tuple[TemplateTestSendOut, int]:
+def send_test(
+    context: Context, template_id: ResourceId, body: TemplateTestSendIn
+) -> tuple[TemplateTestSendOut, int]:
     """201 when Twilio accepted it; 502 with the record when Twilio refused it or did not answer."""
     result = template_test_send.send_template_test(
         context.uow(),
