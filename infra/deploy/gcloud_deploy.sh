@@ -77,7 +77,7 @@ invoker_members() {
 secrets_for() {
   case "$1" in
     inbound_webhook | status_webhook | send_message | trigger_campaign) echo "DB_PASSWORD TWILIO_AUTH_TOKEN" ;;
-    api) echo "DB_PASSWORD API_TOKENS" ;;
+    api) echo "DB_PASSWORD API_TOKENS TWILIO_AUTH_TOKEN" ;;
     *) echo "DB_PASSWORD" ;;
   esac
 }

@@ -54,7 +54,8 @@ locals {
   function_secrets = {
     inbound_webhook = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
     status_webhook  = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
-    api             = ["DB_PASSWORD", "API_TOKENS"]
+    # The api also sends a template's test send through Twilio.
+    api = ["DB_PASSWORD", "API_TOKENS", "TWILIO_AUTH_TOKEN"]
     # The tick's sweeper reads Twilio's record of messages (reconciliation).
     trigger_campaign  = ["DB_PASSWORD", "TWILIO_AUTH_TOKEN"]
     fanout_recipients = ["DB_PASSWORD"]

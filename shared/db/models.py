@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
+from shared.domain.templates import LOCALE_SQL_PATTERN, Channel, TemplateSendOutcome
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 
@@ -99,6 +100,8 @@ class Template(TimestampMixin, Base):
         CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
         CheckConstraint("length(content) BETWEEN 1 AND 4096", name="content_length"),
         CheckConstraint("content_sid IS NULL OR content_sid ~ '^HX[0-9a-fA-F]{32}$'", name="content_sid"),
+        CheckConstraint(f"locale IS NULL OR locale ~ '{LOCALE_SQL_PATTERN}'", name="locale"),
+        CheckConstraint(_in("channel", Channel), name="channel"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -108,6 +111,35 @@ class Template(TimestampMixin, Base):
     content_sid: Mapped[str | None] = mapped_column(Text)
     # ContentVariables mapping: {"1": "first_name", "2": "order_id"} -> values rendered per recipient.
     content_variables: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # A language tag (es, es-PE, pt-BR), for the operator; NULL when not said.
+    locale: Mapped[str | None] = mapped_column(Text)
+    # Only whatsapp: the send path cannot send anything else (shared.domain.templates.Channel).
+    channel: Mapped[str] = mapped_column(Text, server_default=Channel.WHATSAPP.value)
+
+
+class TemplateTestSend(Base):
+    """One template sent to one opted-in person by an operator, outside any campaign: what was sent and
+    what Twilio answered. Also in audit_events (template.test_send)."""
+
+    __tablename__ = "template_test_sends"
+    __table_args__ = (
+        CheckConstraint(_e164("recipient_phone"), name="recipient_phone"),
+        CheckConstraint(_in("outcome", TemplateSendOutcome), name="outcome"),
+        Index(None, "template_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    template_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("templates.id", ondelete="CASCADE"))
+    recipient_phone: Mapped[str] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    content_sid: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text)
+    provider_sid: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Who sent it: the door (api, dashboard) and a fingerprint of the API token used, never the token.
+    operator: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class Segment(TimestampMixin, Base):

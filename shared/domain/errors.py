@@ -102,3 +102,15 @@ class CampaignNotDraft(Conflict):
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
+
+
+class NotOptedIn(Conflict):
+    """A send to one person (a template's test send) whose consent does not allow it."""
+
+    code = "not_opted_in"
+
+
+class NotSendable(Conflict):
+    """A message that may not go to this person now (outside WhatsApp's 24-hour window, no content_sid)."""
+
+    code = "not_sendable"

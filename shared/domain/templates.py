@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +27,35 @@ from shared.domain.errors import InvalidTemplate, MissingVariables
 
 # The templates.content CHECK: refusing here turns an integrity error into a 400 that says why.
 MAX_TEMPLATE_LENGTH = 4096
+# The longest Body Twilio accepts on any Programmable Messaging channel, WhatsApp included; a longer one is
+# refused with error 21617 ("Maximum Message Length with Twilio Programmable Messaging",
+# https://support.twilio.com/hc/en-us/articles/360033806753, and https://www.twilio.com/docs/api/errors/21617).
+# Counted here in characters (code points); Twilio may count some emoji as more than one, so a body close
+# to the limit can still be refused.
+WHATSAPP_BODY_LIMIT = 1600
+
+# A BCP-47-like language tag: a 2-3 letter language, an optional 4-letter script, an optional region (two
+# letters or three digits): es, es-PE, pt-BR, zh-Hant-TW, es-419. The templates.locale CHECK is the same.
+LOCALE_PATTERN = re.compile(r"([a-z]{2,3})(-[A-Z][a-z]{3})?(-(?:[A-Z]{2}|[0-9]{3}))?")
+LOCALE_SQL_PATTERN = "^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
+
+
+class Channel(StrEnum):
+    """Where a template is sent. Only WhatsApp: the send path (shared/adapters/twilio_send.py) addresses
+    every message as `whatsapp:+...` from the WhatsApp sender, so a template marked `sms` would be stored
+    and then sent over WhatsApp anyway; the value is refused rather than silently ignored."""
+
+    WHATSAPP = "whatsapp"
+
+
+class TemplateSendOutcome(StrEnum):
+    """What became of one test send: Twilio accepted it, refused it, or did not answer (it may have
+    been accepted: look for it in Twilio's log before sending again)."""
+
+    ACCEPTED = "ACCEPTED"
+    FAILED = "FAILED"
+    AMBIGUOUS = "AMBIGUOUS"
+
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -78,6 +108,76 @@ def render(content: str, variables: Mapping[str, Any]) -> str:
     if missing:
         raise MissingVariables(list(dict.fromkeys(missing)))
     return "".join(pieces)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A template rendered for one set of variables, leniently: a missing variable is left as its
+    `{placeholder}` and named in `missing`, instead of refusing as `render` does."""
+
+    text: str
+    missing: list[str]
+    # Variables whose value was missing and whose `{name|fallback}` default was used.
+    defaulted: list[str]
+    length: int
+    limit: int = WHATSAPP_BODY_LIMIT
+
+    @property
+    def over_limit(self) -> bool:
+        return self.length > self.limit
+
+    @property
+    def error(self) -> str | None:
+        if not self.over_limit:
+            return None
+        return (
+            f"the rendered text is {self.length} characters; WhatsApp messages through Twilio are "
+            f"limited to {self.limit} (Twilio error 21617)"
+        )
+
+
+def preview(content: str, variables: Mapping[str, Any]) -> Preview:
+    """What `render` would send for these variables, and what it lacks; raises `InvalidTemplate`."""
+    pieces: list[str] = []
+    missing: list[str] = []
+    defaulted: list[str] = []
+    for part in _parse(content):
+        if isinstance(part, str):
+            pieces.append(part)
+            continue
+        raw = _value(variables, Placeholder(part.name, None))
+        if raw is not None:
+            pieces.append(raw)
+        elif part.fallback is not None:
+            pieces.append(part.fallback)
+            defaulted.append(part.name)
+        else:
+            pieces.append("{" + part.name + "}")
+            missing.append(part.name)
+    text = "".join(pieces)
+    return Preview(
+        text=text,
+        missing=list(dict.fromkeys(missing)),
+        defaulted=list(dict.fromkeys(defaulted)),
+        length=len(text),
+    )
+
+
+def normalize_locale(value: str) -> str:
+    """A locale tag in its usual case (`es-pe` -> `es-PE`, `zh-hant-tw` -> `zh-Hant-TW`); raises
+    `InvalidTemplate` naming the field for anything that is not a language[-Script][-REGION] tag."""
+    language, *subtags = value.strip().replace("_", "-").split("-")
+    # The language in lower case, a script (four letters) in title case, a region in upper case.
+    cased = [language.lower(), *(tag.title() if len(tag) == 4 else tag.upper() for tag in subtags)]
+    tag = "-".join(cased)
+    if not LOCALE_PATTERN.fullmatch(tag):
+        raise InvalidTemplate(
+            f"locale {value!r} is not a language tag such as 'es', 'es-PE' or 'pt-BR' "
+            "(language, optional script, optional region)",
+            field="locale",
+            value=value,
+        )
+    return tag
 
 
 def validate_content_variables(mapping: Mapping[str, Any]) -> None:

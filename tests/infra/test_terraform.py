@@ -37,7 +37,7 @@ GUIDE = ROOT / "README.md"
 SECRETS_NEEDED = {
     "inbound_webhook": {"DB_PASSWORD", "TWILIO_AUTH_TOKEN"},
     "status_webhook": {"DB_PASSWORD", "TWILIO_AUTH_TOKEN"},
-    "api": {"DB_PASSWORD", "API_TOKENS"},
+    "api": {"DB_PASSWORD", "API_TOKENS", "TWILIO_AUTH_TOKEN"},  # a template's test send
     "trigger_campaign": {"DB_PASSWORD", "TWILIO_AUTH_TOKEN"},  # the tick's sweeper reads Twilio's list
     "fanout_recipients": {"DB_PASSWORD"},
     "send_message": {"DB_PASSWORD", "TWILIO_AUTH_TOKEN"},

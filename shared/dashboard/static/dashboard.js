@@ -1,5 +1,6 @@
 // The dashboard's only script: every page works without it; it adds self-refreshing sections, live
-// audience sizes and template variables, segment previews and an upload progress bar.
+// audience sizes and template variables, segment previews, template previews and test sends in place, an
+// upload progress bar and a drop zone for the import file.
 // Server data is only ever inserted as text or as HTML the server rendered (and escaped) itself.
 "use strict";
 
@@ -99,6 +100,63 @@ function segmentPreview(button) {
   });
 }
 
+// Forms marked data-swap="ID" post in the background; the element with that id in the page the server
+// answers (its own render, escaped) replaces the one shown. The template preview sends the editor's
+// current content, so unsaved text can be previewed.
+function swapOnSubmit(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const editor = document.querySelector('textarea[name="content"]');
+    if (form.elements.content && editor) form.elements.content.value = editor.value;
+    const target = document.getElementById(form.dataset.swap);
+    const button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    try {
+      const response = await fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" });
+      const html = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = html.getElementById(form.dataset.swap);
+      if (fresh && target) target.replaceWith(document.adoptNode(fresh));
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+}
+
+const IMPORT_EXTENSIONS = [".csv", ".json", ".ndjson"];
+
+// The import's drop zone: a dropped file goes into the form's file input and the form is submitted, so it
+// takes the very path the picker does (the progress bar, the report). Hidden without this script.
+function dropZone(zone) {
+  const form = document.getElementById("import-form");
+  const input = form.elements.file;
+  const status = document.getElementById("drop-status");
+  zone.hidden = false;
+  const over = (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  };
+  zone.addEventListener("dragenter", over);
+  zone.addEventListener("dragover", over);
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    const files = event.dataTransfer ? event.dataTransfer.files : null;
+    if (!files || files.length !== 1) {
+      status.textContent = "Drop one file.";
+      return;
+    }
+    const name = files[0].name.toLowerCase();
+    if (!IMPORT_EXTENSIONS.some((extension) => name.endsWith(extension))) {
+      status.textContent = files[0].name + " is not a CSV, JSON or NDJSON file.";
+      return;
+    }
+    input.files = files;
+    status.textContent = "Uploading " + files[0].name + "…";
+    form.requestSubmit();
+  });
+}
+
 function uploadWithProgress(form) {
   const bar = document.getElementById("upload-progress");
   form.addEventListener("submit", (event) => {
@@ -110,6 +168,8 @@ function uploadWithProgress(form) {
     });
     request.addEventListener("load", () => {
       bar.value = 100;
+      const dropped = document.getElementById("drop-status");
+      if (dropped) dropped.textContent = "";
       const html = new DOMParser().parseFromString(request.responseText, "text/html");
       const report = html.getElementById("import-report");
       if (report) document.getElementById("import-report").replaceWith(document.adoptNode(report));
@@ -126,4 +186,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("textarea[data-variables-url]").forEach(liveVariables);
   document.querySelectorAll("#segment-preview").forEach(segmentPreview);
   document.querySelectorAll("#import-form").forEach(uploadWithProgress);
+  document.querySelectorAll("#drop-zone").forEach(dropZone);
+  document.querySelectorAll("form[data-swap]").forEach(swapOnSubmit);
 });

@@ -1,22 +1,27 @@
 """Templates and segments: list, create and edit forms with the services' validation (the API's too), the
-variables a template uses, and audience previews (size and sample) for a definition or a saved segment."""
+variables a template uses, a template's preview (for a user or typed attributes) and test send (to one
+opted-in user, audited), and audience previews (size and sample) for a definition or a saved segment."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
+from shared.api.errors import domain_status
 from shared.bootstrap import runtime
 from shared.boundary import parse_json
 from shared.dashboard.web import FormErrors, form_errors, notice
 from shared.domain.errors import DomainError
-from shared.domain.templates import template_variables, validate_template
-from shared.services import segments, templates
+from shared.domain.templates import Channel, template_variables, validate_template
+from shared.services import segments, template_test_send, templates
 from shared.services.segments import PreviewIn, SegmentIn, SegmentPatch
+from shared.services.send_config import SendConfig
+from shared.services.template_test_send import TemplateTestSendIn
+from shared.services.templates import PreviewIn as TemplatePreviewIn
 from shared.services.templates import TemplateIn, TemplatePatch
 
 bp = Blueprint("library", __name__)
@@ -35,7 +40,10 @@ def _json_field(name: str, default: Any) -> Any:
 
 
 @bp.get("/templates")
-def template_list(values: dict[str, str] | None = None, errors: FormErrors | None = None) -> str:
+def template_list(
+    values: dict[str, str] | None = None, errors: FormErrors | None = None, **panel: Any
+) -> str:
+    """`panel`: what the preview and test-send forms under the editor show (their fields, result, error)."""
     rt = runtime()
     page = templates.list_templates(rt.uow(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
     editing = request.args.get("edit", type=int)
@@ -46,6 +54,8 @@ def template_list(values: dict[str, str] | None = None, errors: FormErrors | Non
             "content": row.content,
             "content_sid": row.content_sid or "",
             "content_variables": json.dumps(row.content_variables) if row.content_variables else "",
+            "locale": row.locale or "",
+            "channel": row.channel,
         }
     return render_template(
         "templates.html",
@@ -54,6 +64,8 @@ def template_list(values: dict[str, str] | None = None, errors: FormErrors | Non
         errors=errors or FormErrors(),
         editing=editing,
         notice=notice(),
+        channels=list(Channel),
+        panel=panel,
     )
 
 
@@ -67,6 +79,8 @@ def template_save() -> Response | tuple[str, int]:
             "content": request.form.get("content", ""),
             "content_sid": request.form.get("content_sid", "").strip() or None,
             "content_variables": _json_field("content_variables", {}),
+            "locale": request.form.get("locale", "").strip() or None,
+            "channel": request.form.get("channel") or Channel.WHATSAPP.value,
         }
         if editing is None:
             templates.create_template(uow, TemplateIn.model_validate(values))
@@ -86,6 +100,56 @@ def template_variables_preview() -> Response:
     except DomainError as exc:
         return jsonify(variables=[], error=exc.message)
     return jsonify(variables=template_variables(content), error=None)
+
+
+@bp.post("/templates/preview")
+def template_preview() -> tuple[str, int]:
+    """The content (the editor's, or the saved template's) rendered for a user or typed attributes; the
+    page comes back with the preview panel filled (the script swaps in just that panel)."""
+    editing = request.args.get("edit", type=int)
+    fields = request.form.to_dict()
+    try:
+        body = TemplatePreviewIn.model_validate(
+            {
+                "content": fields.get("content") or None,
+                "phone": fields.get("phone", "").strip() or None,
+                "attributes": _json_field("attributes", None),
+            }
+        )
+        rt = runtime()
+        preview = templates.preview_template(rt.uow(), editing, body, rt.settings.default_region)
+    except _Invalid as exc:
+        status = domain_status(exc) if isinstance(exc, DomainError) else 400
+        return template_list(preview_fields=fields, preview_error=_message(exc)), status
+    return template_list(preview_fields=fields, preview=preview), 200
+
+
+@bp.post("/templates/<int:template_id>/test-send")
+def template_test_send_submit(template_id: int) -> tuple[str, int]:
+    """Send the template now to one opted-in user (the service refuses anyone else), audited with this
+    operator's token fingerprint; the page comes back with the outcome, Twilio's error explained."""
+    rt = runtime()
+    fields = request.form.to_dict()
+    try:
+        result = template_test_send.send_template_test(
+            rt.uow(),
+            rt.twilio_sender,
+            rt.clock,
+            SendConfig.from_settings(rt.settings),
+            template_id,
+            TemplateTestSendIn.model_validate({"phone": fields.get("phone", "").strip()}),
+            operator="dashboard:" + (g.dashboard_session.token_fingerprint or "")[:12],
+            default_region=rt.settings.default_region,
+        )
+    except _Invalid as exc:
+        status = domain_status(exc) if isinstance(exc, DomainError) else 400
+        return template_list(send_fields=fields, send_error=_message(exc)), status
+    return template_list(send_fields=fields, sent=result), 200 if result.accepted else 502
+
+
+def _message(exc: ValidationError | DomainError) -> str:
+    errors = form_errors(exc)
+    return "; ".join([*(f"{name}: {text}" for name, text in errors.fields.items()), *errors.general])
 
 
 # --- segments ---

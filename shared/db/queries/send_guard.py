@@ -69,3 +69,17 @@ def holding_for_send(uow: UnitOfWork, campaign_id: int, phone: str) -> Iterator[
         uow.prepared(_HOLD, _locks(campaign_id, phone))
         yield
         uow.prepared(_RELEASE, _locks(campaign_id, phone))
+
+
+_HOLD_USER = "SELECT pg_advisory_lock_shared(1, hashtext(:phone))"
+_RELEASE_USER = "SELECT pg_advisory_unlock_shared(1, hashtext(:phone))"
+
+
+@contextmanager
+def holding_user_for_send(uow: UnitOfWork, phone: str) -> Iterator[None]:
+    """`holding_for_send` for a send outside any campaign (a template's test send): the recipient's shared
+    lock alone, with the same guarantee against a STOP and the same release on failure."""
+    with uow.pinned():
+        uow.prepared(_HOLD_USER, {"phone": phone})
+        yield
+        uow.prepared(_RELEASE_USER, {"phone": phone})
