@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -205,6 +206,10 @@ class Message(TimestampMixin, Base):
     claimed_at: Mapped[datetime | None]
     # The send slot the rate limiter reserved for it: a retry of the same task uses it.
     slot_at: Mapped[datetime | None]
+    # Times it went back to the queue for a rate slot too far off to wait for in the process, and the
+    # seconds those slots were ahead: written by the rescheduling UPDATE itself (campaign analytics).
+    rate_limit_deferrals: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    rate_limit_wait_seconds: Mapped[float] = mapped_column(Float, server_default=text("0"))
 
 
 class DeliveryReceipt(Base):
@@ -232,6 +237,8 @@ class InboundEvent(Base):
         UniqueConstraint("message_sid"),
         CheckConstraint(f"from_phone IS NULL OR {_e164('from_phone')}", name="from_phone"),
         Index(None, "received_at"),
+        # Replies attributed to a campaign: one recipient's inbound messages after a send.
+        Index(None, "from_phone", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -1,0 +1,47 @@
+"""campaign analytics
+
+Revision ID: 0007_campaign_analytics
+Revises: 0006
+Create Date: 2026-12-06
+
+What a campaign's analytics need that was not recorded or not indexed (docs/architecture.md, "Campaign
+analytics"):
+
+- how often and how long a message waited for a rate slot beyond one send's wait: two counters on the
+  message, bumped by the UPDATE that reschedules it (no statement of their own on the send path);
+- replies attributed to a campaign by sender and time: an index on events_inbound (from_phone,
+  received_at), so each recipient's inbound messages after a send are one index range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007_campaign_analytics"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+INBOUND_INDEX = "ix_events_inbound_from_phone_received_at"
+
+
+def upgrade() -> None:
+    # NOT NULL with a constant default: a catalog change only (PostgreSQL 11+), no rewrite of the ledger.
+    op.add_column(
+        "messages",
+        sa.Column("rate_limit_deferrals", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    )
+    op.add_column(
+        "messages",
+        sa.Column("rate_limit_wait_seconds", sa.Float(), server_default=sa.text("0"), nullable=False),
+    )
+    op.create_index(INBOUND_INDEX, "events_inbound", ["from_phone", "received_at"])
+
+
+def downgrade() -> None:
+    op.drop_index(INBOUND_INDEX, table_name="events_inbound")
+    op.drop_column("messages", "rate_limit_wait_seconds")
+    op.drop_column("messages", "rate_limit_deferrals")
