@@ -41,6 +41,14 @@ NAMING_CONVENTION = {
 }
 
 
+# A user's own STOP in the audit trail (a keyword, or Twilio's opt-out handling; not an operator or an
+# import): the campaign analytics attribute these to the campaign that preceded them.
+USER_STOP_WHERE = (
+    "kind = 'consent.changed' AND (detail ->> 'to') = 'STOP' "
+    "AND source IN ('inbound_keyword', 'twilio_opt_out_type')"
+)
+
+
 def _in(column: str, values: type[Any]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
@@ -177,6 +185,13 @@ class Message(TimestampMixin, Base):
             postgresql_where=text("status IN ('ACCEPTED', 'SENT')"),
         ),
         Index("ix_messages_queued_scheduled_at", "scheduled_at", postgresql_where=text("status = 'QUEUED'")),
+        # A campaign's error codes (campaign analytics): only the rows that have one.
+        Index(
+            "ix_messages_campaign_id_error_code",
+            "campaign_id",
+            "error_code",
+            postgresql_where=text("error_code IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -273,6 +288,10 @@ class AuditEvent(Base):
             "ix_audit_events_repairs_occurred_at",
             "occurred_at",
             postgresql_where=text("kind LIKE 'repair.%' OR kind LIKE 'reconcile.%'"),
+        ),
+        # Users' STOPs by time, for the campaign analytics' opt-outs: a few rows among the trail.
+        Index(
+            "ix_audit_events_user_stops", "user_phone", "occurred_at", postgresql_where=text(USER_STOP_WHERE)
         ),
     )
 
