@@ -64,11 +64,11 @@ SELECT
     max(sent_at) AS last_sent_at,
     count(*) FILTER (WHERE delivered_at IS NOT NULL AND sent_at IS NOT NULL) AS delivered,
     percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-        ORDER BY CAST(extract(epoch FROM delivered_at - sent_at) AS double precision)
+        ORDER BY date_part('epoch', delivered_at - sent_at)
     ) FILTER (WHERE delivered_at IS NOT NULL AND sent_at IS NOT NULL) AS to_deliver,
     count(*) FILTER (WHERE read_at IS NOT NULL AND sent_at IS NOT NULL) AS read,
     percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-        ORDER BY CAST(extract(epoch FROM read_at - sent_at) AS double precision)
+        ORDER BY date_part('epoch', read_at - sent_at)
     ) FILTER (WHERE read_at IS NOT NULL AND sent_at IS NOT NULL) AS to_read,
     count(*) FILTER (WHERE rate_limit_deferrals > 0) AS rate_limited,
     coalesce(sum(rate_limit_deferrals), 0) AS rate_limit_deferrals,
@@ -119,8 +119,7 @@ WITH per_message AS (
     SELECT CASE WHEN kind = :throttled THEN :throughput ELSE coalesce(detail->>'reason', :quiet) END AS cause,
            message_id,
            count(*) AS deferrals,
-           sum(CAST(extract(epoch FROM CAST(detail->>'until' AS timestamptz) - occurred_at)
-                    AS double precision)) AS wait
+           sum(date_part('epoch', CAST(detail->>'until' AS timestamptz) - occurred_at)) AS wait
     FROM audit_events
     WHERE campaign_id = :campaign_id AND kind IN (:deferred, :throttled)
     GROUP BY 1, 2
