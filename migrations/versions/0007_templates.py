@@ -1,6 +1,6 @@
 """templates: locale, channel, test sends
 
-Revision ID: 0007_templates
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-06
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_templates"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -82,9 +82,11 @@ def _validated(location: str, parse: Callable[[Any], Any], raw: Any) -> Any:
     return parsed
 
 
-def _reply(entry: Route, result: BaseModel | tuple[BaseModel, int] | None) -> Response:
+def _reply(entry: Route, result: BaseModel | tuple[BaseModel, int] | Response | None) -> Response:
     if result is None:
         return Response(status=204)
+    if isinstance(result, Response):
+        return result
     model, status = result if isinstance(result, tuple) else (result, entry.status)
     return Response(model.model_dump_json(), status=status, mimetype="application/json")
 

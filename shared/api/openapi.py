@@ -113,6 +113,8 @@ def _responses(entry: Route, refs: dict[tuple[type[Any], str], Any]) -> dict[str
         response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
         if entry.response is not None and status != 204:
             response["content"] = {"application/json": {"schema": refs[(entry.response, "serialization")]}}
+        elif entry.raw_response is not None and status != 204:
+            response["content"] = entry.raw_response
         responses[str(status)] = response
     error_schema = {"application/json": {"schema": refs[(ErrorResponse, "serialization")]}}
     for status in sorted(entry.errors):

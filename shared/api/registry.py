@@ -3,7 +3,8 @@ and the OpenAPI document (`shared.api.openapi`) read it, so the two cannot drift
 
 A handler takes the request `Context`, its path parameters by name (typed by its annotations, which are
 validated and documented), and `body=` / `query=` when the route declares those models. It returns its
-response model, `(model, status)` when one route answers with two success codes, or None for 204.
+response model, `(model, status)` when one route answers with two success codes, None for 204, or a
+Response it built itself (a route declaring `raw_response`, e.g. a streamed CSV).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class Route:
     errors: frozenset[int] = COMMON_ERRORS
     # A body the route reads itself (the import stream): OpenAPI `content` by media type.
     raw_body: dict[str, Any] | None = None
+    # A response the route builds itself (a streamed CSV): OpenAPI `content` by media type.
+    raw_response: dict[str, Any] | None = None
     path_params: dict[str, TypeAdapter[Any]] = field(default_factory=dict)
 
     @property
@@ -92,6 +95,7 @@ def route(
     other_statuses: tuple[int, ...] = (),
     extra_errors: tuple[int, ...] = (),
     raw_body: dict[str, Any] | None = None,
+    raw_response: dict[str, Any] | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         hints = typing.get_type_hints(handler, include_extras=True)
@@ -113,6 +117,7 @@ def route(
                 other_statuses=other_statuses,
                 errors=frozenset(errors),
                 raw_body=raw_body,
+                raw_response=raw_response,
                 path_params={name: TypeAdapter(hints[name]) for name in names},
             )
         )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -39,6 +40,14 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# A user's own STOP in the audit trail (a keyword, or Twilio's opt-out handling; not an operator or an
+# import): the campaign analytics attribute these to the campaign that preceded them.
+USER_STOP_WHERE = (
+    "kind = 'consent.changed' AND (detail ->> 'to') = 'STOP' "
+    "AND source IN ('inbound_keyword', 'twilio_opt_out_type')"
+)
 
 
 def _in(column: str, values: type[Any]) -> str:
@@ -208,6 +217,13 @@ class Message(TimestampMixin, Base):
             postgresql_where=text("status IN ('ACCEPTED', 'SENT')"),
         ),
         Index("ix_messages_queued_scheduled_at", "scheduled_at", postgresql_where=text("status = 'QUEUED'")),
+        # A campaign's error codes (campaign analytics): only the rows that have one.
+        Index(
+            "ix_messages_campaign_id_error_code",
+            "campaign_id",
+            "error_code",
+            postgresql_where=text("error_code IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -237,6 +253,10 @@ class Message(TimestampMixin, Base):
     claimed_at: Mapped[datetime | None]
     # The send slot the rate limiter reserved for it: a retry of the same task uses it.
     slot_at: Mapped[datetime | None]
+    # Times it went back to the queue for a rate slot too far off to wait for in the process, and the
+    # seconds those slots were ahead: written by the rescheduling UPDATE itself (campaign analytics).
+    rate_limit_deferrals: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    rate_limit_wait_seconds: Mapped[float] = mapped_column(Float, server_default=text("0"))
 
 
 class DeliveryReceipt(Base):
@@ -264,6 +284,8 @@ class InboundEvent(Base):
         UniqueConstraint("message_sid"),
         CheckConstraint(f"from_phone IS NULL OR {_e164('from_phone')}", name="from_phone"),
         Index(None, "received_at"),
+        # Replies attributed to a campaign: one recipient's inbound messages after a send.
+        Index(None, "from_phone", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -298,6 +320,10 @@ class AuditEvent(Base):
             "ix_audit_events_repairs_occurred_at",
             "occurred_at",
             postgresql_where=text("kind LIKE 'repair.%' OR kind LIKE 'reconcile.%'"),
+        ),
+        # Users' STOPs by time, for the campaign analytics' opt-outs: a few rows among the trail.
+        Index(
+            "ix_audit_events_user_stops", "user_phone", "occurred_at", postgresql_where=text(USER_STOP_WHERE)
         ),
     )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -167,7 +167,7 @@ def _take_slot(
     else:
         slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now + config.slot_lead)
     if slot - now > config.max_wait:
-        return _wait_for_slot(session, context, slot, config, MessageStatus.QUEUED)
+        return _wait_for_slot(session, context, slot, now, config, MessageStatus.QUEUED)
     message_sql.hold_slot(session, context.id, context.generation, slot)
     return Admission(Result(Outcome.DONE), context=context, outbound=outbound, slot=slot)
 
@@ -181,7 +181,7 @@ def retake_slot(session: Session, admission: Admission, clock: Clock, config: Se
     now = clock.now()
     slot = rate_limiter.reserve_slot(session, _rate_keys(context, config), now + config.slot_lead)
     if slot - now > config.max_wait:
-        return _wait_for_slot(session, context, slot, config, MessageStatus.SENDING)
+        return _wait_for_slot(session, context, slot, now, config, MessageStatus.SENDING)
     return replace(admission, slot=slot)
 
 
@@ -195,15 +195,29 @@ def give_back(session: Session, admission: Admission, now: datetime, config: Sen
         now + config.max_wait,
         "missed its rate slot",
         expected=MessageStatus.SENDING,
+        rate_wait=config.max_wait,
     )
 
 
 def _wait_for_slot(
-    session: Session, context: SendContext, slot: datetime, config: SendConfig, expected: MessageStatus
+    session: Session,
+    context: SendContext,
+    slot: datetime,
+    now: datetime,
+    config: SendConfig,
+    expected: MessageStatus,
 ) -> Admission:
     # Come back a little early and wait for the slot, rather than risk arriving after it.
     at = slot - config.max_wait / 2
-    return reschedule(session, context, at, "waiting for a rate slot", slot_at=slot, expected=expected)
+    return reschedule(
+        session,
+        context,
+        at,
+        "waiting for a rate slot",
+        slot_at=slot,
+        expected=expected,
+        rate_wait=slot - now,
+    )
 
 
 def _rate_keys(context: SendContext, config: SendConfig) -> list[rate_limiter.RateKey]:
@@ -223,8 +237,12 @@ def reschedule(
     expected: MessageStatus = MessageStatus.QUEUED,
     retried: bool = False,
     error_code: int | None = None,
+    rate_wait: timedelta | None = None,
 ) -> Admission:
-    """A new generation with a task at `at`; the old generation's task (if any) becomes a no-op."""
+    """A new generation with a task at `at`; the old generation's task (if any) becomes a no-op.
+
+    `rate_wait`: the deferral is for a rate slot this far off; the message's counters for the campaign
+    analytics are bumped by this same UPDATE (docs/architecture.md, "Campaign analytics")."""
     generation = context.generation + 1
     values: dict[str, object] = {
         "status": MessageStatus.QUEUED.value,
@@ -237,6 +255,8 @@ def reschedule(
         values["retry_count"] = context.retry_count + 1
     if error_code is not None:
         values["error_code"] = error_code
+    if rate_wait is not None:
+        values |= message_sql.rate_limit_deferral(rate_wait)
     message_sql.set_fields(session, context.id, expected, **values)
     task = SendTask(context.id, generation, context.created_at, at)
     return Admission(Result(Outcome.DONE, reason), task=task)

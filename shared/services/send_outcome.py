@@ -85,11 +85,13 @@ def _refused(
             )
         return _fail(session, context, now, f"gave up after retries: {reason}", attempt.error_code, detail)
     if error_class is ErrorClass.DEFER:
-        audit_message(session, context, "message.throttled", now, detail)
+        until = now + config.throughput_defer
+        # `until` lets the campaign analytics say how long throttled sends waited.
+        audit_message(session, context, "message.throttled", now, detail | {"until": until.isoformat()})
         return reschedule(
             session,
             context,
-            now + config.throughput_defer,
+            until,
             f"deferred: {reason}",
             expected=MessageStatus.SENDING,
         )

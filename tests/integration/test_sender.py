@@ -245,6 +245,11 @@ def test_a_throughput_error_comes_back_later_without_using_a_retry(harness: Harn
         0,
         harness.clock.now() + CONFIG.throughput_defer,
     )
+    with harness.engine.connect() as conn:
+        detail = conn.execute(
+            select(AuditEvent.detail).where(AuditEvent.kind == "message.throttled")
+        ).scalar_one()
+    assert detail["until"] == task.at.isoformat()  # how long it waited, for the campaign analytics
 
 
 def test_a_permanent_error_fails_the_message_at_once(harness: Harness) -> None:
@@ -358,6 +363,15 @@ def test_a_send_waits_for_its_rate_slot_and_a_far_slot_is_rescheduled(harness: H
     row = harness.message(third)
     assert row.slot_at == T0 + lead + 2 * step
     assert task.at == row.slot_at - CONFIG.max_wait / 2
+    # The deferral is counted for the campaign analytics, with how far off its slot was.
+    assert (row.rate_limit_deferrals, row.rate_limit_wait_seconds) == (
+        1,
+        pytest.approx((lead + 2 * step).total_seconds()),
+    )
+    assert (harness.message(first).rate_limit_deferrals, harness.message(second).rate_limit_deferrals) == (
+        0,
+        0,
+    )
 
 
 def test_the_last_finished_message_completes_the_campaign(harness: Harness) -> None:

@@ -3,12 +3,14 @@ rule is the campaigns service's, the one the API calls: the form builds its inpu
 
 from __future__ import annotations
 
+import logging
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from pydantic import ValidationError
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from shared.bootstrap import Runtime, runtime
 from shared.dashboard import charts
@@ -18,17 +20,17 @@ from shared.db.queries import dashboard as queries
 from shared.domain.enums import CampaignStatus, MessageStatus
 from shared.domain.errors import Conflict, DomainError
 from shared.domain.quiet_hours import load_timezone
-from shared.domain.twilio_errors import describe
 from shared.services import campaigns, messages, reports
 from shared.services.campaigns import CampaignIn
 from shared.services.reports import CampaignSummary
 
 bp = Blueprint("campaigns", __name__)
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 MESSAGES_PAGE_SIZE = 50
-# The sends-over-time chart keeps about this many bars, however long the campaign ran.
-CHART_BARS = 60
+# The sends-per-minute chart keeps at most this many bars: a longer campaign gets a bar per few minutes.
+CHART_BARS = 120
 # A finished campaign's page keeps refreshing this long while Twilio's delivery callbacks still arrive.
 CALLBACK_SETTLING = timedelta(minutes=10)
 _LIVE = (CampaignStatus.READY, CampaignStatus.RUNNING)
@@ -67,7 +69,7 @@ def campaign_new() -> str:
 
 
 @bp.post("/campaigns/new")
-def campaign_create() -> Response | tuple[str, int]:
+def campaign_create() -> WerkzeugResponse | tuple[str, int]:
     values = request.form.to_dict()
     try:
         created = campaigns.create_campaign(
@@ -116,20 +118,20 @@ def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
         campaign_id=campaign_id,
         status=status,
     )
-    with rt.uow() as uow:
-        audience = queries.audiences(uow.session, [campaign_id]).get(campaign_id, 0)
-        progress = queries.progress_from_counts(audience, summary.counts, summary.handed_to_twilio)
-        chart = _sends_chart(uow.session, summary)
+    audience = summary.analytics.audience
+    progress = queries.progress_from_counts(audience, summary.counts, summary.handed_to_twilio)
+    chart, chart_minutes = _sends_chart(summary)
     return render_template(
         "campaign_detail.html",
         campaign=campaign,
         summary=summary,
         progress=progress,
         chart=chart,
+        chart_minutes=chart_minutes,
         messages=page,
         message_status=status.value if status else None,
         statuses=list(MessageStatus),
-        errors=[(e.error_code, e.count, describe(e.error_code)) for e in summary.top_error_codes],
+        errors=summary.analytics.error_codes,
         notice=notice(),
         action_error=action_error,
         refresh=_still_changing(campaign, summary, rt.clock.now()),
@@ -147,20 +149,42 @@ def _still_changing(campaign: Campaign, summary: CampaignSummary, now: datetime)
     )
 
 
-def _sends_chart(session: Any, summary: CampaignSummary) -> charts.BarChart | None:
-    if summary.first_sent_at is None or summary.last_sent_at is None:
-        return None
-    span = summary.last_sent_at - summary.first_sent_at
-    bucket = max(timedelta(seconds=1), timedelta(seconds=int(span.total_seconds() / CHART_BARS) + 1))
-    since = summary.first_sent_at.replace(microsecond=0)
-    counts = queries.sends_per_bucket(session, since, bucket, campaign_id=summary.campaign_id)
-    return charts.bar_chart(
-        counts, charts.bucket_starts(since, summary.last_sent_at + bucket, bucket), "sent"
+def _sends_chart(summary: CampaignSummary) -> tuple[charts.BarChart | None, int]:
+    """Sends per minute from the summary's own counts (no query of its own): a bar per minute, or per few
+    minutes when the campaign sent for longer than CHART_BARS minutes; empty minutes are bars of 0."""
+    minutes = summary.analytics.sends_per_minute
+    if not minutes:
+        return None, 1
+    first, last = minutes[0].minute, minutes[-1].minute
+    span = int((last - first) / timedelta(minutes=1)) + 1
+    per_bar = max(1, math.ceil(span / CHART_BARS))
+    bucket = timedelta(minutes=per_bar)
+    counts: dict[datetime, int] = {}
+    for entry in minutes:
+        start = first + ((entry.minute - first) // bucket) * bucket
+        counts[start] = counts.get(start, 0) + entry.sent
+    starts = charts.bucket_starts(first, last + timedelta(minutes=1), bucket)
+    return charts.bar_chart(counts, starts, "sent"), per_bar
+
+
+@bp.get("/campaigns/<int:campaign_id>/messages.csv")
+def campaign_export(campaign_id: int) -> Response:
+    """The per-recipient CSV (the reports service's, as the API's): streamed, full phone numbers, which are
+    never logged."""
+    rows = reports.export_messages(runtime().uow(), campaign_id)
+    log.info("campaign messages exported", extra={"campaign_id": campaign_id})
+    return Response(
+        rows,
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="campaign-{campaign_id}-messages.csv"',
+            "Cache-Control": "no-store",
+        },
     )
 
 
 @bp.post("/campaigns/<int:campaign_id>/<action>")
-def campaign_action(campaign_id: int, action: str) -> Response | tuple[str, int]:
+def campaign_action(campaign_id: int, action: str) -> WerkzeugResponse | tuple[str, int]:
     if action not in ACTIONS:
         return campaign_detail(campaign_id, action_error=f"Unknown action {action!r}."), 404
     try:

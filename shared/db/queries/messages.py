@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, text, update
@@ -250,6 +250,14 @@ def set_fields(session: Session, message_id: int, expected: MessageStatus, **val
         .returning(Message.id)
     )
     return session.execute(statement).first() is not None
+
+
+def rate_limit_deferral(wait: timedelta) -> dict[str, Any]:
+    """SET items for `set_fields`: one more deferral for a rate slot, `wait` ahead."""
+    return {
+        "rate_limit_deferrals": _MESSAGES.c.rate_limit_deferrals + 1,
+        "rate_limit_wait_seconds": _MESSAGES.c.rate_limit_wait_seconds + max(wait.total_seconds(), 0.0),
+    }
 
 
 # A status callback may commit first (Twilio can call back before our commit): a row it already moved on

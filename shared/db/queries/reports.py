@@ -102,28 +102,6 @@ def ambiguous_count(session: Session) -> tuple[int, datetime | None]:
     return int(count), oldest
 
 
-def top_error_codes(session: Session, campaign_id: int) -> list[tuple[int, int]]:
-    statement = (
-        select(Message.error_code, func.count().label("n"))
-        .where(Message.campaign_id == campaign_id, Message.error_code.is_not(None))
-        .group_by(Message.error_code)
-        .order_by(func.count().desc(), Message.error_code)
-        .limit(TOP_ERROR_CODES)
-    )
-    return [(code, int(count)) for code, count in session.execute(statement).all() if code is not None]
-
-
-def send_window(session: Session, campaign_id: int) -> Row[int, int, datetime | None, datetime | None]:
-    """How many reached Twilio, and the first and last send: the send rate is their ratio."""
-    statement = select(
-        func.count(Message.provider_sid).label("handed_to_twilio"),
-        func.count(Message.sent_at).label("sent"),
-        func.min(Message.sent_at).label("first_sent_at"),
-        func.max(Message.sent_at).label("last_sent_at"),
-    ).where(Message.campaign_id == campaign_id)
-    return session.execute(statement).one()
-
-
 def dashboard(session: Session, now: datetime) -> dict[str, Any]:
     """Today is the UTC day. The sent/delivered/failed counts scan messages by timestamp; they have no
     index of their own, which is fine for a dashboard refreshed by a person, not for a poller."""
