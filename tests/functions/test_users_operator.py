@@ -343,7 +343,12 @@ def test_signed_whatsapp_inbound_stores_wa_id_profile_name_normalised_body_and_t
         (older, timedelta(hours=5)),
         (too_old, timedelta(hours=73)),
     ):
-        _execute(engine, "UPDATE messages SET sent_at = now() - CAST(:a AS interval) WHERE id = :i", a=ago, i=message_id)
+        _execute(
+            engine,
+            "UPDATE messages SET sent_at = now() - CAST(:a AS interval) WHERE id = :i",
+            a=ago,
+            i=message_id,
+        )
 
     mine = _form("  When does the SALE end?  ", WaId=PHONE[1:], ProfileName="Ana María")
     theirs = _form("hello", sender=f"whatsapp:{OTHER}", WaId=OTHER[1:], ProfileName="Bo")
