@@ -208,6 +208,9 @@ def test_dashboard_sets_changes_and_removes_attributes_as_the_api_would(
     for data, field in (
         ({"key": "timezone", "value": "Mars/Base"}, "timezone"),
         ({"key": "age", "value": "old", "type": "number"}, "value"),
+        ({"key": "age", "value": "NaN", "type": "number"}, "value"),
+        ({"key": "age", "value": "-inf", "type": "number"}, "value"),
+        ({"key": "vip", "value": "yes", "type": "boolean"}, "value"),
         ({"key": " ", "value": "x"}, "key"),
     ):
         refused = operator.post_form(f"{page}/attributes", data, form_page=page)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import math
 from typing import Any, Literal
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
@@ -48,6 +49,8 @@ class AttributeEdit(RequestModel):
     def typed_value(self) -> Any:
         if self.type == "number":
             number = float(self.value)  # ValueError: reported on the value field
+            if not math.isfinite(number):
+                raise ValueError("expected a finite number")
             return int(number) if number.is_integer() and "." not in self.value else number
         if self.type == "boolean":
             if self.value.strip().lower() not in ("true", "false"):
