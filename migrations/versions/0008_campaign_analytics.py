@@ -10,7 +10,8 @@ analytics"):
 - how often and how long a message waited for a rate slot beyond one send's wait: two counters on the
   message, bumped by the UPDATE that reschedules it (no statement of their own on the send path);
 - replies attributed to a campaign by sender and time: an index on events_inbound (from_phone,
-  received_at), so one recipient's inbound messages after a send are one index range (the export);
+  received_at, id), so one recipient's inbound messages after a send are one index range (the export);
+  the id makes it the keyset of a user's conversation as well (0009);
 - opt-outs attributed to a campaign: users' own STOPs, a partial index on the few such rows of the
   audit trail;
 - a campaign's error codes: a partial index on the messages that have one.
@@ -47,7 +48,7 @@ def upgrade() -> None:
         "messages",
         sa.Column("rate_limit_wait_seconds", sa.Float(), server_default=sa.text("0"), nullable=False),
     )
-    op.create_index(INBOUND_INDEX, "events_inbound", ["from_phone", "received_at"])
+    op.create_index(INBOUND_INDEX, "events_inbound", ["from_phone", "received_at", "id"])
     op.create_index(
         STOPS_INDEX, "audit_events", ["user_phone", "occurred_at"], postgresql_where=sa.text(STOPS_WHERE)
     )

@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 from shared.adapters.twilio_signature import TwilioRequest
 from shared.boundary import BIGINT_MAX, INTEGER_MAX, NotJson, check_fields, parse_json, whole_number
+from shared.domain.inbound_text import Channel, channel_of
 from shared.domain.phones import try_normalize_phone
 
 MESSAGE_ID_PARAM = "message_id"
@@ -39,6 +40,12 @@ class InboundMessage:
     opt_out_type: str | None  # Twilio's Advanced Opt-Out verdict (STOP, START, HELP), when it sends one
     problem: str | None  # the first field we cannot act on, as answered (400); None: a message to act on
     raw: Mapping[str, Any]  # every field as sent, for events_inbound.raw_payload
+    # WhatsApp's own fields of the inbound webhook, "WaId" (the sender's WhatsApp id) and "ProfileName" (the
+    # name on their WhatsApp profile): https://www.twilio.com/docs/messaging/guides/webhook-request
+    # (its WhatsApp parameters). Absent on SMS; kept as sent, stripped.
+    wa_id: str | None = None
+    profile_name: str | None = None
+    channel: Channel | None = None  # from From's prefix: whatsapp:+E164 or a bare number (SMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +66,17 @@ def inbound_message(received: TwilioRequest, default_region: str) -> InboundMess
     sender, sender_problem = _sender(fields, default_region)
     problem = _first(None if message_sid else f"MessageSid: {_ONE_VALUE}", sender_problem)
     body, opt_out_type = _one(fields, "Body"), _one(fields, "OptOutType")
-    return InboundMessage(message_sid, sender, body, opt_out_type, problem, fields)
+    return InboundMessage(
+        message_sid,
+        sender,
+        body,
+        opt_out_type,
+        problem,
+        fields,
+        wa_id=_one(fields, "WaId"),
+        profile_name=_one(fields, "ProfileName"),
+        channel=channel_of(_one(fields, "From")),
+    )
 
 
 def status_callback(received: TwilioRequest) -> StatusCallback:

@@ -15,11 +15,19 @@ from shared.api.errors import error_response
 from shared.config import Settings
 
 
-def is_authorized(request: Request, settings: Settings) -> bool:
+def presented_token(request: Request) -> str | None:
+    """The bearer token the request carries, if any (not yet checked)."""
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented:
+    if scheme.lower() != "bearer" or not presented.strip():
+        return None
+    return presented.strip()
+
+
+def is_authorized(request: Request, settings: Settings) -> bool:
+    presented = presented_token(request)
+    if presented is None:
         return False
-    candidate = presented.strip().encode()
+    candidate = presented.encode()
     # Compare against every token, without stopping early, so timing does not say which one nearly matched.
     matches = [hmac.compare_digest(candidate, token.encode()) for token in settings.api_token_list]
     return any(matches)

@@ -35,6 +35,9 @@ class DashboardSession:
     token_fingerprint: str | None = None
     # Names the signed-in session, so signing out can revoke it; None for a visitor.
     session_id: str | None = None
+    # Who signed in, for the audit trail (shared.domain.consent_rules.operator_id of their token); None for
+    # a visitor, or a session opened before the cookie carried it.
+    operator: str | None = None
 
 
 def _signing_key(settings: Settings) -> bytes | None:
@@ -79,12 +82,15 @@ def read_session(request: Request, settings: Settings) -> DashboardSession | Non
     valid = {_fingerprint(key, token) for token in settings.api_token_list}
     if fingerprint not in valid or not isinstance(session_id, str):
         return DashboardSession(payload["csrf"])
-    return DashboardSession(payload["csrf"], fingerprint, session_id)
+    operator = payload.get("op")
+    return DashboardSession(
+        payload["csrf"], fingerprint, session_id, operator if isinstance(operator, str) else None
+    )
 
 
-def new_session(token_fingerprint: str | None = None) -> DashboardSession:
+def new_session(token_fingerprint: str | None = None, operator: str | None = None) -> DashboardSession:
     session_id = None if token_fingerprint is None else secrets.token_urlsafe(16)
-    return DashboardSession(secrets.token_urlsafe(32), token_fingerprint, session_id)
+    return DashboardSession(secrets.token_urlsafe(32), token_fingerprint, session_id, operator)
 
 
 def anonymous(session: DashboardSession) -> DashboardSession:
@@ -99,7 +105,12 @@ def write_session(
     if key is None:
         return
     value = _serializer(key).dumps(
-        {"csrf": session.csrf_token, "tok": session.token_fingerprint, "sid": session.session_id}
+        {
+            "csrf": session.csrf_token,
+            "tok": session.token_fingerprint,
+            "sid": session.session_id,
+            "op": session.operator,
+        }
     )
     response.set_cookie(
         COOKIE_NAME,

@@ -224,6 +224,11 @@ class Message(TimestampMixin, Base):
             "error_code",
             postgresql_where=text("error_code IS NOT NULL"),
         ),
+        # A user's conversation, newest first, and the inbound webhook's "which message does this answer"
+        # (shared.db.queries.conversation): coalesce(sent_at, created_at) is a sent message's sent_at.
+        Index(
+            "ix_messages_recipient_phone_at", "recipient_phone", text("coalesce(sent_at, created_at)"), "id"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -283,9 +288,11 @@ class InboundEvent(Base):
     __table_args__ = (
         UniqueConstraint("message_sid"),
         CheckConstraint(f"from_phone IS NULL OR {_e164('from_phone')}", name="from_phone"),
+        CheckConstraint("channel IS NULL OR channel IN ('whatsapp', 'sms')", name="channel"),
         Index(None, "received_at"),
-        # Replies attributed to a campaign: one recipient's inbound messages after a send.
-        Index(None, "from_phone", "received_at"),
+        # Replies attributed to a campaign (one recipient's inbound messages after a send), and a user's
+        # conversation, newest first (keyset on received_at, id).
+        Index("ix_events_inbound_from_phone_received_at", "from_phone", "received_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -298,6 +305,16 @@ class InboundEvent(Base):
     # What we made of it: e.g. consent:STOP, help, none, rejected:<reason>.
     outcome: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Twilio's WhatsApp fields: the sender's WhatsApp id and profile name (None on SMS).
+    wa_id: Mapped[str | None] = mapped_column(Text)
+    profile_name: Mapped[str | None] = mapped_column(Text)
+    # The body trimmed, NFKC-normalised and case-folded (shared.domain.inbound_text), for matching.
+    body_normalized: Mapped[str | None] = mapped_column(Text)
+    # whatsapp or sms, from the From prefix.
+    channel: Mapped[str | None] = mapped_column(Text)
+    # The campaign message this answers: the last one sent to the sender within 72 h before it. A plain
+    # id, not a foreign key, like the audit trail's: the record outlives a deleted campaign.
+    in_reply_to_message_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AuditEvent(Base):

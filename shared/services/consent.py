@@ -3,6 +3,7 @@ the user opted out, the operator API), in one place, each one audited with its s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ def change_consent(
     at: datetime,
     detail: dict[str, Any] | None = None,
     wait_for_sends: bool = True,
+    check: Callable[[ConsentState], None] | None = None,
 ) -> bool:
     """Set a user's consent (creating the user if unknown); returns whether it changed.
 
@@ -35,7 +37,9 @@ def change_consent(
     has nothing to wait for, and two such sends waiting on each other would deadlock.
 
     The row is locked so two concurrent changes (a STOP racing a START) serialize and each is audited
-    against the state it really replaced.
+    against the state it really replaced. `check` sees that locked state before anything changes and may
+    refuse (raise), which rolls the caller's transaction back (an operator's change, see
+    shared.domain.consent_rules).
     """
     if wait_for_sends:
         send_guard.wait_out_sends_to_user(session, phone_e164)
@@ -43,6 +47,8 @@ def change_consent(
     current = session.execute(
         select(User.consent_state).where(User.phone_e164 == phone_e164).with_for_update()
     ).scalar_one()
+    if check is not None:
+        check(ConsentState(current))
     if current == new_state.value:
         return False
     user = session.get(User, phone_e164)

@@ -1,6 +1,8 @@
 """An inbound WhatsApp message: keep it raw, learn what it says about its sender, answer in TwiML.
 
-The raw event, the sender's 24-hour window and any consent change commit together or not at all. The
+The raw event (with Twilio's WhatsApp fields, the normalised body, the channel and the campaign message it
+answers: docs/architecture.md, "Conversations"), the sender's 24-hour window and any consent change
+commit together or not at all. The
 reply decision is stored with the event (`outcome`), so when Twilio redelivers a webhook whose answer
 it never got, the redelivery changes nothing and answers exactly what the first delivery answered.
 """
@@ -18,6 +20,7 @@ from shared.config import Settings
 from shared.db.queries.inbound import insert_inbound_event, record_sender_activity, recorded_outcome
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.consent_keywords import KeywordAction, classify_keyword, from_opt_out_type
+from shared.domain.inbound_text import normalize_body
 from shared.outcome import Outcome, Result
 from shared.services.consent import change_consent
 
@@ -80,6 +83,11 @@ def receive_inbound_message(
             raw_payload=dict(message.raw),
             idempotency_token=idempotency_token,
             outcome=decided,
+            received_at=at,
+            wa_id=message.wa_id,
+            profile_name=message.profile_name,
+            body_normalized=normalize_body(message.body),
+            channel=message.channel.value if message.channel else None,
         )
         if new_id is None:
             assert message_sid is not None

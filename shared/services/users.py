@@ -1,23 +1,27 @@
-"""Operator reads and changes of users: one user, a search, attributes, consent (audited, through the one
-consent service) and topic subscriptions. A change to a user who does not exist raises `NotFound`; each
-change returns the user as it now is."""
+"""Operator reads and changes of users: one user, a search, adding one, attributes, consent (audited with
+the operator, reason and masked phone, through the one consent service, under the operator rules of
+shared.domain.consent_rules) and topic subscriptions. A change to a user who does not exist raises
+`NotFound`; each change returns the user as it now is."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from sqlalchemy import Row
 
 from shared.db.pagination import Page, decode_cursor, page_of
 from shared.db.queries import users as queries
 from shared.db.unit_of_work import UnitOfWork
+from shared.domain.consent_rules import check_operator_change
 from shared.domain.enums import ConsentState
-from shared.domain.errors import InvalidTimezone, NotFound
+from shared.domain.errors import Conflict, InvalidTimezone, NotFound
 from shared.domain.phones import try_normalize_phone
 from shared.domain.quiet_hours import load_timezone
+from shared.log import mask_phone
 from shared.services.consent import change_consent
 from shared.services.inputs import RequestModel
 
@@ -28,9 +32,31 @@ TIMEZONE_ATTRIBUTE = "timezone"
 UserRow = Row[Any]
 
 
+# Text an operator writes into the audit trail: blank is no text.
+AuditText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
 class ConsentChange(RequestModel):
     consent_state: ConsentState
-    reason: str | None = Field(default=None, max_length=500, description="Kept in the audit trail.")
+    reason: AuditText = Field(description="Why the operator changes it; required, kept in the audit trail.")
+    evidence: AuditText | None = Field(
+        default=None,
+        description="Evidence of the user's new consent (a signed form's reference, ...); required to move "
+        "a user out of STOP, kept in the audit trail.",
+    )
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Who asks: `source` is the door (api, dashboard), `id` the token's id from
+    shared.domain.consent_rules.operator_id (None when the door could not say)."""
+
+    source: str
+    id: str | None
+
+
+class UserExists(Conflict):
+    code = "user_exists"
 
 
 def check_attributes(attributes: Mapping[str, Any]) -> None:
@@ -88,6 +114,26 @@ def save_user(
         return _user(uow, phone_e164), created
 
 
+def add_user(
+    uow: UnitOfWork,
+    phone_e164: str,
+    attributes: Mapping[str, Any],
+    consent: ConsentChange | None,
+    at: datetime,
+    operator: Operator,
+) -> UserRow:
+    """A new user (the dashboard's form): refused with `UserExists` when the phone is taken. Consent is
+    OPT_OUT unless `consent` says otherwise, which is then an audited change like any other."""
+    check_attributes(attributes)
+    with uow:
+        if not queries.insert_user(uow.session, phone_e164, attributes, at):
+            raise UserExists(f"user {phone_e164} already exists", field="phone", value=phone_e164)
+        if consent is not None:
+            _change_consent(uow, phone_e164, consent, at, operator, created=True)
+        uow.commit()
+        return _user(uow, phone_e164)
+
+
 def patch_user(uow: UnitOfWork, phone_e164: str, patch: Mapping[str, Any], at: datetime) -> UserRow:
     """JSON merge patch (RFC 7396) of the attributes: null removes a key."""
     check_attributes(patch)
@@ -100,13 +146,46 @@ def patch_user(uow: UnitOfWork, phone_e164: str, patch: Mapping[str, Any], at: d
         return _user(uow, phone_e164)
 
 
-def set_consent(uow: UnitOfWork, phone_e164: str, change: ConsentChange, at: datetime) -> UserRow:
+def set_consent(
+    uow: UnitOfWork, phone_e164: str, change: ConsentChange, at: datetime, operator: Operator
+) -> UserRow:
+    """Raises `ConsentRefused` (409) for a change the operator rules refuse; nothing is written then."""
     with uow:
         _must_exist(uow, phone_e164)
-        detail = {"reason": change.reason} if change.reason else None
-        change_consent(uow.session, phone_e164, change.consent_state, source="api", at=at, detail=detail)
+        _change_consent(uow, phone_e164, change, at, operator)
         uow.commit()
         return _user(uow, phone_e164)
+
+
+def _change_consent(
+    uow: UnitOfWork,
+    phone_e164: str,
+    change: ConsentChange,
+    at: datetime,
+    operator: Operator,
+    *,
+    created: bool = False,
+) -> None:
+    detail: dict[str, Any] = {
+        "reason": change.reason,
+        "operator": operator.id,
+        # The row's user_phone is the key the trail is read by; the detail, which is what gets copied
+        # into reports and tickets, carries the phone masked as the logs do.
+        "phone": mask_phone(phone_e164),
+    }
+    if change.evidence:
+        detail["evidence"] = change.evidence
+    if created:
+        detail["created"] = True
+    change_consent(
+        uow.session,
+        phone_e164,
+        change.consent_state,
+        source=operator.source,
+        at=at,
+        detail=detail,
+        check=lambda current: check_operator_change(current, change.consent_state, evidence=change.evidence),
+    )
 
 
 def subscribe(uow: UnitOfWork, phone_e164: str, topic: str) -> UserRow:

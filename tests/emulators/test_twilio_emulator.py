@@ -435,11 +435,24 @@ def test_inbound_posts_a_signed_webhook_and_returns_the_apps_answer(emulator: Tw
     assert answer["body"] == "<Response><Message>Thanks</Message></Response>"
     params = request.params
     assert (params["From"], params["To"], params["Body"]) == (f"whatsapp:{ALICE}", SENDER, "STOP")
-    assert (params["WaId"], params["AccountSid"]) == (ALICE[1:], emulator.account_sid)
+    # Twilio's WhatsApp fields: the sender's WhatsApp id (the number without +) and their profile name.
+    assert (params["WaId"], params["ProfileName"], params["AccountSid"]) == (
+        ALICE[1:],
+        "Emulated User",
+        emulator.account_sid,
+    )
     assert params["MessageSid"].startswith("SM")
     assert RequestValidator(emulator.auth_token).validate(
         inbound_url, params, request.headers["X-Twilio-Signature"]
     )
+
+
+def test_inbound_sends_the_profile_name_it_is_given(emulator: TwilioEmulator) -> None:
+    with WebhookReceiver(body="<Response/>") as app:
+        emulator.config.update({"inbound_url": app.url("/inbound")})
+        emulator_post(emulator, "inbound", {"from": ALICE, "body": "hi", "profile_name": "Ana María"})
+        [request] = app.requests()
+    assert (request.params["ProfileName"], request.params["WaId"]) == ("Ana María", ALICE[1:])
 
 
 def test_inbound_redelivery_repeats_the_same_message_sid(emulator: TwilioEmulator) -> None:

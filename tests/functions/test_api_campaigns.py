@@ -55,7 +55,7 @@ def opted_in_users(api: ApiClient, count: int) -> None:
     for n in range(count):
         phone = f"+1415555{2671 + n}"
         api.post("/v1/users", json={"phone": phone, "attributes": {"city": "Lima"}})
-        api.put(f"/v1/users/{phone}/consent", json={"consent_state": "OPT_IN"})
+        api.put(f"/v1/users/{phone}/consent", json={"consent_state": "OPT_IN", "reason": "test"})
 
 
 def test_new_campaign_is_a_draft_with_defaults(api: ApiClient, refs: dict[str, int]) -> None:

@@ -139,7 +139,7 @@ def _users(api: ApiClient) -> None:
     ]:
         api.post("/v1/users", json={"phone": phone, "attributes": {"city": city}})
         if opted_in:
-            api.put(f"/v1/users/{phone}/consent", json={"consent_state": "OPT_IN"})
+            api.put(f"/v1/users/{phone}/consent", json={"consent_state": "OPT_IN", "reason": "test"})
     api.put("/v1/users/+14155552672/subscriptions/news")
 
 

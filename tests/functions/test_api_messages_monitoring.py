@@ -124,7 +124,7 @@ def test_dashboard_counts_today_active_campaigns_and_recent_inbound(api: ApiClie
     _message(engine, campaign_id, "+14155552672", "SENT", sent_at=now)
     _message(engine, campaign_id, "+14155552673", "FAILED", failed_at=now)
     _message(engine, campaign_id, "+14155552674", "DELIVERED", sent_at=yesterday, delivered_at=yesterday)
-    api.put("/v1/users/+14155552671/consent", json={"consent_state": "OPT_IN"})
+    api.put("/v1/users/+14155552671/consent", json={"consent_state": "OPT_IN", "reason": "test"})
     _inbound(engine, "+14155552671", "hi", now - timedelta(minutes=10))
     _inbound(engine, "+14155552671", "old", now - timedelta(hours=3))
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from shared.config import Settings, override_settings
+from shared.domain.consent_rules import operator_id
 from tests.conftest import API_TOKEN, make_settings
 from tests.functions.api_client import ApiClient, api, error_of
 from tests.functions.apps import function_client
@@ -157,12 +158,23 @@ def test_consent_change_is_applied_and_audited_with_its_reason(api: ApiClient, e
             text("SELECT kind, source, detail FROM audit_events WHERE user_phone = '+14155552671'")
         ).all()
     assert [tuple(row) for row in audit] == [
-        ("consent.changed", "api", {"from": "OPT_OUT", "to": "OPT_IN", "reason": "signed form"})
+        (
+            "consent.changed",
+            "api",
+            {
+                "from": "OPT_OUT",
+                "to": "OPT_IN",
+                "reason": "signed form",
+                "operator": operator_id(API_TOKEN),
+                "phone": "+***2671",
+            },
+        )
     ]
 
 
 def test_consent_for_unknown_user_is_404_and_creates_nobody(api: ApiClient) -> None:
-    assert api.put("/v1/users/+14155552671/consent", json={"consent_state": "OPT_IN"}).status_code == 404
+    response = api.put("/v1/users/+14155552671/consent", json={"consent_state": "OPT_IN", "reason": "r"})
+    assert response.status_code == 404
     assert api.get("/v1/users/+14155552671").status_code == 404
 
 
@@ -188,7 +200,7 @@ def test_subscriptions_are_listed_on_the_user_and_removable(api: ApiClient) -> N
 def test_list_filters_by_consent_and_text(api: ApiClient) -> None:
     create(api, "+14155552671", name="Ana")
     create(api, "+14155552672", name="Bo")
-    api.put("/v1/users/+14155552672/consent", json={"consent_state": "OPT_IN"})
+    api.put("/v1/users/+14155552672/consent", json={"consent_state": "OPT_IN", "reason": "signed form"})
 
     opted_in = api.get("/v1/users?consent_state=OPT_IN").get_json()["items"]
     by_text = api.get("/v1/users?q=ana").get_json()["items"]

@@ -85,7 +85,9 @@ def test_post_without_csrf_token_is_refused_and_changes_nothing(
         conn.execute(
             text("INSERT INTO users (phone_e164, consent_state) VALUES (:p, 'OPT_IN')"), {"p": PHONE}
         )
-    response = operator.post(f"/ui/users/{PHONE}/consent", data={"consent_state": "OPT_OUT"})
+    response = operator.post(
+        f"/ui/users/{PHONE}/consent", data={"consent_state": "OPT_OUT", "reason": "asked"}
+    )
     assert response.status_code == 403
     with engine.connect() as conn:
         assert conn.execute(text("SELECT consent_state FROM users")).scalar_one() == "OPT_IN"
@@ -99,7 +101,7 @@ def test_cross_site_post_is_refused_even_with_a_token(operator: DashboardClient,
     token = operator.csrf_from(f"/ui/users/{PHONE}")
     response = operator.post(
         f"/ui/users/{PHONE}/consent",
-        data={"consent_state": "OPT_OUT", "csrf_token": token},
+        data={"consent_state": "OPT_OUT", "reason": "asked", "csrf_token": token},
         headers={"Origin": "https://evil.example"},
     )
     assert response.status_code == 403

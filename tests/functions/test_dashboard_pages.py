@@ -323,7 +323,7 @@ def test_consent_change_is_audited_and_listed_in_the_history(
     html = page_text(operator.get(page))
     assert re.search(r'id="consent-badge">OPT_OUT<', html)
     history = html.split('id="consent-history"')[1]
-    assert "OPT_IN" in history and "asked by phone" in history and ">api<" in history
+    assert "OPT_IN" in history and "asked by phone" in history and ">dashboard<" in history
 
 
 def test_search_by_phone_in_national_format_opens_the_user(operator: DashboardClient, engine: Engine) -> None:

@@ -14,8 +14,10 @@ from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState
 from shared.domain.errors import InvalidRegion, InvalidTimezone, NotFound
 from shared.services import import_upload, messages, reports, users
-from shared.services.users import ConsentChange
+from shared.services.users import ConsentChange, Operator
 from tests.seeding import T0, add_campaign, add_users
+
+OPERATOR = Operator("api", "token:0123456789ab")
 
 MISSING = "+14155559999"
 
@@ -29,7 +31,9 @@ def _audit_count(engine: Engine) -> int:
     "change",
     [
         lambda uow: users.patch_user(uow, MISSING, {"city": "Lima"}, T0),
-        lambda uow: users.set_consent(uow, MISSING, ConsentChange(consent_state=ConsentState.OPT_IN), T0),
+        lambda uow: users.set_consent(
+            uow, MISSING, ConsentChange(consent_state=ConsentState.OPT_IN, reason="asked"), T0, OPERATOR
+        ),
         lambda uow: users.subscribe(uow, MISSING, "news"),
         lambda uow: users.unsubscribe(uow, MISSING, "news"),
         lambda uow: users.get_user(uow, MISSING),
@@ -50,13 +54,17 @@ def test_a_consent_change_returns_the_user_as_it_now_is_and_is_audited(engine: E
     (phone,) = add_users(engine, 1)
 
     user = users.set_consent(
-        UnitOfWork(engine), phone, ConsentChange(consent_state=ConsentState.OPT_OUT, reason="asked"), T0
+        UnitOfWork(engine),
+        phone,
+        ConsentChange(consent_state=ConsentState.OPT_OUT, reason="asked"),
+        T0,
+        OPERATOR,
     )
 
     assert (user.phone_e164, user.consent_state) == (phone, "OPT_OUT")
     with engine.connect() as conn:
         audit = conn.execute(text("SELECT source, detail FROM audit_events")).one()
-    assert (audit.source, audit.detail["reason"]) == ("api", "asked")
+    assert (audit.source, audit.detail["reason"], audit.detail["operator"]) == ("api", "asked", OPERATOR.id)
 
 
 def test_saving_tells_a_new_user_from_a_merge_and_refuses_a_bad_timezone(engine: Engine) -> None:

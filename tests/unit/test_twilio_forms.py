@@ -18,6 +18,7 @@ from shared.adapters.twilio_forms import (
 )
 from shared.adapters.twilio_signature import TwilioRequest
 from shared.boundary import BIGINT_MAX, INTEGER_MAX, Refused
+from shared.domain.inbound_text import Channel
 
 SID = "SM" + "a" * 32
 PHONE = "+14155550100"
@@ -49,7 +50,21 @@ def _status(fields: dict[str, Any], message_id: str | None = "7") -> StatusCallb
 
 def test_a_well_formed_message_reads_every_field_and_keeps_the_form_as_sent() -> None:
     fields = {**INBOUND, "Body": "  Stop  ", "OptOutType": "STOP", "MediaUrl": ["https://a", "https://b"]}
-    assert _inbound(fields) == InboundMessage(SID, PHONE, "Stop", "STOP", None, fields)
+    assert _inbound(fields) == InboundMessage(
+        SID, PHONE, "Stop", "STOP", None, fields, channel=Channel.WHATSAPP
+    )
+
+
+def test_whatsapp_fields_wa_id_and_profile_name_are_read_and_the_channel_comes_from_the_prefix() -> None:
+    whatsapp = _inbound({**INBOUND, "WaId": "14155550100", "ProfileName": "  Ana María  "})
+    sms = _inbound({**INBOUND, "From": PHONE})
+
+    assert (whatsapp.wa_id, whatsapp.profile_name, whatsapp.channel) == (
+        "14155550100",
+        "Ana María",
+        Channel.WHATSAPP,
+    )
+    assert (sms.sender, sms.wa_id, sms.profile_name, sms.channel) == (PHONE, None, None, Channel.SMS)
 
 
 @pytest.mark.parametrize(

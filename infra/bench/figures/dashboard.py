@@ -29,6 +29,7 @@ PAGES_TO_BENCH = (
     "/ui/campaigns/{campaign_id}",
     "/ui/messages/{message_id}",
     "/ui/users",
+    "/ui/users/new",
     "/ui/users/{phone}",
     "/ui/templates",
     "/ui/segments",

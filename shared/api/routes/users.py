@@ -4,17 +4,20 @@ the users service."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from shared.api.auth import presented_token
 from shared.api.models import Page, PageQuery, Region, ResponseModel
 from shared.api.registry import Context, route
-from shared.domain.enums import ConsentState
+from shared.domain.consent_rules import operator_id
+from shared.domain.enums import ConsentState, MessageStatus
 from shared.domain.phones import normalize_phone
+from shared.services import conversation as conversations
 from shared.services import users as service
 from shared.services.inputs import RequestModel, Topic
-from shared.services.users import ConsentChange
+from shared.services.users import ConsentChange, Operator
 
 PhoneParam = Annotated[
     str, Field(min_length=1, max_length=64, description="Any format; normalized to E.164.")
@@ -47,6 +50,36 @@ class UserPatch(RequestModel):
     attributes: Attributes = Field(description="Merged into the user's; a null value removes that key.")
 
 
+class ConversationItem(ResponseModel):
+    kind: Literal["outbound", "inbound"]
+    id: int = Field(description="The message id (outbound) or the inbound event id (inbound).")
+    at: datetime = Field(description="Outbound: sent_at once sent, else when queued. Inbound: received.")
+    # outbound
+    status: MessageStatus | None = None
+    status_reason: str | None = None
+    error_code: int | None = None
+    body: str | None = Field(default=None, description="What was sent, or what the user wrote.")
+    campaign_id: int | None = None
+    campaign_name: str | None = None
+    template_name: str | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    failed_at: datetime | None = None
+    # inbound
+    outcome: str | None = Field(default=None, description="What was made of it: consent:STOP, help, ...")
+    channel: str | None = None
+    profile_name: str | None = None
+    in_reply_to_message_id: int | None = Field(
+        default=None, description="The campaign message it answers: the last sent within 72 h before it."
+    )
+    in_reply_to_campaign_name: str | None = None
+
+
+class ConversationPage(Page[ConversationItem]):
+    pass
+
+
 class UserListQuery(PageQuery):
     consent_state: ConsentState | None = None
     q: str | None = Field(default=None, min_length=1, max_length=100, description="Phone digits or text.")
@@ -54,6 +87,11 @@ class UserListQuery(PageQuery):
 
 def _phone(context: Context, raw: str, region: str | None = None) -> str:
     return normalize_phone(raw, region or context.settings.default_region)
+
+
+def _operator(context: Context) -> Operator:
+    token = presented_token(context.request)
+    return Operator("api", operator_id(token) if token else None)
 
 
 @route(
@@ -93,14 +131,63 @@ def patch_user(context: Context, phone: PhoneParam, body: UserPatch) -> UserOut:
 @route(
     "PUT",
     "/v1/users/{phone}/consent",
-    summary="Set consent (audited with source api)",
+    summary="Set consent with a reason (audited); out of STOP it also needs evidence",
     tag="users",
     body=ConsentChange,
     response=UserOut,
+    extra_errors=(409,),
 )
 def put_consent(context: Context, phone: PhoneParam, body: ConsentChange) -> UserOut:
-    user = service.set_consent(context.uow(), _phone(context, phone), body, context.clock.now())
+    user = service.set_consent(
+        context.uow(), _phone(context, phone), body, context.clock.now(), _operator(context)
+    )
     return UserOut.model_validate(user)
+
+
+@route(
+    "GET",
+    "/v1/users/{phone}/conversation",
+    summary="A user's messages and replies, newest first",
+    tag="users",
+    query=PageQuery,
+    response=ConversationPage,
+)
+def get_conversation(context: Context, phone: PhoneParam, query: PageQuery) -> ConversationPage:
+    page = conversations.conversation(
+        context.uow(), _phone(context, phone), limit=query.limit, cursor=query.cursor
+    )
+    return ConversationPage(items=[_item(row) for row in page.items], next_cursor=page.next_cursor)
+
+
+def _item(row: Any) -> ConversationItem:
+    if row.kind == 0:
+        return ConversationItem(
+            kind="outbound",
+            id=row.id,
+            at=row.at,
+            status=row.status,
+            status_reason=row.status_reason,
+            error_code=row.error_code,
+            body=row.message_body,
+            campaign_id=row.campaign_id,
+            campaign_name=row.campaign_name,
+            template_name=row.template_name,
+            sent_at=row.sent_at,
+            delivered_at=row.delivered_at,
+            read_at=row.read_at,
+            failed_at=row.failed_at,
+        )
+    return ConversationItem(
+        kind="inbound",
+        id=row.id,
+        at=row.at,
+        body=row.inbound_body,
+        outcome=row.outcome,
+        channel=row.channel,
+        profile_name=row.profile_name,
+        in_reply_to_message_id=row.in_reply_to_message_id,
+        in_reply_to_campaign_name=row.reply_campaign_name,
+    )
 
 
 @route(

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from shared.bootstrap import runtime
 from shared.dashboard import session as cookies
 from shared.dashboard.web import client_address
+from shared.domain.consent_rules import operator_id
 from shared.services import dashboard_access
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,13 @@ def signin_submit() -> Response | tuple[str, int] | tuple[str, int, dict[str, st
         error = f"Too many sign-in attempts from your address. Try again in {_minutes(wait)}."
         retry_after = str(max(1, math.ceil(wait.total_seconds())))
         return render_template("signin.html", next=target, error=error), 429, {"Retry-After": retry_after}
-    fingerprint = cookies.matching_fingerprint(settings, request.form.get("token", ""))
+    presented = request.form.get("token", "")
+    fingerprint = cookies.matching_fingerprint(settings, presented)
     if fingerprint is None:
         return render_template("signin.html", next=target, error="That token is not valid."), 401
     dashboard_access.signed_in(rt.uow(), client)
     # A fresh CSRF token at sign-in, so one a visitor saw before signing in is worth nothing after.
-    g.new_cookie = cookies.new_session(fingerprint)
+    g.new_cookie = cookies.new_session(fingerprint, operator_id(presented))
     return redirect(target or url_for("overview.overview"))
 
 

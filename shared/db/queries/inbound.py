@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.db.models import InboundEvent, User
+from shared.db.queries.conversation import answered_message
 
 
 def insert_inbound_event(
@@ -21,11 +22,18 @@ def insert_inbound_event(
     raw_payload: dict[str, Any],
     idempotency_token: str | None,
     outcome: str,
+    received_at: datetime,
+    wa_id: str | None = None,
+    profile_name: str | None = None,
+    body_normalized: str | None = None,
+    channel: str | None = None,
 ) -> int | None:
     """The new row's id, or None when this MessageSid was already recorded (Twilio redelivered it).
 
     ON CONFLICT on the unique MessageSid rather than a prior SELECT, so two concurrent deliveries of one
     event cannot both pass. A NULL MessageSid (a malformed webhook) never conflicts and is always kept.
+    The message it answers is found by a subquery of this same statement: the webhook, which answers a
+    STOP, pays no round trip for it (docs/architecture.md, "Conversations").
     """
     statement = (
         insert(InboundEvent)
@@ -36,6 +44,12 @@ def insert_inbound_event(
             raw_payload=raw_payload,
             idempotency_token=idempotency_token,
             outcome=outcome,
+            received_at=received_at,
+            wa_id=wa_id,
+            profile_name=profile_name,
+            body_normalized=body_normalized,
+            channel=channel,
+            in_reply_to_message_id=answered_message(from_phone, received_at),
         )
         .on_conflict_do_nothing(index_elements=[InboundEvent.message_sid])
         .returning(InboundEvent.id)

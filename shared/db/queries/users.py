@@ -74,6 +74,17 @@ def upsert_user_attributes(
     return bool(session.execute(upsert.returning(literal_column("xmax = 0"))).scalar_one())
 
 
+def insert_user(session: Session, phone_e164: str, attributes: Mapping[str, Any], at: datetime) -> bool:
+    """A new user (not opted in: the column default); False, and nothing written, when the phone exists."""
+    statement = (
+        insert(User)
+        .values(phone_e164=phone_e164, attributes=dict(attributes), created_at=at, updated_at=at)
+        .on_conflict_do_nothing(index_elements=[User.phone_e164])
+        .returning(User.phone_e164)
+    )
+    return session.execute(statement).first() is not None
+
+
 def patch_user_attributes(
     session: Session, phone_e164: str, set_values: Mapping[str, Any], remove_keys: Sequence[str], at: datetime
 ) -> bool:
