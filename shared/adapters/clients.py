@@ -8,8 +8,18 @@ import functools
 
 from twilio.rest import Client
 
-from shared.adapters.pubsub import PubSubPublisher, make_publisher
-from shared.adapters.tasks import CloudTasksScheduler, make_task_scheduler
+from shared.adapters.pubsub import (
+    PubSubDeadLetterSource,
+    PubSubPublisher,
+    make_dead_letter_source,
+    make_publisher,
+)
+from shared.adapters.tasks import (
+    CloudTasksQueueInspector,
+    CloudTasksScheduler,
+    make_queue_inspector,
+    make_task_scheduler,
+)
 from shared.adapters.twilio_client import make_twilio_client
 from shared.adapters.twilio_lookup import TwilioMessageLookup
 from shared.adapters.twilio_send import TwilioMessageSender
@@ -24,6 +34,16 @@ def publisher() -> PubSubPublisher:
 @functools.cache
 def task_scheduler() -> CloudTasksScheduler:
     return make_task_scheduler(get_settings())
+
+
+@functools.cache
+def queue_inspector() -> CloudTasksQueueInspector:
+    return make_queue_inspector(get_settings())
+
+
+@functools.cache
+def dead_letter_source() -> PubSubDeadLetterSource:
+    return make_dead_letter_source(get_settings())
 
 
 @functools.cache
@@ -52,5 +72,13 @@ def twilio_lookup() -> TwilioMessageLookup:
 
 
 def reset_clients() -> None:
-    for factory in (publisher, task_scheduler, _twilio, twilio_sender, twilio_lookup):
+    for factory in (
+        publisher,
+        task_scheduler,
+        queue_inspector,
+        dead_letter_source,
+        _twilio,
+        twilio_sender,
+        twilio_lookup,
+    ):
         factory.cache_clear()

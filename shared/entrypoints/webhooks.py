@@ -26,6 +26,7 @@ from shared.log import set_trace
 from shared.outcome import Outcome, Result, unless_db_unavailable
 from shared.services.delivery_status import record_status_callback
 from shared.services.inbound import ReplyTexts, receive_inbound_message
+from shared.services.webhook_errors import count_refusal
 from shared.transport import for_twilio
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def inbound_webhook(request: Request) -> Response:
     settings = get_settings()
     return _answer_if_signed(
         request,
+        "inbound_webhook",
         settings.inbound_webhook_url,
         lambda received: inbound_message(received, settings.default_region),
         lambda message: receive_inbound_message(
@@ -62,6 +64,7 @@ def status_webhook(request: Request) -> Response:
     settings = get_settings()
     return _answer_if_signed(
         request,
+        "status_webhook",
         settings.status_webhook_url,
         status_callback,
         lambda callback: record_status_callback(
@@ -74,6 +77,22 @@ def status_webhook(request: Request) -> Response:
 
 
 def _answer_if_signed(
+    request: Request,
+    webhook: str,
+    public_url: str | None,
+    read: Callable[[TwilioRequest], Form],
+    handle: Callable[[Form], Result],
+) -> Response:
+    response = _answer(request, public_url, read, handle)
+    # Refusals only, so the success path gains no write; not a 503, which means the database could not be
+    # reached, so the count could not be written either and would only delay the answer
+    # (docs/architecture.md, "Health checks").
+    if 400 <= response.status_code < 500:
+        count_refusal(UnitOfWork(get_engine()), SystemClock(), webhook, response.status_code)
+    return response
+
+
+def _answer(
     request: Request,
     public_url: str | None,
     read: Callable[[TwilioRequest], Form],

@@ -100,7 +100,8 @@ def campaign_summary(uow: UnitOfWork, campaign_id: int) -> CampaignSummary:
 
 
 def overview(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
-    """Running campaigns, opted-in users, and today's (UTC) sends, deliveries, failures and replies."""
+    """Active campaigns (READY and RUNNING), campaigns per state, users and opted-in users, and today's
+    (UTC) sends, deliveries and failures, and the last hour's inbound messages."""
     with uow:
         return reports.dashboard(uow.session, now)
 

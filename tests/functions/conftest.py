@@ -1,0 +1,50 @@
+"""What every test of the functions shares: the outside services the health report reads are fakes here
+(a running, empty send queue; an empty dead-letter subscription), so a request never waits for Google's
+credential lookup. Their real clients are tested against the emulators (tests/emulators/test_health_probes.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from shared.adapters import clients
+from shared.adapters.pubsub import PulledMessage
+from shared.adapters.tasks import QueueStatus
+
+
+class FakeQueue:
+    def __init__(self, status: QueueStatus | None = None) -> None:
+        self.current = status or QueueStatus("RUNNING", 0, None, 0, 0)
+
+    def status(self) -> QueueStatus:
+        return self.current
+
+
+class FakeDeadLetters:
+    subscription = "projects/test-project/subscriptions/campaign-recipients-dead-letter-hold"
+
+    def __init__(self) -> None:
+        self.waiting: list[PulledMessage] = []
+        self.acked: list[str] = []
+
+    def pull(self, max_messages: int) -> list[PulledMessage]:
+        return self.waiting[:max_messages]
+
+    def ack(self, ack_ids: Sequence[str]) -> None:
+        self.acked.extend(ack_ids)
+        self.waiting = [m for m in self.waiting if m.ack_id not in ack_ids]
+
+
+@pytest.fixture(autouse=True)
+def fake_queue(monkeypatch: pytest.MonkeyPatch) -> FakeQueue:
+    queue = FakeQueue()
+    monkeypatch.setattr(clients, "queue_inspector", lambda: queue)
+    return queue
+
+
+@pytest.fixture(autouse=True)
+def fake_dead_letters(monkeypatch: pytest.MonkeyPatch) -> FakeDeadLetters:
+    source = FakeDeadLetters()
+    monkeypatch.setattr(clients, "dead_letter_source", lambda: source)
+    return source
