@@ -113,7 +113,7 @@ def check_health(
     return [
         database_check(latency_ms, thresholds.db_warning_ms),
         _scheduler(tick, now),
-        queue_check(_read_queue(queue), now, thresholds),
+        queue_check(read_queue(queue), now, thresholds),
         stuck_check(stuck, thresholds),
         webhook_check(errors, successes, thresholds),
         dead_letter_check(dead, drain, thresholds),
@@ -126,7 +126,7 @@ def check_health(
 DEAD_LETTER_DRAIN = "dead_letter_drain"
 
 
-def _read_queue(queue: Callable[[], QueueInspector]) -> QueueStatus | str:
+def read_queue(queue: Callable[[], QueueInspector]) -> QueueStatus | str:
     try:
         return queue().status()
     except Exception as error:  # any failure to read is the answer: the check says which

@@ -92,7 +92,7 @@ def webhook_successes_since(session: Session, since: datetime) -> dict[str, int]
 
 
 def prune_webhook_errors(session: Session, before: datetime) -> int:
-    """Counters older than any report reads (the sweep calls it); returns how many minutes went."""
+    """Counters older than any report reads (the sweep calls it); returns how many rows went."""
     result = session.execute(delete(WebhookError).where(WebhookError.minute < before))
     return int(getattr(result, "rowcount", 0) or 0)
 
