@@ -30,14 +30,14 @@ class DrainReport:
 
 
 def drain_dead_letters(
-    uow: UnitOfWork, connect: Callable[[], DeadLetterSource], clock: Clock, limit: int
+    uow: UnitOfWork, subscriber: Callable[[], DeadLetterSource], clock: Clock, limit: int
 ) -> DrainReport:
     """One bounded pull per tick (a dead letter is rare; a backlog drains `limit` a minute). A failure is
     recorded in the drain's heartbeat, which the health report shows as failing, and never raised: the
-    rest of the tick (starting campaigns, the sweep) must not depend on it. `connect` builds the client
+    rest of the tick (starting campaigns, the sweep) must not depend on it. `subscriber` builds the client
     (credentials are looked up then, and may be missing)."""
     try:
-        source = connect()
+        source = subscriber()
         pulled = source.pull(limit)
     except Exception as error:
         return _record(uow, clock, DrainReport(0, 0, f"{type(error).__name__}: {str(error)[:200]}"))

@@ -4,7 +4,8 @@ credential lookup. Their real clients are tested against the emulators (tests/em
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -36,15 +37,20 @@ class FakeDeadLetters:
         self.waiting = [m for m in self.waiting if m.ack_id not in ack_ids]
 
 
+# A MonkeyPatch of their own, not the shared `monkeypatch` fixture: an autouse fixture sets up first, and
+# would otherwise move every test's other monkeypatching to after its settings fixture's teardown. Cached
+# like the real factories, so clients.reset_clients() can clear them too.
 @pytest.fixture(autouse=True)
-def fake_queue(monkeypatch: pytest.MonkeyPatch) -> FakeQueue:
+def fake_queue() -> Iterator[FakeQueue]:
     queue = FakeQueue()
-    monkeypatch.setattr(clients, "queue_inspector", lambda: queue)
-    return queue
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clients, "queue_inspector", functools.cache(lambda: queue))
+        yield queue
 
 
 @pytest.fixture(autouse=True)
-def fake_dead_letters(monkeypatch: pytest.MonkeyPatch) -> FakeDeadLetters:
+def fake_dead_letters() -> Iterator[FakeDeadLetters]:
     source = FakeDeadLetters()
-    monkeypatch.setattr(clients, "dead_letter_source", lambda: source)
-    return source
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clients, "dead_letter_source", functools.cache(lambda: source))
+        yield source
