@@ -44,7 +44,9 @@ def beta_service_handler(state: EmulatorState) -> grpc.GenericRpcHandler:
     def get_queue(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             queue, stats = state.get_queue_with_stats(request.name)
-            return masked(full_queue(queue, stats), request.read_mask if request.HasField("read_mask") else None)
+            return masked(
+                full_queue(queue, stats), request.read_mask if request.HasField("read_mask") else None
+            )
         except RpcError as error:
             context.abort(error.code, error.message)
 
