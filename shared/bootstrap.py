@@ -1,5 +1,5 @@
 """The one place the process's dependencies are built: its settings and clock, the database engine, and the
-heavy clients (Pub/Sub publisher, Cloud Tasks, Twilio).
+heavy clients (Pub/Sub publisher and dead-letter subscriber, Cloud Tasks, Twilio).
 
 A `Runtime` builds each of them on first use, once, under a lock: never at import and never when the
 runtime itself is made, because a Cloud Function's cold start pays for everything done before its first
@@ -24,8 +24,13 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Engine
 from twilio.rest import Client
 
-from shared.adapters.pubsub import Publisher, make_publisher
-from shared.adapters.tasks import TaskScheduler, make_task_scheduler
+from shared.adapters.pubsub import DeadLetterSource, Publisher, make_dead_letter_source, make_publisher
+from shared.adapters.tasks import (
+    QueueInspector,
+    TaskScheduler,
+    make_queue_inspector,
+    make_task_scheduler,
+)
 from shared.adapters.twilio_client import make_twilio_client
 from shared.adapters.twilio_lookup import MessageLookup, TwilioMessageLookup
 from shared.adapters.twilio_send import MessageSender, TwilioMessageSender
@@ -33,6 +38,7 @@ from shared.clock import Clock, SystemClock
 from shared.config import Settings, get_settings
 from shared.db.engine import make_engine
 from shared.db.unit_of_work import UnitOfWork
+from shared.services.webhook_errors import RefusalTally
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,8 @@ T = TypeVar("T")
 _ENGINE = "engine"
 _PUBLISHER = "publisher"
 _TASK_SCHEDULER = "task_scheduler"
+_QUEUE_INSPECTOR = "queue_inspector"
+_DEAD_LETTER_SOURCE = "dead_letter_source"
 _TWILIO = "twilio"
 _TWILIO_SENDER = "twilio_sender"
 _TWILIO_LOOKUP = "twilio_lookup"
@@ -65,8 +73,13 @@ class Runtime:
         task_scheduler: TaskScheduler | None = None,
         twilio_sender: MessageSender | None = None,
         twilio_lookup: MessageLookup | None = None,
+        queue_inspector: QueueInspector | None = None,
+        dead_letter_source: DeadLetterSource | None = None,
+        refusals: RefusalTally | None = None,
     ) -> None:
         self._settings = settings
+        # The webhooks' refusals not yet written (shared.services.webhook_errors): one tally a process.
+        self.refusals = refusals if refusals is not None else RefusalTally()
         self.clock: Clock = clock if clock is not None else SystemClock()
         given: dict[str, object | None] = {
             _ENGINE: engine,
@@ -74,6 +87,8 @@ class Runtime:
             _TASK_SCHEDULER: task_scheduler,
             _TWILIO_SENDER: twilio_sender,
             _TWILIO_LOOKUP: twilio_lookup,
+            _QUEUE_INSPECTOR: queue_inspector,
+            _DEAD_LETTER_SOURCE: dead_letter_source,
         }
         self._given = {name: value for name, value in given.items() if value is not None}
         # Reentrant: the Twilio sender and lookup are built on the one Twilio client, itself built lazily.
@@ -105,6 +120,16 @@ class Runtime:
     @property
     def twilio_lookup(self) -> MessageLookup:
         return self._get(_TWILIO_LOOKUP, self._make_twilio_lookup)
+
+    @property
+    def queue_inspector(self) -> QueueInspector:
+        """The send queue's state and statistics, for the health report."""
+        return self._get(_QUEUE_INSPECTOR, lambda: make_queue_inspector(self.settings))
+
+    @property
+    def dead_letter_source(self) -> DeadLetterSource:
+        """The dead-letter hold subscription the scheduler tick drains."""
+        return self._get(_DEAD_LETTER_SOURCE, lambda: make_dead_letter_source(self.settings))
 
     def uow(self) -> UnitOfWork:
         """A new unit of work on this runtime's engine (one per service call, as before)."""

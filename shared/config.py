@@ -89,6 +89,25 @@ class Settings(BaseSettings):
     sweep_limit: int = Field(default=1000, ge=1, le=100_000)
     # The health report's database check warns when a round trip takes this long.
     health_db_warning_ms: float = Field(default=100.0, gt=0)
+    # --- the health report's other thresholds (docs/architecture.md, "Health checks") ---
+    # The send queue: its oldest waiting task this far past its schedule time warns, then fails (the queue
+    # is behind: rate-limited, paused, or its target failing). A paused or disabled queue fails at once.
+    health_queue_overdue_warning_seconds: int = Field(default=300, ge=1)
+    health_queue_overdue_failing_seconds: int = Field(default=1800, ge=1)
+    # Messages stuck past their expected time: QUEUED this long after their send time, ACCEPTED this long
+    # without any callback, AMBIGUOUS this long after their claim.
+    health_queued_overdue_seconds: int = Field(default=900, ge=1)
+    health_accepted_silent_seconds: int = Field(default=3600, ge=1)
+    health_ambiguous_overdue_seconds: int = Field(default=900, ge=1)
+    # The webhooks' refusals in the last hour, as a share of their requests: warning, failing; below the
+    # minimum count nothing is judged (one forged request from a scanner is not an incident).
+    health_webhook_error_warning_percent: float = Field(default=5.0, gt=0, le=100)
+    health_webhook_error_failing_percent: float = Field(default=25.0, gt=0, le=100)
+    health_webhook_error_min_count: int = Field(default=5, ge=1)
+    # Dead-lettered pages received in this window warn.
+    health_dead_letter_window_hours: int = Field(default=24, ge=1)
+    # How many dead letters one scheduler tick drains from the hold subscription.
+    dead_letter_drain_limit: int = Field(default=100, ge=1, le=1000)
 
     # --- the public URLs Twilio and Cloud Tasks call: signatures and OIDC audiences are checked
     # against these, never against request.url, which is not what the caller saw behind Google's front end.
@@ -108,6 +127,8 @@ class Settings(BaseSettings):
     gcp_project: str = "local-project"
     gcp_region: str = "us-central1"
     pubsub_topic: str = "campaign-recipients"
+    # Where Pub/Sub parks the pages it gave up on (infra/terraform/pubsub.tf); unset: `<topic>-dead-letter-hold`.
+    pubsub_dead_letter_subscription: str | None = None
     tasks_queue: str = "send-messages"
     tasks_service_account_email: str | None = None
     cloud_tasks_emulator_host: str | None = None
@@ -163,6 +184,29 @@ class Settings(BaseSettings):
     @property
     def api_token_list(self) -> list[str]:
         return [] if self.api_tokens is None else _split_tokens(self.api_tokens)
+
+    @model_validator(mode="after")
+    def _warning_before_failing(self) -> Settings:
+        pairs = (
+            (
+                "HEALTH_QUEUE_OVERDUE",
+                self.health_queue_overdue_warning_seconds,
+                self.health_queue_overdue_failing_seconds,
+            ),
+            (
+                "HEALTH_WEBHOOK_ERROR",
+                self.health_webhook_error_warning_percent,
+                self.health_webhook_error_failing_percent,
+            ),
+        )
+        for name, warning, failing in pairs:
+            if warning > failing:
+                raise ValueError(f"{name}: the warning threshold must not exceed the failing one")
+        return self
+
+    @property
+    def dead_letter_subscription(self) -> str:
+        return self.pubsub_dead_letter_subscription or f"{self.pubsub_topic}-dead-letter-hold"
 
     @property
     def fanout_page_max_age(self) -> timedelta:

@@ -254,6 +254,12 @@ grant_roles() {
     gcloud iam service-accounts add-iam-policy-binding "$(sa_email tasks-invoker)" --project "$PROJECT_ID" \
       --member "serviceAccount:$(function_sa "$ep")" --role roles/iam.serviceAccountUser >/dev/null
   done
+  # The health report reads the send queue's state and statistics; the scheduler tick drains dead-lettered
+  # pages into the database (as infra/terraform/identities.tf).
+  gcloud tasks queues add-iam-policy-binding "$QUEUE" --location "$REGION" --project "$PROJECT_ID" \
+    --member "serviceAccount:$(function_sa api)" --role roles/cloudtasks.viewer >/dev/null
+  gcloud pubsub subscriptions add-iam-policy-binding "$TOPIC-dead-letter-hold" --project "$PROJECT_ID" \
+    --member "serviceAccount:$(function_sa trigger_campaign)" --role roles/pubsub.subscriber >/dev/null
   # The one role Google documents for a custom build service account (as infra/terraform/functions.tf).
   gcloud projects add-iam-policy-binding "$PROJECT_ID" --member "serviceAccount:$(sa_email function-build)" \
     --role roles/run.builder --condition None >/dev/null

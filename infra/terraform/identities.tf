@@ -78,6 +78,22 @@ resource "google_cloud_tasks_queue_iam_member" "function_enqueues_sends" {
   member   = google_service_account.function[each.key].member
 }
 
+# The health report reads the send queue's state and statistics (GetQueue: cloudtasks.queues.get).
+resource "google_cloud_tasks_queue_iam_member" "api_reads_send_queue" {
+  location = var.region
+  name     = google_cloud_tasks_queue.send_messages.name
+  role     = "roles/cloudtasks.viewer"
+  member   = google_service_account.function["api"].member
+}
+
+# The scheduler tick drains dead-lettered pages into the database (pull and acknowledge on the hold
+# subscription only), where the health report counts them.
+resource "google_pubsub_subscription_iam_member" "tick_drains_dead_letters" {
+  subscription = google_pubsub_subscription.dead_letter_hold.name
+  role         = "roles/pubsub.subscriber"
+  member       = google_service_account.function["trigger_campaign"].member
+}
+
 # A task carrying an OIDC token for tasks_invoker may only be created by an account that can act as it.
 resource "google_service_account_iam_member" "function_acts_as_tasks_invoker" {
   for_each           = toset(["fanout_recipients", "send_message", "trigger_campaign"])

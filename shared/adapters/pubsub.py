@@ -4,6 +4,8 @@ records a page as published. The client honours PUBSUB_EMULATOR_HOST by itself."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from shared.config import Settings
@@ -39,3 +41,70 @@ def make_publisher(settings: Settings) -> PubSubPublisher:
     batching = pubsub_v1.types.BatchSettings(max_messages=1000, max_bytes=1_000_000, max_latency=0.01)
     client = pubsub_v1.PublisherClient(batch_settings=batching)
     return PubSubPublisher(client, client.topic_path(settings.gcp_project, settings.pubsub_topic))
+
+
+@dataclass(frozen=True)
+class PulledMessage:
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+    published_at: datetime | None
+    delivery_attempt: int | None
+
+
+class DeadLetterSource(Protocol):
+    subscription: str
+
+    def pull(self, max_messages: int) -> list[PulledMessage]:
+        """Up to `max_messages` waiting messages (fewer, or none, is normal); raises if it cannot pull."""
+
+    def ack(self, ack_ids: Sequence[str]) -> None:
+        """Acknowledge what was stored, so it is not delivered again."""
+
+
+# A synchronous pull may wait for messages until its deadline; an empty subscription answers then.
+PULL_TIMEOUT_SECONDS = 5.0
+
+
+class PubSubDeadLetterSource:
+    def __init__(self, client: Any, subscription_path: str) -> None:
+        self._client = client
+        self.subscription = subscription_path
+
+    def pull(self, max_messages: int) -> list[PulledMessage]:
+        from google.api_core.exceptions import DeadlineExceeded
+
+        try:
+            response = self._client.pull(
+                request={"subscription": self.subscription, "max_messages": max_messages},
+                retry=None,
+                timeout=PULL_TIMEOUT_SECONDS,
+            )
+        except DeadlineExceeded:
+            return []
+        return [
+            PulledMessage(
+                ack_id=received.ack_id,
+                message_id=received.message.message_id,
+                data=bytes(received.message.data),
+                attributes=dict(received.message.attributes),
+                published_at=received.message.publish_time or None,
+                delivery_attempt=received.delivery_attempt or None,
+            )
+            for received in response.received_messages
+        ]
+
+    def ack(self, ack_ids: Sequence[str]) -> None:
+        if ack_ids:
+            self._client.acknowledge(
+                request={"subscription": self.subscription, "ack_ids": list(ack_ids)}, timeout=10.0
+            )
+
+
+def make_dead_letter_source(settings: Settings) -> PubSubDeadLetterSource:
+    import google.cloud.pubsub_v1 as pubsub_v1
+
+    client = pubsub_v1.SubscriberClient()
+    path = client.subscription_path(settings.gcp_project, settings.dead_letter_subscription)
+    return PubSubDeadLetterSource(client, path)

@@ -169,3 +169,67 @@ def make_task_scheduler(settings: Settings) -> CloudTasksScheduler:
         settings.tasks_service_account_email,
         settings.fanout_task_workers,
     )
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What Cloud Tasks says of the send queue: its state and statistics (QueueStats)."""
+
+    state: str  # RUNNING, PAUSED, DISABLED
+    tasks_count: int
+    # The earliest schedule time among the tasks waiting to be dispatched; None when none waits.
+    oldest_scheduled_at: datetime | None
+    concurrent_dispatches: int
+    executed_last_minute: int
+
+
+class QueueInspector(Protocol):
+    def status(self) -> QueueStatus:
+        """The queue's state and statistics; raises if the queue cannot be read."""
+
+
+# Only the beta surface returns the queue's statistics: Queue.stats exists in v2beta3 (and v2beta2), not
+# in v2, and GetQueue returns it only when the read mask names it ("If the mask is not present all fields
+# will be returned except [Queue.stats]", https://cloud.google.com/tasks/docs/reference/rest/v2beta3/projects.locations.queues/get).
+# The queues are the same resources whichever version reads them.
+STATS_READ_MASK = ("name", "state", "stats")
+
+
+class CloudTasksQueueInspector:
+    def __init__(self, client: Any, queue_path: str) -> None:
+        self._client = client
+        self._queue_path = queue_path
+
+    def status(self) -> QueueStatus:
+        from google.cloud import tasks_v2beta3
+        from google.protobuf import field_mask_pb2
+
+        request = tasks_v2beta3.GetQueueRequest(
+            name=self._queue_path, read_mask=field_mask_pb2.FieldMask(paths=list(STATS_READ_MASK))
+        )
+        # No retry: a health check reports what it sees now, and must answer quickly when it cannot.
+        queue = self._client.get_queue(request=request, retry=None, timeout=5.0)
+        stats = queue.stats
+        oldest = stats.oldest_estimated_arrival_time if "oldest_estimated_arrival_time" in stats else None
+        return QueueStatus(
+            state=tasks_v2beta3.Queue.State(queue.state).name,
+            tasks_count=int(stats.tasks_count),
+            oldest_scheduled_at=oldest,
+            concurrent_dispatches=int(stats.concurrent_dispatches_count),
+            executed_last_minute=int(stats.executed_last_minute_count),
+        )
+
+
+def make_queue_inspector(settings: Settings) -> CloudTasksQueueInspector:
+    from google.cloud import tasks_v2beta3
+
+    if settings.cloud_tasks_emulator_host:
+        import grpc
+        from google.cloud.tasks_v2beta3.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+        channel = grpc.insecure_channel(settings.cloud_tasks_emulator_host)
+        client = tasks_v2beta3.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    else:
+        client = tasks_v2beta3.CloudTasksClient()
+    queue_path = client.queue_path(settings.gcp_project, settings.gcp_region, settings.tasks_queue)
+    return CloudTasksQueueInspector(client, queue_path)

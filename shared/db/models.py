@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Text,
     Time,
@@ -270,6 +271,8 @@ class DeliveryReceipt(Base):
         # Twilio repeats callbacks; one row per (message, status) makes a repeat a no-op.
         UniqueConstraint("message_sid", "message_status"),
         Index(None, "message_id"),
+        # The status webhook's successes of the last hour, beside its refusals (webhook_errors).
+        Index(None, "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -425,3 +428,32 @@ class DashboardRevokedSession(Base):
 
     session_id: Mapped[str] = mapped_column(Text, primary_key=True)
     expires_at: Mapped[datetime]
+
+
+class WebhookError(Base):
+    """The Twilio webhooks' refusals, counted per minute, webhook and HTTP status (docs/architecture.md,
+    "Health checks"). Only refusals are written: a webhook's success path stays without this write."""
+
+    __tablename__ = "webhook_errors"
+
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    webhook: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class DeadLetter(Base):
+    """A page Pub/Sub gave up delivering to fanout_recipients, drained from the dead-letter hold
+    subscription by the scheduler tick: what the operator sees and may replay (the data is the page)."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("pubsub_message_id"), Index(None, "received_at"))
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    pubsub_message_id: Mapped[str] = mapped_column(Text)
+    subscription: Mapped[str] = mapped_column(Text)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    attributes: Mapped[dict[str, Any]]
+    published_at: Mapped[datetime | None]
+    delivery_attempt: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime]

@@ -27,6 +27,8 @@ from shared.config import Settings
 from shared.log import set_trace
 from shared.outcome import DATABASE_UNAVAILABLE, Outcome, Result, unless_db_unavailable
 from shared.services import campaign_lifecycle as lifecycle
+from shared.services import webhook_errors
+from shared.services.dead_letters import drain_dead_letters
 from shared.services.fanout import FanoutConfig, fanout_page
 from shared.services.page_publishing import PageMessage
 from shared.services.send_config import SendConfig
@@ -78,7 +80,17 @@ def _tick(rt: Runtime) -> Response:
         clock,
         SweepConfig.from_settings(settings, SendConfig.from_settings(settings)),
     )
-    return _json({"started": [_start_json(r) for r in results], "sweep": asdict(report)}, 200)
+    # Dead-lettered pages become rows the health report counts (docs/architecture.md, "Health checks").
+    drained = drain_dead_letters(uow, lambda: rt.dead_letter_source, clock, settings.dead_letter_drain_limit)
+    webhook_errors.prune(uow, clock)
+    return _json(
+        {
+            "started": [_start_json(r) for r in results],
+            "sweep": asdict(report),
+            "dead_letters": asdict(drained),
+        },
+        200,
+    )
 
 
 def _start_one(rt: Runtime, campaign_id: int) -> Response:

@@ -17,13 +17,14 @@ from flask import Request, Response
 
 from shared.adapters.twilio_forms import inbound_message, status_callback
 from shared.adapters.twilio_signature import SIGNATURE_HEADER, TwilioRequest, is_valid_twilio_request
-from shared.bootstrap import runtime
+from shared.bootstrap import Runtime, runtime
 from shared.boundary import Refused, TooLarge, read_body
 from shared.config import Settings
 from shared.log import set_trace
 from shared.outcome import Outcome, Result, unless_db_unavailable
 from shared.services.delivery_status import record_status_callback
 from shared.services.inbound import ReplyTexts, receive_inbound_message
+from shared.services.webhook_errors import count_refusal
 from shared.transport import for_twilio
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ def inbound_webhook(request: Request) -> Response:
     settings = rt.settings
     return _answer_if_signed(
         request,
-        settings,
+        rt,
+        "inbound_webhook",
         settings.inbound_webhook_url,
         lambda received: inbound_message(received, settings.default_region),
         lambda message: receive_inbound_message(
@@ -63,7 +65,8 @@ def status_webhook(request: Request) -> Response:
     settings = rt.settings
     return _answer_if_signed(
         request,
-        settings,
+        rt,
+        "status_webhook",
         settings.status_webhook_url,
         status_callback,
         lambda callback: record_status_callback(
@@ -76,6 +79,23 @@ def status_webhook(request: Request) -> Response:
 
 
 def _answer_if_signed(
+    request: Request,
+    rt: Runtime,
+    webhook: str,
+    public_url: str | None,
+    read: Callable[[TwilioRequest], Form],
+    handle: Callable[[Form], Result],
+) -> Response:
+    response = _answer(request, rt.settings, public_url, read, handle)
+    # Refusals only, so the success path gains no write; not a 503, which means the database could not be
+    # reached, so the count could not be written either and would only delay the answer
+    # (docs/architecture.md, "Health checks").
+    if 400 <= response.status_code < 500:
+        count_refusal(rt.uow(), rt.clock, rt.refusals, webhook, response.status_code)
+    return response
+
+
+def _answer(
     request: Request,
     settings: Settings,
     public_url: str | None,

@@ -335,7 +335,8 @@ def _text_cell(value: str | None) -> str:
 
 
 def overview(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
-    """Running campaigns, opted-in users, and today's (UTC) sends, deliveries, failures and replies."""
+    """Active campaigns (READY and RUNNING), campaigns per state, users and opted-in users, and today's
+    (UTC) sends, deliveries and failures, and the last hour's inbound messages."""
     with uow:
         return reports.dashboard(uow.session, now)
 

@@ -406,3 +406,25 @@ def test_the_apps_database_ip_type_defaults_to_what_the_deployment_gives_the_ins
     ip = block(block(tf.resource("google_sql_database_instance", "main"), "settings"), "ip_configuration")
     assert ip["ipv4_enabled"] is True and "private_network" not in ip
     assert tf.locals["common_env"]["DB_IP_TYPE"] == "public" == Settings.model_fields["db_ip_type"].default
+
+
+def test_the_health_report_can_read_the_send_queue_and_the_tick_can_drain_dead_letters(
+    tf: TerraformConfig,
+) -> None:
+    """docs/architecture.md, "Health checks": GetQueue (cloudtasks.queues.get) from the api function, pull
+    and acknowledge on the hold subscription (and only there) from trigger_campaign."""
+    viewer = tf.resource("google_cloud_tasks_queue_iam_member", "api_reads_send_queue")
+    assert (viewer["role"], viewer["member"]) == (
+        "roles/cloudtasks.viewer",
+        '${google_service_account.function["api"].member}',
+    )
+    assert viewer["name"] == "${google_cloud_tasks_queue.send_messages.name}"
+    drain = tf.resource("google_pubsub_subscription_iam_member", "tick_drains_dead_letters")
+    assert (drain["role"], drain["member"]) == (
+        "roles/pubsub.subscriber",
+        '${google_service_account.function["trigger_campaign"].member}',
+    )
+    assert drain["subscription"] == "${google_pubsub_subscription.dead_letter_hold.name}"
+    assert tf.resource("google_pubsub_subscription", "dead_letter_hold")["name"] == (
+        "${local.topic_name}-dead-letter-hold"
+    )  # the name Settings.dead_letter_subscription derives from PUBSUB_TOPIC

@@ -32,6 +32,10 @@ Where the service leaves a choice open, the emulator's is:
   (``Retention``); ``reset()`` clears both.
 - Each task is dispatched once per attempt (the service may rarely dispatch twice).
 
+Of v2beta3 only ``GetQueue`` is served, with ``read_mask`` and the queue's ``stats``
+(``beta_service.py`` has the documented behaviour it follows); the health report reads the send queue
+with it.
+
 Not emulated, answered INVALID_ARGUMENT or UNIMPLEMENTED: App Engine tasks, ``oauth_token``, queue-level
 ``http_target``, batch task methods, IAM and CMEK.
 """

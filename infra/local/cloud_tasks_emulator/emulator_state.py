@@ -14,7 +14,7 @@ from google.cloud import tasks_v2
 from infra.local.cloud_tasks_emulator import names, queue_config, task_validation
 from infra.local.cloud_tasks_emulator.errors import RpcError, not_found
 from infra.local.cloud_tasks_emulator.http_dispatch import AttemptOutcome, DispatchRequest
-from infra.local.cloud_tasks_emulator.queue_runtime import QueueRuntime
+from infra.local.cloud_tasks_emulator.queue_runtime import QueueRuntime, Stats
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,11 @@ class EmulatorState:
     def get_queue(self, name: str) -> tasks_v2.Queue:
         with self._lock:
             return tasks_v2.Queue(self._queue(name).queue)
+
+    def get_queue_with_stats(self, name: str) -> tuple[tasks_v2.Queue, Stats]:
+        with self._lock:
+            runtime = self._queue(name)
+            return tasks_v2.Queue(runtime.queue), runtime.stats()
 
     def list_queues(self, parent: str) -> list[tasks_v2.Queue]:
         names.check_location(parent)

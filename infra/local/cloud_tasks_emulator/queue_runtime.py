@@ -6,6 +6,7 @@ schedule time, the next token) or until it is notified (task added, queue resume
 attempt finished), so schedule times are met to the millisecond without polling.
 """
 
+import collections
 import datetime
 import heapq
 import itertools
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import grpc
 from google.cloud import tasks_v2
@@ -26,6 +28,20 @@ from infra.local.cloud_tasks_emulator.task_records import TaskRecord, TaskTombst
 from infra.local.cloud_tasks_emulator.token_bucket import TokenBucket
 
 _log = logging.getLogger(__name__)
+
+
+# QueueStats.executed_last_minute_count's window.
+_EXECUTED_WINDOW_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What v2beta3's QueueStats reports (infra/local/cloud_tasks_emulator/beta_service.py)."""
+
+    tasks_count: int
+    oldest_eta: datetime.datetime | None
+    concurrent_dispatches: int
+    executed_last_minute: int
 
 
 class QueueRuntime:
@@ -47,6 +63,7 @@ class QueueRuntime:
             queue.rate_limits.max_dispatches_per_second, queue.rate_limits.max_burst_size
         )
         self._in_flight = 0
+        self._replied_at: collections.deque[float] = collections.deque()
         self._executor = executor
         self._deliver = deliver
         self._on_change = on_change
@@ -87,6 +104,18 @@ class QueueRuntime:
     def idle(self) -> bool:
         paused = self.queue.state != tasks_v2.Queue.State.RUNNING
         return self._in_flight == 0 and (paused or not self._tasks)
+
+    def stats(self) -> Stats:
+        now = time.time()
+        while self._replied_at and self._replied_at[0] < now - _EXECUTED_WINDOW_SECONDS:
+            self._replied_at.popleft()
+        waiting = [record.eta for record in self._tasks.values() if record.heap_seq is not None]
+        return Stats(
+            tasks_count=len(self._tasks),
+            oldest_eta=_utc(min(waiting)) if waiting else None,
+            concurrent_dispatches=self._in_flight,
+            executed_last_minute=len(self._replied_at),
+        )
 
     # --- task operations --------------------------------------------------------------------------
 
@@ -184,6 +213,7 @@ class QueueRuntime:
             code=outcome.rpc_code.value[0], message=outcome.retry_reason
         )
         if outcome.http_status is not None:
+            self._replied_at.append(now)
             task.response_count += 1
             # The execution count leaves out 5xx answers, as the service documents for its header.
             if outcome.http_status < 500:

@@ -7,6 +7,7 @@ from typing import Self
 
 import grpc
 
+from infra.local.cloud_tasks_emulator.beta_service import beta_service_handler
 from infra.local.cloud_tasks_emulator.emulator_state import EmulatorState, Retention
 from infra.local.cloud_tasks_emulator.grpc_service import service_handler
 from infra.local.cloud_tasks_emulator.http_dispatch import Dispatcher
@@ -44,7 +45,9 @@ class CloudTasksEmulator:
         self._state = EmulatorState(self._dispatch_pool, deliver, retention, task_limits)
         self._api_pool = ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cloud-tasks-api")
         self._server = grpc.server(self._api_pool)
-        self._server.add_generic_rpc_handlers((service_handler(self._state),))
+        self._server.add_generic_rpc_handlers(
+            (service_handler(self._state), beta_service_handler(self._state))
+        )
         bound_port = self._server.add_insecure_port(f"{host}:{port}")
         if bound_port == 0:
             raise OSError(f"cannot listen on {host}:{port}")

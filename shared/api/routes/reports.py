@@ -12,8 +12,9 @@ from pydantic import Field
 
 from shared.api.models import Page, PageQuery, ResponseModel
 from shared.api.registry import Context, route
+from shared.domain.enums import CampaignStatus
 from shared.services import reports as service
-from shared.services.health import Level, check_health, worst
+from shared.services.health import Level, Thresholds, check_health, worst
 from shared.services.inputs import ResourceId
 from shared.services.reports import CampaignSummary
 
@@ -70,11 +71,18 @@ def csv_download(rows: Iterator[str], filename: str) -> Response:
 class ActiveCampaign(ResponseModel):
     id: int
     name: str
+    status: CampaignStatus
     started_at: datetime | None
+    schedule_time: datetime | None
 
 
 class DashboardOut(ResponseModel):
-    active_campaigns: list[ActiveCampaign] = Field(description="RUNNING campaigns, oldest start first.")
+    active_campaigns: list[ActiveCampaign] = Field(
+        description="Active campaigns (RUNNING, oldest start first, then READY by schedule time), at most 100."
+    )
+    active_campaign_count: int = Field(description="READY + RUNNING: started, or due to start at their time.")
+    campaigns_by_state: dict[CampaignStatus, int] = Field(description="Every state is present.")
+    total_users: int
     opted_in_users: int
     sent_today: int = Field(description="Today is the UTC day.")
     delivered_today: int
@@ -99,7 +107,10 @@ class HealthCheckOut(ResponseModel):
     value: str = Field(description="What was measured.")
     threshold: str = Field(description="What decides the level.")
     detail: str
-    at: datetime | None = Field(description="When the measured event happened (the last scheduler tick).")
+    at: datetime | None = Field(
+        description="When the measured event happened: the last scheduler tick, the send queue's oldest "
+        "waiting task's schedule time, the oldest stuck message, the newest dead letter."
+    )
 
 
 class HealthOut(ResponseModel):
@@ -119,7 +130,10 @@ def health(context: Context) -> HealthOut:
     """Always 200 when the API can answer: the report is the answer. A probe alerts on `status`, and a
     503 stays what it means everywhere else in this API (the database unreachable: retry)."""
     checks = check_health(
-        context.uow(), context.clock, db_warning_after_ms=context.settings.health_db_warning_ms
+        context.uow(),
+        context.clock,
+        Thresholds.from_settings(context.settings),
+        lambda: context.runtime.queue_inspector,
     )
     return HealthOut(
         status=worst(checks),

@@ -1,4 +1,5 @@
-"""Overview: what is running and how sending went today, refreshing itself."""
+"""Overview: the health panel (every check with its level, value and threshold), what is active and how
+sending went today, refreshing itself."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from shared.bootstrap import runtime
 from shared.dashboard import charts
 from shared.db.queries import dashboard as queries
 from shared.services import reports
+from shared.services.health import Thresholds, check_health, worst
 
 bp = Blueprint("overview", __name__)
 
@@ -26,4 +28,9 @@ def overview() -> str:
     with rt.uow() as uow:
         counts = queries.sends_per_bucket(uow.session, since, CHART_BUCKET)
     chart = charts.bar_chart(counts, charts.bucket_starts(since, now, CHART_BUCKET), "sent")
-    return render_template("overview.html", numbers=numbers, chart=chart)
+    checks = check_health(
+        rt.uow(), rt.clock, Thresholds.from_settings(rt.settings), lambda: rt.queue_inspector
+    )
+    return render_template(
+        "overview.html", numbers=numbers, chart=chart, checks=checks, health=worst(checks).value
+    )

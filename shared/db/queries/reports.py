@@ -93,25 +93,35 @@ def repairs_since(session: Session, since: datetime) -> dict[str, int]:
     return {kind: counts.get(kind, 0) for kind in REPAIR_KINDS}
 
 
-def ambiguous_count(session: Session) -> tuple[int, datetime | None]:
-    """AMBIGUOUS messages now, and the oldest claim among them (ix_messages_unsettled_claimed_at)."""
-    statement = select(func.count(), func.min(Message.claimed_at)).where(
-        Message.status == MessageStatus.AMBIGUOUS.value
-    )
-    count, oldest = session.execute(statement).one()
-    return int(count), oldest
+# Campaigns an operator counts as active: started (RUNNING) or due to start at their time (READY).
+ACTIVE_STATES = (CampaignStatus.READY.value, CampaignStatus.RUNNING.value)
 
 
 def dashboard(session: Session, now: datetime) -> dict[str, Any]:
-    """Today is the UTC day. The sent/delivered/failed counts scan messages by timestamp; they have no
-    index of their own, which is fine for a dashboard refreshed by a person, not for a poller."""
+    """Today is the UTC day. Sized for 1M users and 100k messages (docs/architecture.md, "Health checks"
+    has the timings): users are counted per consent state by an index-only scan of ix_users_consent_state;
+    campaigns per state from their (status, schedule_time) index; the day's sent/delivered/failed by one
+    pass over messages (no timestamp index of their own); inbound by its received_at index."""
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    running = session.execute(
-        select(Campaign.id, Campaign.name, Campaign.started_at)
-        .where(Campaign.status == CampaignStatus.RUNNING.value)
-        .order_by(Campaign.started_at)
+    active = session.execute(
+        select(Campaign.id, Campaign.name, Campaign.status, Campaign.started_at, Campaign.schedule_time)
+        .where(Campaign.status.in_(ACTIVE_STATES))
+        # RUNNING first (oldest start first), then READY by when they start.
+        .order_by(Campaign.status.desc(), Campaign.started_at, Campaign.schedule_time, Campaign.id)
         .limit(DASHBOARD_CAMPAIGNS)
     ).all()
+    by_state = {
+        status: int(n)
+        for status, n in session.execute(
+            select(Campaign.status, func.count()).group_by(Campaign.status)
+        ).all()
+    }
+    users = {
+        state: int(n)
+        for state, n in session.execute(
+            select(User.consent_state, func.count()).group_by(User.consent_state)
+        ).all()
+    }
     today = session.execute(
         select(
             func.count().filter(Message.sent_at >= day_start).label("sent"),
@@ -119,17 +129,17 @@ def dashboard(session: Session, now: datetime) -> dict[str, Any]:
             func.count().filter(Message.failed_at >= day_start).label("failed"),
         )
     ).one()
-    opted_in = session.execute(
-        select(func.count()).select_from(User).where(User.consent_state == ConsentState.OPT_IN.value)
-    ).scalar_one()
     inbound = session.execute(
         select(func.count())
         .select_from(InboundEvent)
         .where(InboundEvent.received_at >= now - timedelta(hours=1))
     ).scalar_one()
     return {
-        "active_campaigns": [dict(row._mapping) for row in running],
-        "opted_in_users": int(opted_in),
+        "active_campaigns": [dict(row._mapping) for row in active],
+        "campaigns_by_state": {state.value: by_state.get(state.value, 0) for state in CampaignStatus},
+        "active_campaign_count": sum(by_state.get(state, 0) for state in ACTIVE_STATES),
+        "total_users": sum(users.values()),
+        "opted_in_users": users.get(ConsentState.OPT_IN.value, 0),
         "sent_today": int(today.sent),
         "delivered_today": int(today.delivered),
         "failed_today": int(today.failed),
