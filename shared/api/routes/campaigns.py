@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from shared.adapters import clients
 from shared.api.models import Page, PageQuery, ResponseModel
 from shared.api.registry import Context, route
-from shared.domain.enums import CampaignStatus
+from shared.domain.enums import CampaignStatus, QuietHoursSource
+from shared.domain.quiet_hours import describe_source
 from shared.services import campaigns as service
 from shared.services.campaigns import CampaignIn, CampaignPatch
 from shared.services.inputs import ResourceId
@@ -28,11 +29,22 @@ class CampaignOut(ResponseModel):
     rate_limit_per_second: int
     quiet_hours_start: time | None
     quiet_hours_end: time | None
+    quiet_hours_source: QuietHoursSource = Field(
+        description="`default`: the request left quiet hours out and DEFAULT_QUIET_HOURS applied; "
+        "`explicit`: the request gave them (or null: none)."
+    )
     timezone: str
     started_at: datetime | None
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The quiet hours in words, and whether they came from the default."
+    )
+    @property
+    def quiet_hours_note(self) -> str:
+        return describe_source(self.quiet_hours_start, self.quiet_hours_end, self.quiet_hours_source)
 
 
 class CampaignPage(Page[CampaignOut]):
@@ -53,14 +65,18 @@ class CampaignActionOut(ResponseModel):
 @route(
     "POST",
     "/v1/campaigns",
-    summary="Create a campaign (DRAFT)",
+    summary="Create a campaign (DRAFT); quiet hours left out get DEFAULT_QUIET_HOURS",
     tag="campaigns",
     body=CampaignIn,
     response=CampaignOut,
     status=201,
+    extra_errors=(409,),
 )
 def create_campaign(context: Context, body: CampaignIn) -> CampaignOut:
-    return CampaignOut.model_validate(service.create_campaign(context.uow(), body))
+    campaign = service.create_campaign(
+        context.uow(), body, default_quiet_hours=context.settings.default_quiet_hours_window
+    )
+    return CampaignOut.model_validate(campaign)
 
 
 @route(
