@@ -14,3 +14,6 @@ def register_all() -> None:
         user_import,
         users,
     )
+
+    # Aliases name routes registered above, so they come last.
+    from shared.api.routes import aliases  # noqa: F401
