@@ -22,6 +22,8 @@ _HERE = Path(__file__).parent / "docs_assets"
 _FILES = {
     "docs.js": "text/javascript; charset=utf-8",
     "docs.css": "text/css; charset=utf-8",
+    # Named by the page, so the browser does not ask the API for /favicon.ico (a 404 in its console).
+    "favicon.svg": "image/svg+xml",
 }
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "

@@ -190,8 +190,7 @@
       });
     });
     Object.keys(byTag).sort().forEach(function (tag) {
-      operations.appendChild(el("h2", { className: "tag", text: tag }));
-      byTag[tag].forEach(function (block) { operations.appendChild(block); });
+      operations.appendChild(el("section", { className: "tag-group" }, [el("h2", { className: "tag", text: tag })].concat(byTag[tag])));
     });
     var schemas = document.getElementById("schemas");
     schemas.textContent = "";
@@ -209,6 +208,9 @@
     document.querySelectorAll("details.operation").forEach(function (block) {
       var haystack = block.textContent.toLowerCase();
       block.hidden = !words.every(function (word) { return haystack.indexOf(word) !== -1; });
+    });
+    document.querySelectorAll("section.tag-group").forEach(function (group) {
+      group.hidden = group.querySelector("details.operation:not([hidden])") === null;
     });
   }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def register_all() -> None:
     from shared.api.routes import (  # noqa: F401
+        aliases,
         campaigns,
         messages,
         meta,
@@ -14,6 +15,3 @@ def register_all() -> None:
         user_import,
         users,
     )
-
-    # Aliases name routes registered above, so they come last.
-    from shared.api.routes import aliases  # noqa: F401
