@@ -4,8 +4,9 @@ campaigns service the dashboard also calls."""
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import Annotated
 
-from pydantic import Field, computed_field
+from pydantic import Field, WithJsonSchema, computed_field
 
 from shared.adapters import clients
 from shared.api.models import Page, PageQuery, ResponseModel
@@ -15,6 +16,20 @@ from shared.domain.quiet_hours import describe_source
 from shared.services import campaigns as service
 from shared.services.campaigns import CampaignIn, CampaignPatch
 from shared.services.inputs import ResourceId
+
+
+# Quiet hours are local wall-clock times, stored without a zone: documented as what is sent ("22:00:00"),
+# not as JSON Schema's `format: time`, which is RFC 3339's full-time and requires an offset.
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$",
+            "description": "Local wall-clock time in each recipient's timezone, HH:MM:SS.",
+        }
+    ),
+]
 
 
 class CampaignOut(ResponseModel):
@@ -27,8 +42,8 @@ class CampaignOut(ResponseModel):
     paused_from: CampaignStatus | None
     schedule_time: datetime | None
     rate_limit_per_second: int
-    quiet_hours_start: time | None
-    quiet_hours_end: time | None
+    quiet_hours_start: LocalTime | None
+    quiet_hours_end: LocalTime | None
     quiet_hours_source: QuietHoursSource = Field(
         description="`default`: the request left quiet hours out and DEFAULT_QUIET_HOURS applied; "
         "`explicit`: the request gave them (or null: none)."
