@@ -17,7 +17,6 @@ from shared.services import campaigns as service
 from shared.services.campaigns import CampaignIn, CampaignPatch
 from shared.services.inputs import ResourceId
 
-
 # Quiet hours are local wall-clock times, stored without a zone: documented as what is sent ("22:00:00"),
 # not as JSON Schema's `format: time`, which is RFC 3339's full-time and requires an offset.
 LocalTime = Annotated[
