@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.domain.quiet_hours import QuietHours, parse_window
+
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 GOOGLE_OIDC_ISSUER = "https://accounts.google.com"
 MIN_API_TOKEN_BYTES = 32
@@ -49,6 +51,10 @@ class Settings(BaseSettings):
     fanout_page_max_age_seconds: int = Field(default=6 * 3600, ge=60)
     # Named Cloud Tasks are created from a small pool: one RPC each, so fan-out is not serialized on them.
     fanout_task_workers: int = Field(default=16, ge=1, le=64)
+    # Quiet hours a campaign gets when it is created without any (in each recipient's timezone): "22:00-08:00"
+    # (HH:MM-HH:MM, may cross midnight), or "off" for none. Explicit null on a campaign turns them off.
+    # (docs/architecture.md, "Domain rules")
+    default_quiet_hours: str = "22:00-08:00"
     # Seconds to wait before each retry of a transient send failure; after the last, the message FAILED.
     # A comma-separated list so e2e tests can use "1,2,3" instead of the default 1, 5, 15 minutes
     # (docs/architecture.md, "Retries and Twilio errors").
@@ -172,6 +178,15 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("default_quiet_hours")
+    @classmethod
+    def _quiet_hours_window(cls, value: str) -> str:
+        try:
+            parse_window(value)
+        except ValueError as exc:
+            raise ValueError(f"DEFAULT_QUIET_HOURS {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _one_database(self) -> Settings:
         if self.database_url is None and self.instance_connection_name is None:
@@ -211,6 +226,10 @@ class Settings(BaseSettings):
     @property
     def fanout_page_max_age(self) -> timedelta:
         return timedelta(seconds=self.fanout_page_max_age_seconds)
+
+    @property
+    def default_quiet_hours_window(self) -> QuietHours | None:
+        return parse_window(self.default_quiet_hours)
 
     @property
     def retry_delays(self) -> tuple[timedelta, ...]:

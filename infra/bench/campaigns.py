@@ -48,6 +48,9 @@ def create_campaign(ctx: BenchContext, name: str, rate: int, **fields: Any) -> i
         "template_id": template,
         "segment_id": segment,
         "rate_limit_per_second": rate,
+        # Measured now, at any hour: no quiet hours rather than DEFAULT_QUIET_HOURS (a field may set some).
+        "quiet_hours_start": None,
+        "quiet_hours_end": None,
         **fields,
     }
     return _created(ctx, "/v1/campaigns", body)

@@ -83,6 +83,9 @@ class World:
                 "template_id": template,
                 "segment_id": segment,
                 "rate_limit_per_second": rate,
+                # Faults are injected now, at any hour: no quiet hours rather than DEFAULT_QUIET_HOURS.
+                "quiet_hours_start": None,
+                "quiet_hours_end": None,
             },
         )
 

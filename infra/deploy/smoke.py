@@ -257,6 +257,9 @@ def _fanout(run: Run, api: Api) -> Hop:
             "segment_id": created[1].json()["id"],
             "topic": SMOKE_TOPIC,
             "rate_limit_per_second": 1,
+            # The check sends now, at any hour: no quiet hours rather than DEFAULT_QUIET_HOURS.
+            "quiet_hours_start": None,
+            "quiet_hours_end": None,
         },
     )
     if campaign.status_code != 201:

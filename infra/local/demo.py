@@ -122,6 +122,9 @@ def run(api: Api, users: int, timeout: float) -> int:
             "template_id": template["id"],
             "segment_id": segment["id"],
             "rate_limit_per_second": 50,
+            # The demo sends now, at any hour: no quiet hours rather than DEFAULT_QUIET_HOURS.
+            "quiet_hours_start": None,
+            "quiet_hours_end": None,
         },
     )
     triggered = api.call("POST", f"/v1/campaigns/{campaign['id']}/trigger")

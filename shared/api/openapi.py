@@ -56,7 +56,7 @@ def _operation(
     entry: Route, refs: dict[tuple[type[Any], str], Any], components: dict[str, Any]
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {
-        "operationId": entry.handler.__name__,
+        "operationId": entry.operation_id,
         "summary": entry.summary,
         "tags": [entry.tag],
         "parameters": [
@@ -70,6 +70,12 @@ def _operation(
         ],
         "responses": _responses(entry, refs),
     }
+    if entry.alias_of is not None:
+        operation["deprecated"] = True
+        operation["description"] = (
+            f"Deprecated alias of `{entry.alias_of}`, kept so the replaced system's documented routes "
+            "keep working: the same authentication, validation and responses. Use the canonical route."
+        )
     if entry.query is not None:
         operation["parameters"] += _query_parameters(
             _component(refs[(entry.query, "validation")], components)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Request
@@ -73,13 +73,33 @@ class Route:
     # A response the route builds itself (a streamed CSV): OpenAPI `content` by media type.
     raw_response: dict[str, Any] | None = None
     path_params: dict[str, TypeAdapter[Any]] = field(default_factory=dict)
+    # An alias: another path for a canonical route (the same handler, models, auth and answers),
+    # documented as deprecated with the canonical route named in its description.
+    alias_of: str | None = None
 
     @property
     def endpoint(self) -> str:
         return f"{self.method} {self.path}"
 
+    @property
+    def operation_id(self) -> str:
+        if self.alias_of is None:
+            return self.handler.__name__
+        return f"{self.handler.__name__}_via_{re.sub(r'[^A-Za-z0-9]+', '_', self.path).strip('_')}"
+
 
 ROUTES: list[Route] = []
+
+
+def alias(method: str, path: str, *, canonical: str) -> None:
+    """Serve the route registered as `canonical` ("POST /v1/users/import") at `path` too. Its path
+    parameters must carry the same names, so the one handler serves both."""
+    target = next((entry for entry in ROUTES if entry.endpoint == canonical), None)
+    if target is None:
+        raise LookupError(f"alias {method} {path}: no route {canonical!r} is registered")
+    if sorted(PATH_PARAM.findall(path)) != sorted(target.path_params) or method != target.method:
+        raise ValueError(f"alias {method} {path} must have {canonical}'s method and path parameters")
+    ROUTES.append(replace(target, path=path, alias_of=canonical))
 
 
 def route(

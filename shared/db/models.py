@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
+from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus, QuietHoursSource
 from shared.domain.templates import LOCALE_SQL_PATTERN, Channel, TemplateSendOutcome
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
@@ -169,6 +169,7 @@ class Campaign(TimestampMixin, Base):
         CheckConstraint(
             "(quiet_hours_start IS NULL) = (quiet_hours_end IS NULL)", name="quiet_hours_both_or_neither"
         ),
+        CheckConstraint(_in("quiet_hours_source", QuietHoursSource), name="quiet_hours_source"),
         CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
         # The scheduler's "which campaigns are due" query.
         Index(None, "status", "schedule_time"),
@@ -186,6 +187,8 @@ class Campaign(TimestampMixin, Base):
     rate_limit_per_second: Mapped[int] = mapped_column(Integer, server_default=text("80"))
     quiet_hours_start: Mapped[time | None] = mapped_column(Time)
     quiet_hours_end: Mapped[time | None] = mapped_column(Time)
+    # Whether the request gave the quiet hours (or null: none) or DEFAULT_QUIET_HOURS filled them in.
+    quiet_hours_source: Mapped[str] = mapped_column(Text, server_default=QuietHoursSource.EXPLICIT.value)
     timezone: Mapped[str] = mapped_column(Text, server_default="UTC")
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]

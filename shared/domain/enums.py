@@ -36,3 +36,10 @@ class MessageStatus(StrEnum):
     UNDELIVERED = "UNDELIVERED"  # final: Twilio could not deliver
     SKIPPED = "SKIPPED"  # final, at fan-out: missing template variable, no consent
     WITHHELD = "WITHHELD"  # final, at send time: consent revoked, campaign cancelled, no content_sid
+
+
+class QuietHoursSource(StrEnum):
+    """Where a campaign's quiet hours came from (docs/architecture.md, "Domain rules")."""
+
+    EXPLICIT = "explicit"  # the request gave them, or turned them off with null
+    DEFAULT = "default"  # the request left them out: DEFAULT_QUIET_HOURS applied (possibly "off")

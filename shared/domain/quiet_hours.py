@@ -14,6 +14,7 @@ the local clock reads `end`. Around DST changes this stays deterministic:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
@@ -44,6 +45,39 @@ class QuietHours:
         if self.start > self.end:
             return local >= self.start or local < self.end
         return False
+
+
+# How a window is written in a setting (DEFAULT_QUIET_HOURS): "22:00-08:00"; "off" (or empty) for none.
+_WINDOW_TEXT = re.compile(r"^([0-9]{1,2}):([0-9]{2})-([0-9]{1,2}):([0-9]{2})$")
+OFF = ("", "off", "none")
+
+
+def parse_window(text: str) -> QuietHours | None:
+    """`"22:00-08:00"` (24-hour local wall-clock times, the window may cross midnight) as a window;
+    `"off"`, `"none"` or empty as no window. Raises ValueError saying what is wrong and what is expected."""
+    written = text.strip()
+    if written.lower() in OFF:
+        return None
+    match = _WINDOW_TEXT.fullmatch(written.replace(" ", ""))
+    expected = "expected HH:MM-HH:MM such as '22:00-08:00', or 'off' for none"
+    if match is None:
+        raise ValueError(f"{text!r}: {expected}")
+    hours_start, minutes_start, hours_end, minutes_end = (int(part) for part in match.groups())
+    try:
+        start, end = time(hours_start, minutes_start), time(hours_end, minutes_end)
+    except ValueError:
+        raise ValueError(f"{text!r}: not a time of day; {expected}") from None
+    if start == end:
+        # An equal pair means "no quiet hours" in a campaign's columns: in a setting say so plainly.
+        raise ValueError(f"{text!r}: start and end are the same time; write 'off' for no quiet hours")
+    return QuietHours(start, end)
+
+
+def format_window(window: QuietHours | None) -> str:
+    """The inverse of `parse_window`: "22:00-08:00", or "off"."""
+    if window is None:
+        return "off"
+    return f"{window.start:%H:%M}-{window.end:%H:%M}"
 
 
 class ResolvedTimezone(NamedTuple):
@@ -137,3 +171,16 @@ def _local(at: datetime, tz: ZoneInfo | str) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("quiet hours need an aware datetime (a naive one would mean the server's clock)")
     return at.astimezone(_zone(tz))
+
+
+def describe_source(start: time | None, end: time | None, source: str) -> str:
+    """A campaign's quiet hours in words, saying whether DEFAULT_QUIET_HOURS supplied them (the API's
+    `quiet_hours_note` and the dashboard's campaign page)."""
+    window = QuietHours.from_columns(start, end)
+    from_default = source == "default"
+    if window is None:
+        return (
+            "no quiet hours (DEFAULT_QUIET_HOURS is off)" if from_default else "no quiet hours (turned off)"
+        )
+    hours = f"{format_window(window)} in each recipient's timezone"
+    return f"{hours}, from the default (DEFAULT_QUIET_HOURS)" if from_default else hours

@@ -2,7 +2,9 @@
 compiled to one parameterized query over `users` by shared.db.queries.segments.
 
 A definition is a tree of JSON objects:
-- leaf: `{"attribute": "city", "operator": "equals", "value": "Lima"}`
+- leaf: `{"attribute": "city", "operator": "equals", "value": "Lima"}`; a leaf without `operator` means
+  `equals` (`{"attribute": "city", "value": "Lima"}`, as the replaced system's documents write it). Only a
+  leaf: a node with `conditions` or `condition` still needs its AND / OR / NOT.
 - `{"operator": "AND" | "OR", "conditions": [...]}` and `{"operator": "NOT", "condition": {...}}`,
   nested to any depth up to `MAX_DEPTH`. An empty AND means "every opted-in user"; an empty OR is refused.
 
@@ -46,6 +48,8 @@ LEAF_OPERATORS = (
     "before",
     "after",
 )
+# What a leaf without an operator means.
+DEFAULT_LEAF_OPERATOR = "equals"
 # Bounds that keep one query sane to plan and under the driver's parameter limit.
 MAX_DEPTH = 20
 MAX_NODES = 500
@@ -98,6 +102,8 @@ class _Parser:
                 path, 'expected an object such as {"attribute": ..., "operator": ..., "value": ...}'
             )
         operator = raw.get("operator")
+        if "operator" not in raw and "attribute" in raw and not {"conditions", "condition"} & raw.keys():
+            return self._leaf(raw, DEFAULT_LEAF_OPERATOR, path)
         if not isinstance(operator, str):
             problem = "missing operator" if operator is None else f"operator {operator!r} is not text"
             raise _invalid(_key(path, "operator"), f"{problem}; expected one of {_ALL_OPERATORS}")

@@ -3,7 +3,9 @@ lifecycle actions (ready, trigger, pause, resume, cancel) through the lifecycle 
 also uses, each answered with the campaign as it now is.
 
 Rules: a campaign's template and segment exist, its timezone is an IANA zone, its quiet hours come in
-pairs; only a DRAFT campaign changes; an action the state machine refuses is a conflict, except a repeat
+pairs, and a campaign created without any gets the deployment's default (`DEFAULT_QUIET_HOURS`; explicit
+nulls turn them off); a segment may come inline (`segment`, a DSL definition) instead of by id, and is then
+saved as a segment named after the campaign in the same transaction; only a DRAFT campaign changes; an action the state machine refuses is a conflict, except a repeat
 (pausing a paused campaign changes nothing and is no error).
 """
 
@@ -21,41 +23,73 @@ from shared.clock import Clock
 from shared.db.models import Campaign, Segment, Template
 from shared.db.pagination import Page
 from shared.db.queries.rows import delete_row, get_row, save_row
+from shared.db.queries.segments import names_starting_with
 from shared.db.unit_of_work import UnitOfWork
-from shared.domain.enums import CampaignStatus
+from shared.domain.enums import CampaignStatus, QuietHoursSource
 from shared.domain.errors import (
     CampaignNotDraft,
     InvalidQuietHours,
     InvalidReference,
+    InvalidSegment,
     InvalidTransition,
+    NameTaken,
     NotFound,
 )
-from shared.domain.quiet_hours import load_timezone
+from shared.domain.quiet_hours import QuietHours, load_timezone
+from shared.domain.segments import parse_segment
 from shared.services import campaign_lifecycle as lifecycle
 from shared.services import crud
 from shared.services.inputs import Name, RequestModel, ResourceId, Topic
+from shared.services.segments import Definition
 
 Rate = Annotated[int, Field(ge=1, le=500, description="Hard ceiling on sends per second for this campaign.")]
+# Segment names are 1..200 characters (a CHECK), as campaign names are.
+SEGMENT_NAME_MAX = 200
 Timezone = Annotated[str, Field(min_length=1, max_length=64, description="IANA zone for users without one.")]
+
+
+QUIET_HOURS_DOC = (
+    "Local wall-clock time in each recipient's timezone. Leave both quiet-hours fields out for the "
+    "deployment's default (DEFAULT_QUIET_HOURS, 22:00-08:00 unless configured); give both as null for none."
+)
 
 
 class CampaignIn(RequestModel):
     name: Name
     template_id: ResourceId
-    segment_id: ResourceId
+    segment_id: ResourceId | None = Field(default=None, description="An existing segment; or give `segment`.")
+    segment: Definition | None = Field(
+        default=None,
+        description="Instead of `segment_id`: a segment definition, saved as a segment named after the "
+        "campaign (with ' (2)', ' (3)', ... when that name is taken).",
+    )
     topic: Topic | None = Field(default=None, description="Only subscribers of this topic are reached.")
     schedule_time: AwareDatetime | None = Field(
         default=None, description="Started by the scheduler when due."
     )
     rate_limit_per_second: Rate = 80
-    quiet_hours_start: time | None = None
-    quiet_hours_end: time | None = None
+    quiet_hours_start: time | MISSING | None = Field(default=MISSING, description=QUIET_HOURS_DOC)
+    quiet_hours_end: time | MISSING | None = Field(default=MISSING, description=QUIET_HOURS_DOC)
     timezone: Timezone = "UTC"
 
     @model_validator(mode="after")
+    def _one_segment(self) -> CampaignIn:
+        if (self.segment_id is None) == (self.segment is None):
+            given = "both" if self.segment is not None else "neither"
+            raise ValueError(
+                f"segment_id and segment: give exactly one (an existing segment's id, or a definition); "
+                f"{given} was given"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _quiet_hours_pair(self) -> CampaignIn:
-        if (self.quiet_hours_start is None) != (self.quiet_hours_end is None):
-            raise ValueError("quiet_hours_start and quiet_hours_end go together: give both or neither")
+        start, end = self.quiet_hours_start, self.quiet_hours_end
+        if (start is MISSING) != (end is MISSING) or (start is None) != (end is None):
+            raise ValueError(
+                "quiet_hours_start and quiet_hours_end go together: give both times, both null for no "
+                "quiet hours, or leave both out for the default"
+            )
         return self
 
 
@@ -82,10 +116,25 @@ class ActionResult:
     message: str | None = None
 
 
-def create_campaign(uow: UnitOfWork, values: CampaignIn) -> Campaign:
+def create_campaign(
+    uow: UnitOfWork, values: CampaignIn, *, default_quiet_hours: QuietHours | None
+) -> Campaign:
+    """A DRAFT campaign. Quiet hours left out are `default_quiet_hours` (the DEFAULT_QUIET_HOURS setting,
+    None when it is off), recorded as such; an inline segment is saved in the same transaction."""
+    fields = values.model_dump(exclude={"segment"})
+    if "quiet_hours_start" in fields:
+        fields["quiet_hours_source"] = QuietHoursSource.EXPLICIT.value
+    else:
+        window = default_quiet_hours
+        fields["quiet_hours_start"] = None if window is None else window.start
+        fields["quiet_hours_end"] = None if window is None else window.end
+        fields["quiet_hours_source"] = QuietHoursSource.DEFAULT.value
     with uow:
         row = Campaign()
-        row = save_row(uow.session, row, _checked(uow.session, row, values.model_dump()))
+        if values.segment is not None:
+            _check_template(uow.session, fields)
+            fields["segment_id"] = _inline_segment(uow.session, values.name, values.segment).id
+        row = save_row(uow.session, row, _checked(uow.session, row, fields))
         uow.commit()
     return row
 
@@ -102,9 +151,12 @@ def get_campaign(uow: UnitOfWork, campaign_id: int) -> Campaign:
 
 
 def change_campaign(uow: UnitOfWork, campaign_id: int, patch: CampaignPatch) -> Campaign:
+    fields = patch.model_dump()
+    if "quiet_hours_start" in fields or "quiet_hours_end" in fields:
+        fields["quiet_hours_source"] = QuietHoursSource.EXPLICIT.value
     with uow:
         row = _draft(uow.session, campaign_id, "changed")
-        row = save_row(uow.session, row, _checked(uow.session, row, patch.model_dump()))
+        row = save_row(uow.session, row, _checked(uow.session, row, fields))
         uow.commit()
     return row
 
@@ -150,6 +202,49 @@ def resume_campaign(uow: UnitOfWork, publisher: Publisher, campaign_id: int, clo
 def cancel_campaign(uow: UnitOfWork, campaign_id: int, clock: Clock) -> ActionResult:
     result = lifecycle.cancel_campaign(uow, campaign_id, clock)
     return _settled(uow, campaign_id, result, "cancel", already_done=CampaignStatus.CANCELLED)
+
+
+def _inline_segment(session: Session, campaign_name: str, definition: dict[str, Any]) -> Segment:
+    """The campaign's inline definition saved as a segment named after it: the campaign's name, or the
+    first of "name (2)", "name (3)", ... not taken. A name another request takes at the same instant is a
+    conflict (409) to retry."""
+    try:
+        parse_segment(definition)
+    except InvalidSegment as exc:
+        path = exc.details.get("path", "")
+        where = f"segment.{path}" if path else "segment"
+        problem = exc.message.removeprefix(f"{path or 'segment'}: ")
+        raise InvalidSegment(f"{where}: {problem}", path=where, field="segment") from None
+    name = _free_segment_name(session, campaign_name)
+    try:
+        return save_row(session, Segment(), {"name": name, "definition": definition})
+    except NameTaken:
+        raise NameTaken(
+            f"the segment name {name!r} was taken by another request at the same moment; send it again",
+            field="segment",
+            value=name,
+        ) from None
+
+
+def _free_segment_name(session: Session, campaign_name: str) -> str:
+    taken = names_starting_with(session, campaign_name[: SEGMENT_NAME_MAX - len(" (99999)")])
+    if campaign_name not in taken:
+        return campaign_name
+    for number in range(2, len(taken) + 3):
+        suffix = f" ({number})"
+        candidate = campaign_name[: SEGMENT_NAME_MAX - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+    raise AssertionError("unreachable: len(taken) + 1 candidates cannot all be taken")
+
+
+def _check_template(session: Session, values: dict[str, Any]) -> None:
+    if session.get(Template, values["template_id"]) is None:
+        raise InvalidReference(
+            f"template_id {values['template_id']} does not exist",
+            field="template_id",
+            value=values["template_id"],
+        )
 
 
 def _checked(session: Session, row: Campaign, values: dict[str, Any]) -> dict[str, Any]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.db.models import AuditEvent, DeliveryReceipt, Message
+from shared.db.models import AuditEvent, Campaign, DeliveryReceipt, Message
 from shared.db.pagination import Page
 from shared.db.queries import reports
 from shared.db.queries.rows import get_row, keep_loaded
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import MessageStatus
+from shared.domain.errors import InvalidReference
 from shared.services import crud
 
 
@@ -37,6 +38,29 @@ def list_messages(
     if status is not None:
         where.append(Message.status == status.value)
     return crud.read_page(uow, Message, limit=limit, cursor=cursor, where=where)
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    campaign_id: int | None
+    total: int
+    # Every status, zero included.
+    counts: dict[MessageStatus, int]
+
+
+def status_counts(uow: UnitOfWork, campaign_id: int | None = None) -> StatusCounts:
+    """Messages per status, of one campaign or of all; a campaign_id naming no campaign is refused."""
+    with uow:
+        if campaign_id is None:
+            found = reports.status_counts_overall(uow.session)
+        elif uow.session.get(Campaign, campaign_id) is None:
+            raise InvalidReference(
+                f"campaign_id {campaign_id} does not exist", field="campaign_id", value=campaign_id
+            )
+        else:
+            found = reports.status_counts(uow.session, campaign_id)
+    counts = {status: found.get(status.value, 0) for status in MessageStatus}
+    return StatusCounts(campaign_id=campaign_id, total=sum(counts.values()), counts=counts)
 
 
 def get_message(uow: UnitOfWork, message_id: int) -> MessageDetail:

@@ -46,7 +46,7 @@ def _new_campaign(engine: Engine, **fields: Any) -> CampaignIn:
 def test_a_created_campaign_is_a_draft_with_its_settings(engine: Engine) -> None:
     values = _new_campaign(engine, timezone="America/Lima", rate_limit_per_second=12)
 
-    row = campaigns.create_campaign(UnitOfWork(engine), values)
+    row = campaigns.create_campaign(UnitOfWork(engine), values, default_quiet_hours=None)
 
     assert (row.status, row.timezone, row.rate_limit_per_second) == ("DRAFT", "America/Lima", 12)
     assert campaigns.get_campaign(UnitOfWork(engine), row.id).name == "autumn"
@@ -57,7 +57,7 @@ def test_a_reference_to_a_missing_row_is_refused_naming_the_field(engine: Engine
     values = _new_campaign(engine).model_copy(update={field: 999_999})
 
     with pytest.raises(InvalidReference) as refused:
-        campaigns.create_campaign(UnitOfWork(engine), values)
+        campaigns.create_campaign(UnitOfWork(engine), values, default_quiet_hours=None)
 
     assert refused.value.details == {"field": field, "value": 999_999}
     assert refused.value.message == f"{field} 999999 does not exist"
@@ -65,12 +65,14 @@ def test_a_reference_to_a_missing_row_is_refused_naming_the_field(engine: Engine
 
 def test_an_unknown_timezone_is_refused(engine: Engine) -> None:
     with pytest.raises(InvalidTimezone):
-        campaigns.create_campaign(UnitOfWork(engine), _new_campaign(engine, timezone="Mars/Base"))
+        campaigns.create_campaign(
+            UnitOfWork(engine), _new_campaign(engine, timezone="Mars/Base"), default_quiet_hours=None
+        )
 
 
 def test_quiet_hours_are_judged_on_the_merged_row(engine: Engine) -> None:
     values = _new_campaign(engine, quiet_hours_start="22:00", quiet_hours_end="08:00")
-    campaign_id = campaigns.create_campaign(UnitOfWork(engine), values).id
+    campaign_id = campaigns.create_campaign(UnitOfWork(engine), values, default_quiet_hours=None).id
 
     with pytest.raises(InvalidQuietHours) as refused:
         campaigns.change_campaign(UnitOfWork(engine), campaign_id, CampaignPatch(quiet_hours_end=None))

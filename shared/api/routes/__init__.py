@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def register_all() -> None:
     from shared.api.routes import (  # noqa: F401
+        aliases,
         campaigns,
         messages,
         meta,

@@ -4,15 +4,30 @@ campaigns service the dashboard also calls."""
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema, computed_field
 
 from shared.api.models import Page, PageQuery, ResponseModel
 from shared.api.registry import Context, route
-from shared.domain.enums import CampaignStatus
+from shared.domain.enums import CampaignStatus, QuietHoursSource
+from shared.domain.quiet_hours import describe_source
 from shared.services import campaigns as service
 from shared.services.campaigns import CampaignIn, CampaignPatch
 from shared.services.inputs import ResourceId
+
+# Quiet hours are local wall-clock times, stored without a zone: documented as what is sent ("22:00:00"),
+# not as JSON Schema's `format: time`, which is RFC 3339's full-time and requires an offset.
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$",
+            "description": "Local wall-clock time in each recipient's timezone, HH:MM:SS.",
+        }
+    ),
+]
 
 
 class CampaignOut(ResponseModel):
@@ -25,13 +40,24 @@ class CampaignOut(ResponseModel):
     paused_from: CampaignStatus | None
     schedule_time: datetime | None
     rate_limit_per_second: int
-    quiet_hours_start: time | None
-    quiet_hours_end: time | None
+    quiet_hours_start: LocalTime | None
+    quiet_hours_end: LocalTime | None
+    quiet_hours_source: QuietHoursSource = Field(
+        description="`default`: the request left quiet hours out and DEFAULT_QUIET_HOURS applied; "
+        "`explicit`: the request gave them (or null: none)."
+    )
     timezone: str
     started_at: datetime | None
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The quiet hours in words, and whether they came from the default."
+    )
+    @property
+    def quiet_hours_note(self) -> str:
+        return describe_source(self.quiet_hours_start, self.quiet_hours_end, self.quiet_hours_source)
 
 
 class CampaignPage(Page[CampaignOut]):
@@ -52,14 +78,18 @@ class CampaignActionOut(ResponseModel):
 @route(
     "POST",
     "/v1/campaigns",
-    summary="Create a campaign (DRAFT)",
+    summary="Create a campaign (DRAFT); quiet hours left out get DEFAULT_QUIET_HOURS",
     tag="campaigns",
     body=CampaignIn,
     response=CampaignOut,
     status=201,
+    extra_errors=(409,),
 )
 def create_campaign(context: Context, body: CampaignIn) -> CampaignOut:
-    return CampaignOut.model_validate(service.create_campaign(context.uow(), body))
+    campaign = service.create_campaign(
+        context.uow(), body, default_quiet_hours=context.settings.default_quiet_hours_window
+    )
+    return CampaignOut.model_validate(campaign)
 
 
 @route(

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from shared.api.models import Page, PageQuery, ResponseModel
 from shared.api.registry import Context, route
 from shared.domain.enums import MessageStatus
 from shared.services import messages as service
-from shared.services.inputs import ResourceId
+from shared.services.inputs import RequestModel, ResourceId
 
 
 class MessageOut(ResponseModel):
@@ -81,6 +83,28 @@ def list_messages(context: Context, query: MessageListQuery) -> MessagePage:
         status=query.status,
     )
     return MessagePage.model_validate(page, from_attributes=True)
+
+
+class StatusCountsQuery(RequestModel):
+    campaign_id: ResourceId | None = Field(default=None, description="Only this campaign's messages.")
+
+
+class StatusCountsOut(ResponseModel):
+    campaign_id: int | None = Field(description="The campaign counted; null: every campaign.")
+    total: int
+    counts: dict[MessageStatus, int] = Field(description="Messages per status; every status is present.")
+
+
+@route(
+    "GET",
+    "/v1/messages/status-counts",
+    summary="How many messages are in each status, of one campaign or of all",
+    tag="messages",
+    query=StatusCountsQuery,
+    response=StatusCountsOut,
+)
+def message_status_counts(context: Context, query: StatusCountsQuery) -> StatusCountsOut:
+    return StatusCountsOut.model_validate(service.status_counts(context.uow(), query.campaign_id))
 
 
 @route(

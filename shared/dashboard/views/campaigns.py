@@ -19,7 +19,7 @@ from shared.db.models import Campaign, Segment, Template
 from shared.db.queries import dashboard as queries
 from shared.domain.enums import CampaignStatus, MessageStatus
 from shared.domain.errors import Conflict, DomainError
-from shared.domain.quiet_hours import load_timezone
+from shared.domain.quiet_hours import describe_source, format_window, load_timezone
 from shared.services import campaigns, messages, reports
 from shared.services.campaigns import CampaignIn
 from shared.services.reports import CampaignSummary
@@ -47,6 +47,8 @@ ACTIONS = {
 }
 _FORM_FIELDS = ("name", "template_id", "segment_id", "topic", "rate_limit_per_second", "timezone")
 _OPTIONAL_TIMES = ("quiet_hours_start", "quiet_hours_end")
+# The form's quiet-hours choice: the deployment's default, the times typed, or none.
+QUIET_HOURS_CHOICES = ("default", "custom", "none")
 
 
 @bp.get("/campaigns")
@@ -65,18 +67,25 @@ def campaign_list() -> str:
 
 @bp.get("/campaigns/new")
 def campaign_new() -> str:
-    return _form_page({"rate_limit_per_second": "80", "timezone": "UTC"}, FormErrors())
+    return _form_page(
+        {"rate_limit_per_second": "80", "timezone": "UTC", "quiet_hours": "default"}, FormErrors()
+    )
 
 
 @bp.post("/campaigns/new")
 def campaign_create() -> WerkzeugResponse | tuple[str, int]:
     values = request.form.to_dict()
+    rt = runtime()
     try:
         created = campaigns.create_campaign(
-            runtime().uow(), CampaignIn.model_validate(_campaign_values(values))
+            rt.uow(),
+            CampaignIn.model_validate(_campaign_values(values)),
+            default_quiet_hours=rt.settings.default_quiet_hours_window,
         )
     except (ValidationError, DomainError) as exc:
-        return _form_page(values, form_errors(exc)), 400
+        return _form_page(values, _segment_under_its_field(form_errors(exc))), 400
+    except _QuietHoursChoice as refused:
+        return _form_page(values, FormErrors(fields={"quiet_hours": str(refused)})), 400
     return redirect(url_for("campaigns.campaign_detail", campaign_id=created.id, notice="created"))
 
 
@@ -84,9 +93,7 @@ def _campaign_values(form: dict[str, str]) -> dict[str, Any]:
     """Form text to the service's input: blanks are absent, and the schedule, typed as a wall-clock time,
     is read in the campaign's timezone."""
     values: dict[str, Any] = {name: form[name].strip() for name in _FORM_FIELDS if form.get(name, "").strip()}
-    for name in _OPTIONAL_TIMES:
-        if form.get(name):
-            values[name] = form[name]
+    values.update(_quiet_hours(form))
     if form.get("schedule_time"):
         zone = load_timezone(values.get("timezone", "UTC"))
         try:
@@ -96,12 +103,46 @@ def _campaign_values(form: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+def _segment_under_its_field(errors: FormErrors) -> FormErrors:
+    """The form offers saved segments only: "give segment_id or segment" means none was chosen."""
+    for message in list(errors.general):
+        if "segment_id and segment" in message:
+            errors.general.remove(message)
+            errors.fields.setdefault("segment_id", "Choose a segment.")
+    return errors
+
+
+class _QuietHoursChoice(ValueError):
+    """The quiet-hours choice contradicts the times typed."""
+
+
+def _quiet_hours(form: dict[str, str]) -> dict[str, Any]:
+    """The choice as the service's input: left out (the default), the times typed, or both null (none).
+    A form without the choice (a script's POST) means "custom" when times are typed, else the default."""
+    typed = {name: form[name] for name in _OPTIONAL_TIMES if form.get(name)}
+    choice = form.get("quiet_hours") or ("custom" if typed else "default")
+    if choice not in QUIET_HOURS_CHOICES:
+        raise _QuietHoursChoice(f"choose one of: {', '.join(QUIET_HOURS_CHOICES)}")
+    if choice == "custom":
+        return typed  # the service's input says what is missing when only one is typed
+    if typed:
+        raise _QuietHoursChoice(
+            f"times were typed but '{choice}' is chosen: choose 'these hours', or clear the times"
+        )
+    return {} if choice == "default" else dict.fromkeys(_OPTIONAL_TIMES)
+
+
 def _form_page(values: dict[str, str], errors: FormErrors) -> str:
     with runtime().uow() as uow:
         templates = queries.choices(uow.session, Template)
         segments = queries.choices(uow.session, Segment)
     return render_template(
-        "campaign_form.html", values=values, errors=errors, templates=templates, segments=segments
+        "campaign_form.html",
+        values=values,
+        errors=errors,
+        templates=templates,
+        segments=segments,
+        default_quiet_hours=format_window(runtime().settings.default_quiet_hours_window),
     )
 
 
@@ -134,6 +175,9 @@ def campaign_detail(campaign_id: int, action_error: str | None = None) -> str:
         errors=summary.analytics.error_codes,
         notice=notice(),
         action_error=action_error,
+        quiet_hours=describe_source(
+            campaign.quiet_hours_start, campaign.quiet_hours_end, campaign.quiet_hours_source
+        ),
         refresh=_still_changing(campaign, summary, rt.clock.now()),
     )
 

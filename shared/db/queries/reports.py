@@ -32,6 +32,12 @@ def status_counts(session: Session, campaign_id: int) -> dict[str, int]:
     return {status: int(count) for status, count in session.execute(statement).all()}
 
 
+def status_counts_overall(session: Session) -> dict[str, int]:
+    """Messages per status across every campaign (an index-only scan of ix_messages_campaign_id_status)."""
+    statement = select(Message.status, func.count()).group_by(Message.status)
+    return {status: int(count) for status, count in session.execute(statement).all()}
+
+
 def reasons(session: Session, campaign_id: int, status: MessageStatus) -> dict[str, int]:
     reason = func.coalesce(Message.status_reason, literal_column("'unspecified'")).label("reason")
     statement = (

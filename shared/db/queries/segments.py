@@ -26,8 +26,9 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import literal as bound
+from sqlalchemy.orm import Session
 
-from shared.db.models import Subscription, User
+from shared.db.models import Segment, Subscription, User
 from shared.domain.enums import ConsentState
 from shared.domain.segments import Compound, Condition, Node, Not, parse_segment
 
@@ -127,3 +128,9 @@ def _equals(name: str, value: object) -> ColumnElement[bool]:
 def _when(guard: ColumnElement[bool], test: ColumnElement[bool]) -> ColumnElement[bool]:
     """`test` where `guard` holds, false elsewhere (including a missing attribute): never NULL."""
     return case((guard, test), else_=false())
+
+
+def names_starting_with(session: Session, prefix: str) -> set[str]:
+    """Segment names that begin with `prefix` (matched literally: % and _ are not wildcards)."""
+    statement = select(Segment.name).where(Segment.name.startswith(prefix, autoescape=True))
+    return set(session.scalars(statement))
