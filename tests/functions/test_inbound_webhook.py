@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,28 +21,20 @@ from tests.functions.twilio_webhook_client import (
     TwilioWebhookClient,
     count_rows,
     fetch_one,
+    inbound,
+    inbound_form,
 )
 
+__all__ = ["inbound"]
+
 PHONE = "+14155550100"
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-
-
-@pytest.fixture
-def inbound(settings: Settings) -> Iterator[TwilioWebhookClient]:
-    assert settings.inbound_webhook_url is not None
-    yield TwilioWebhookClient("inbound_webhook", settings.inbound_webhook_url)
 
 
 def message(body: str, *, sender: str = f"whatsapp:{PHONE}", **extra: str) -> dict[str, str]:
-    return {
-        "MessageSid": "SM" + uuid.uuid4().hex,
-        "AccountSid": "AC" + "0" * 32,
-        "From": sender,
-        "To": "whatsapp:+14155238886",
-        "Body": body,
-        "NumMedia": "0",
-        **extra,
-    }
+    return inbound_form(body, sender, **extra)
+
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
 def seed_user(

@@ -157,15 +157,21 @@ def _queued_message(db: Engine) -> int:
     return int(row.id)
 
 
+def _assert_send_refused(twilio: TwilioEmulator, message_id: int, headers: dict[str, str]) -> None:
+    """send_message refuses the task with 403 and nothing reaches Twilio."""
+    response = client("send_message").post(
+        "/", json={"message_id": message_id, "generation": 0}, headers=headers
+    )
+    assert response.status_code == 403
+    assert twilio.messages() == []
+
+
 def test_send_message_without_a_token_is_forbidden_and_sends_nothing(
     db: Engine, twilio: TwilioEmulator, recorded: Any
 ) -> None:
     message_id = _queued_message(db)
 
-    response = client("send_message").post("/", json={"message_id": message_id, "generation": 0})
-
-    assert response.status_code == 403
-    assert twilio.messages() == []
+    _assert_send_refused(twilio, message_id, {})
 
 
 def test_send_message_refuses_a_token_minted_for_another_audience(
@@ -174,12 +180,7 @@ def test_send_message_refuses_a_token_minted_for_another_audience(
     message_id = _queued_message(db)
     token = mint_oidc_token(tasks_emulator, "https://elsewhere.test/send_message")
 
-    response = client("send_message").post(
-        "/", json={"message_id": message_id, "generation": 0}, headers={"Authorization": token}
-    )
-
-    assert response.status_code == 403
-    assert twilio.messages() == []
+    _assert_send_refused(twilio, message_id, {"Authorization": token})
 
 
 def test_send_message_refuses_another_service_account(
@@ -273,12 +274,7 @@ def test_send_message_refuses_everyone_when_no_caller_is_configured(
     message_id = _queued_message(db)
     headers = as_caller(tasks_emulator, INVOKER, pipeline_settings.send_message_url)
 
-    response = client("send_message").post(
-        "/", json={"message_id": message_id, "generation": 0}, headers=headers
-    )
-
-    assert response.status_code == 403
-    assert twilio.messages() == []
+    _assert_send_refused(twilio, message_id, headers)
 
 
 def test_an_expired_stripped_token_is_refused(
@@ -295,12 +291,7 @@ def test_an_expired_stripped_token_is_refused(
     payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     token = f"Bearer eyJhbGciOiJSUzI1NiJ9.{payload}.{SIGNATURE_REMOVED}"
 
-    response = client("send_message").post(
-        "/", json={"message_id": message_id, "generation": 0}, headers={"Authorization": token}
-    )
-
-    assert response.status_code == 403
-    assert twilio.messages() == []
+    _assert_send_refused(twilio, message_id, {"Authorization": token})
 
 
 def test_trigger_campaign_refuses_a_caller_that_is_not_the_scheduler(

@@ -6,22 +6,25 @@ WhatsApp fields, the normalised body, the channel and the message it answers), o
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from shared.config import Settings
 from shared.domain.consent_rules import operator_id
 from tests.conftest import API_TOKEN
 from tests.functions.api_client import ApiClient, api, error_of
 from tests.functions.dashboard_client import DashboardClient, operator, visitor
-from tests.functions.twilio_webhook_client import TwilioWebhookClient, fetch_one, seed_campaign_message
+from tests.functions.twilio_webhook_client import (
+    TwilioWebhookClient,
+    fetch_one,
+    inbound,
+    inbound_form,
+    seed_campaign_message,
+)
 
-__all__ = ["api", "operator", "visitor"]
+__all__ = ["api", "inbound", "operator", "visitor"]
 
 PHONE = "+14155552671"
 OTHER = "+14155552672"
@@ -308,22 +311,8 @@ def test_the_user_page_shows_the_conversation_newest_first_and_pages_it(
 # --- the signed inbound webhook ---
 
 
-@pytest.fixture
-def inbound(settings: Settings) -> Iterator[TwilioWebhookClient]:
-    assert settings.inbound_webhook_url is not None
-    yield TwilioWebhookClient("inbound_webhook", settings.inbound_webhook_url)
-
-
 def _form(body: str, sender: str = f"whatsapp:{PHONE}", **extra: str) -> dict[str, str]:
-    return {
-        "MessageSid": "SM" + uuid.uuid4().hex,
-        "AccountSid": "AC" + "0" * 32,
-        "From": sender,
-        "To": "whatsapp:+14155238886",
-        "Body": body,
-        "NumMedia": "0",
-        **extra,
-    }
+    return inbound_form(body, sender, **extra)
 
 
 def _event(engine: Engine, sid: str) -> Any:

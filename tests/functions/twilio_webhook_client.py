@@ -5,13 +5,16 @@ the webhook tests start from."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
+from shared.config import Settings
 from tests.functions.apps import function_client
 
 AUTH_TOKEN = "test-auth-token"
@@ -89,3 +92,23 @@ def seed_campaign_message(engine: Engine, phone: str, *, status: str, provider_s
             {"c": campaign, "p": phone, "s": status, "sid": provider_sid},
         ).scalar_one()
     return int(message_id)
+
+
+@pytest.fixture
+def inbound(settings: Settings) -> Iterator[TwilioWebhookClient]:
+    """The inbound webhook as Twilio calls it, signed for this test's settings."""
+    assert settings.inbound_webhook_url is not None
+    yield TwilioWebhookClient("inbound_webhook", settings.inbound_webhook_url)
+
+
+def inbound_form(body: str, sender: str, **extra: str) -> dict[str, str]:
+    """An inbound WhatsApp message's form, as Twilio posts it; `extra` adds or replaces fields."""
+    return {
+        "MessageSid": "SM" + uuid.uuid4().hex,
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": "whatsapp:+14155238886",
+        "Body": body,
+        "NumMedia": "0",
+        **extra,
+    }
