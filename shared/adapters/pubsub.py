@@ -64,7 +64,9 @@ class DeadLetterSource(Protocol):
 
 
 # A synchronous pull on an empty subscription is held open until its deadline (messages that are there come
-# back at once). The scheduler tick drains every minute, and a tick must not wait on an empty hold
+# back at once): "the system may wait (for a bounded amount of time) until at least one message is
+# available" (PullRequest.return_immediately, whose `true` Google discourages:
+# https://cloud.google.com/python/docs/reference/pubsub/latest/google.cloud.pubsub_v1.types.PullRequest). The scheduler tick drains every minute, and a tick must not wait on an empty hold
 # subscription for long: the local stack ticks every 2 s through a queue that dispatches one at a time, and
 # a 5 s wait there piled the ticks up. A dead letter missed by one short pull is drained by the next tick.
 PULL_TIMEOUT_SECONDS = 1.0
