@@ -30,7 +30,7 @@ IN_FLIGHT = ("QUEUED", "SENDING", "AMBIGUOUS")
 
 def create_campaign(ctx: BenchContext, name: str, rate: int, **fields: Any) -> int:
     """A DRAFT campaign to every opted-in user (an empty AND), sending a content template at `rate`/s."""
-    template = _created(
+    template = create_resource(
         ctx,
         "/v1/templates",
         {
@@ -40,7 +40,7 @@ def create_campaign(ctx: BenchContext, name: str, rate: int, **fields: Any) -> i
             "content_variables": {"1": "first_name"},
         },
     )
-    segment = _created(
+    segment = create_resource(
         ctx, "/v1/segments", {"name": name, "definition": {"operator": "AND", "conditions": []}}
     )
     body = {
@@ -53,7 +53,7 @@ def create_campaign(ctx: BenchContext, name: str, rate: int, **fields: Any) -> i
         "quiet_hours_end": None,
         **fields,
     }
-    return _created(ctx, "/v1/campaigns", body)
+    return create_resource(ctx, "/v1/campaigns", body)
 
 
 def trigger(ctx: BenchContext, campaign_id: int) -> None:
@@ -64,13 +64,20 @@ def trigger(ctx: BenchContext, campaign_id: int) -> None:
         )
 
 
-def _created(ctx: BenchContext, path: str, body: Mapping[str, Any]) -> int:
-    response = ctx.api("POST", path, json=body)
+def create_resource(ctx: BenchContext, path: str, body: Mapping[str, Any]) -> int:
+    """POST a resource; its id. A route that is not there (404, 501) makes the figure "not measured"."""
+    return int(call(ctx, "POST", path, body, expect=201)["id"])
+
+
+def call(ctx: BenchContext, method: str, path: str, body: object = None, expect: int = 200) -> Any:
+    """One API call that must answer `expect`; its JSON body (None if it has none). A route that is not there yet (404, 501)
+    makes the figure "not measured" rather than an error."""
+    response = ctx.api(method, path, json=body)
     if response.status_code in (404, 501):
-        raise NotMeasurable(f"POST {path} answered {response.status_code}: not built yet")
-    if response.status_code != 201:
-        raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text[:300]}")
-    return int(response.json()["id"])
+        raise NotMeasurable(f"{method} {path} answered {response.status_code}: not built yet")
+    if response.status_code != expect:
+        raise RuntimeError(f"{method} {path} answered {response.status_code}: {response.text[:300]}")
+    return response.json() if response.content else None
 
 
 def message_counts(ctx: BenchContext, campaign_id: int) -> dict[str, int]:

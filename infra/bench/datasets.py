@@ -75,7 +75,9 @@ class ImportFile:
 def import_csv(rows: int, seed: int = 1, invalid: float = 0.02, duplicates: float = 0.05) -> ImportFile:
     """A CSV of `rows` data rows: about `invalid` of them with a bad phone, `duplicates` repeating an
     earlier row's phone. Written once per (rows, seed) and reused."""
-    path = DATA_DIR / f"users_{rows}_s{seed}_{FORMAT}.csv"
+    # The shares are part of the name unless they are the defaults (whose files keep their old names).
+    shares = "" if (invalid, duplicates) == (0.02, 0.05) else f"_i{invalid:g}_d{duplicates:g}"
+    path = DATA_DIR / f"users_{rows}_s{seed}{shares}_{FORMAT}.csv"
     rng = random.Random(seed)
     kinds = [_row_kind(rng, invalid, duplicates) for _ in range(rows)]
     # The first row cannot repeat an earlier one.

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 
-from infra.bench.figures.rate_fidelity import max_in_window
+from infra.bench.figures import million
+from infra.bench.figures.million import extrapolate, product_ms
+from infra.bench.figures.pool_rate import pool_fidelity
 from infra.bench.machine import describe_machine
 from infra.bench.measurement import Measurement, not_measured
 from infra.bench.procfs import listening_pids, peak_rss_mb
+from infra.bench.rates import max_in_window, mean_rate
 from infra.bench.report import render_markdown
 
 
@@ -52,3 +56,53 @@ def test_the_process_serving_a_port_is_found_and_its_peak_memory_read() -> None:
 
         assert os.getpid() in listening_pids(port)
     assert peak_rss_mb([os.getpid()]) > 1
+
+
+def test_mean_rate_is_count_minus_one_over_first_to_last() -> None:
+    assert mean_rate([10.0, 10.5, 11.0, 12.0]) == 1.5
+    assert mean_rate([3.0]) == 0.0
+
+
+def _accepted(sender: str, to: str, second: float) -> dict[str, str]:
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=second)
+    return {"from": sender, "to": to, "created_at": at.isoformat()}
+
+
+def test_pool_fidelity_judges_each_sender_by_its_own_windows_and_finds_shared_recipients() -> None:
+    a, b = "whatsapp:+14155550101", "whatsapp:+14155550102"
+    messages = [
+        # a: three within [0.2, 1.2); b: one a second; +3 got one from each sender; +5 from outside.
+        _accepted(a, "+1", 0.2),
+        _accepted(a, "+2", 0.7),
+        _accepted(a, "+3", 1.1),
+        _accepted(b, "+3", 0.0),
+        _accepted(b, "+4", 1.0),
+        _accepted("whatsapp:+19999999999", "+5", 2.0),
+    ]
+
+    result = pool_fidelity(messages, recipients=6, pool=[a, b])
+
+    assert result.max_window_by_sender == {a: 3, b: 1, "whatsapp:+19999999999": 1}
+    assert result.sent_by_sender[a] == 3
+    assert result.drops == 1  # +6
+    assert result.duplicates == 1
+    assert result.multi_sender_recipients == 1
+    assert result.foreign_messages == 1
+    assert result.mean == 2.5  # 5 intervals over 2 s
+
+
+def test_extrapolation_is_bound_by_the_slower_of_senders_and_queues() -> None:
+    production = extrapolate(1_000_000, cpu_ms=12.5)
+
+    assert production.sender_bound_seconds == 1_000_000 / 800
+    assert production.queue_bound_seconds == 1_000_000 / (million.PRODUCTION_SEND_QUEUES * 500)
+    assert production.wall_seconds == max(production.sender_bound_seconds, production.queue_bound_seconds)
+    assert production.instance_seconds == 12_500
+    assert production.instances_at_pool_rate == 10  # ceil(800 x 12.5 ms / 1000)
+    assert "max(1,000,000 / (10 x 80)" in "".join(production.as_details().values())
+
+
+def test_product_cpu_sums_only_the_named_process_groups() -> None:
+    cpu = {"send_message": 4.0, "PostgreSQL": 2.5, "Twilio emulator": 3.0, "all of the stack": 9.5}
+
+    assert product_ms(cpu, ["send_message", "status_webhook", "PostgreSQL"]) == 6.5

@@ -10,6 +10,9 @@ from infra.bench.figures import (
     bulk_import,
     dashboard,
     fanout,
+    frequency_cap,
+    million,
+    pool_rate,
     rate_fidelity,
     segment,
     send,
@@ -24,4 +27,7 @@ FIGURES: dict[str, ModuleType] = {
     "rate-fidelity": rate_fidelity,
     "status-webhook": status_webhook,
     "dashboard": dashboard,
+    "pool-rate": pool_rate,
+    "frequency-cap": frequency_cap,
+    "million": million,
 }

@@ -190,6 +190,12 @@ def _import(ctx: BenchContext, data: ImportFile) -> tuple[float, float, dict[str
         conn.close()
     pids = ctx.server_pids("api")
     reset_peak_rss(pids)
+    seconds, report = post_import(ctx, data)
+    return seconds, peak_rss_mb(pids), report
+
+
+def post_import(ctx: BenchContext, data: ImportFile) -> tuple[float, dict[str, object]]:
+    """(seconds, the import report) of one `POST /v1/users/import` of the file, streamed from disk."""
     with data.path.open("rb") as body:
         start = time.perf_counter()
         response = ctx.api("POST", "/v1/users/import", data=body, headers={"Content-Type": "text/csv"})
@@ -199,4 +205,5 @@ def _import(ctx: BenchContext, data: ImportFile) -> tuple[float, float, dict[str
             f"POST /v1/users/import answered {response.status_code}: the import is not built yet"
         )
     response.raise_for_status()
-    return seconds, peak_rss_mb(pids), response.json()
+    report: dict[str, object] = response.json()
+    return seconds, report

@@ -11,13 +11,11 @@ the client round trip (plus HTTP, gunicorn and functions-framework) is in the de
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
-import requests
-
 from infra.bench.context import BenchContext
+from infra.bench.dashboard_client import page_times, signed_in
 from infra.bench.datasets import HISTORY_CAMPAIGNS, seed_campaign_history, seed_users
 from infra.bench.measurement import Measurement, median, timed
 
@@ -41,8 +39,6 @@ TARGET = "every page < 300 ms server time with 1M users and 100k messages"
 # The server `--profile` samples while the figure runs.
 PROFILED: str | None = "api"
 MAX_SERVER_MS = 300
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-_SERVER_TIMING = re.compile(r"(?:^|,)\s*app;dur=([0-9.]+)")
 
 
 @dataclass(frozen=True)
@@ -68,14 +64,14 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         "phone": history.stopped_phone,
     }
     pages = [path.format(**ids) for path in PAGES_TO_BENCH]
-    browser = _signed_in(ctx)
+    browser = signed_in(ctx)
     server: dict[str, list[float]] = {page: [] for page in pages}
     round_trip: dict[str, list[float]] = {page: [] for page in pages}
     for page in pages:
-        _get(browser, ctx, page)  # warm-up: templates compiled, connections pooled, caches filled
+        page_times(browser, ctx, page)  # warm-up: templates compiled, connections pooled, caches filled
     for _ in range(size.runs):
         for page in pages:
-            server_ms, round_trip_ms = _get(browser, ctx, page)
+            server_ms, round_trip_ms = page_times(browser, ctx, page)
             server[page].append(server_ms)
             round_trip[page].append(round_trip_ms)
     server_medians = {page: median(samples) for page, samples in server.items()}
@@ -107,35 +103,3 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             "no same-run baseline: the replaced system's dashboard cannot run here",
         ),
     )
-
-
-def _signed_in(ctx: BenchContext) -> requests.Session:
-    """A cookie-keeping client signed in through the form, with the CSRF token read from the page."""
-    browser = requests.Session()
-    form = browser.get(ctx.env["API_URL"] + "/ui/signin", timeout=60)
-    form.raise_for_status()
-    match = _CSRF.search(form.text)
-    if match is None:
-        raise RuntimeError("the sign-in page has no CSRF token")
-    answer = browser.post(
-        ctx.env["API_URL"] + "/ui/signin",
-        data={"token": ctx.env["API_TOKEN"], "csrf_token": match.group(1)},
-        allow_redirects=False,
-        timeout=60,
-    )
-    if answer.status_code != 302:
-        raise RuntimeError(f"sign-in answered {answer.status_code}: {answer.text[:300]}")
-    return browser
-
-
-def _get(browser: requests.Session, ctx: BenchContext, page: str) -> tuple[float, float]:
-    """(server ms from Server-Timing, client round-trip ms) of one GET, which must render the page."""
-    start = time.perf_counter()
-    response = browser.get(ctx.env["API_URL"] + page, allow_redirects=False, timeout=60)
-    round_trip_ms = 1000 * (time.perf_counter() - start)
-    if response.status_code != 200:
-        raise RuntimeError(f"GET {page} answered {response.status_code}: {response.text[:300]}")
-    match = _SERVER_TIMING.search(response.headers.get("Server-Timing", ""))
-    if match is None:
-        raise RuntimeError(f"GET {page} carries no Server-Timing app;dur=")
-    return float(match.group(1)), round_trip_ms

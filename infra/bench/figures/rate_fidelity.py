@@ -34,6 +34,7 @@ from infra.bench.campaigns import (
 from infra.bench.context import BenchContext
 from infra.bench.datasets import seed_users
 from infra.bench.measurement import Measurement
+from infra.bench.rates import max_in_window, mean_rate
 from infra.local.stack_reset import reset_stack
 
 FIGURE = "rate fidelity"
@@ -165,18 +166,8 @@ def _measure(ctx: BenchContext, campaign: int, recipients: int, size: Size, faul
     return Fidelity(
         recipients=recipients,
         max_window=max_in_window(times, 1.0),
-        mean=(len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
+        mean=mean_rate(times),
         drops=recipients - distinct,
         duplicates=len(messages) - distinct,
         final_counts=message_counts(ctx, campaign),
     )
-
-
-def max_in_window(times: list[float], width: float) -> int:
-    """The most timestamps (sorted) in any half-open window [t, t + width)."""
-    best, first = 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= width:
-            first += 1
-        best = max(best, last - first + 1)
-    return best

@@ -31,6 +31,7 @@ from infra.bench.context import BenchContext
 from infra.bench.cpu import per_unit_ms, sample, stack_groups
 from infra.bench.datasets import seed_users
 from infra.bench.measurement import Measurement, median
+from infra.bench.rates import mean_rate
 from infra.local.stack_reset import reset_stack
 
 FIGURE = "send"
@@ -116,5 +117,4 @@ def _send_campaign(
     times = acceptance_times(accepted_messages(ctx))
     if len(times) != size.messages:
         raise RuntimeError(f"{name}: Twilio accepted {len(times)} messages for {size.messages} recipients")
-    rate = (len(times) - 1) / (times[-1] - times[0])
-    return rate, message_counts(ctx, campaign), per_unit_ms(before, after, size.messages)
+    return mean_rate(times), message_counts(ctx, campaign), per_unit_ms(before, after, size.messages)

@@ -1,0 +1,159 @@
+"""Pool rate fidelity: one campaign over a pool of senders, each with its own ceiling, read at the Twilio
+emulator from its acceptance timestamps and each message's `from` (the sender that sent it).
+
+- per sender: the most messages it had accepted in any 1-second window (sliding), against its ceiling;
+- total mean: (accepted - 1) / (last - first acceptance) over the whole pool, against the sum of ceilings;
+- drops: recipients Twilio never accepted a message for; duplicates: accepted messages beyond one per
+  recipient; recipients reached from more than one sender (a recipient keeps one sender); messages from an
+  address outside the pool.
+
+The campaign's own rate is the pool's sum, so the senders' ceilings are what holds each of them back.
+Senders are rows in the database: the runner's reset between figures empties them with every other table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from infra.bench.campaigns import (
+    IN_FLIGHT,
+    acceptance_times,
+    accepted_messages,
+    create_campaign,
+    create_resource,
+    message_counts,
+    trigger,
+    wait_until,
+)
+from infra.bench.context import BenchContext
+from infra.bench.datasets import seed_users
+from infra.bench.measurement import Measurement
+from infra.bench.rates import max_in_window, mean_rate
+
+FIGURE = "pool rate fidelity"
+UNIT = "msg/s (mean)"
+TARGET = (
+    "4 senders at 20/s each: no sender over 20 in any 1 s window, total mean ≥ 0.97 x 80, "
+    "zero drops, zero duplicates, every recipient from one sender"
+)
+# The server `--profile` samples while the figure runs.
+PROFILED: str | None = "send_message"
+MIN_MEAN_RATIO = 0.97
+POOL = "bench"
+
+
+@dataclass(frozen=True)
+class Size:
+    senders: int
+    ceiling: int  # each sender's rate_limit_per_second
+    seconds: int  # the campaign's length at the pool's full rate
+    timeout: float
+
+
+FULL = Size(senders=4, ceiling=20, seconds=60, timeout=600)
+SMOKE = Size(senders=2, ceiling=5, seconds=3, timeout=120)
+
+
+@dataclass(frozen=True)
+class PoolFidelity:
+    max_window_by_sender: dict[str, int]
+    sent_by_sender: dict[str, int]
+    mean: float
+    drops: int
+    duplicates: int
+    multi_sender_recipients: int
+    foreign_messages: int  # from an address outside the pool
+
+
+def sender_address(index: int) -> str:
+    return f"whatsapp:+1415555{index + 101:04d}"
+
+
+def run(ctx: BenchContext, size: Size) -> Measurement:
+    rate = size.senders * size.ceiling
+    recipients = rate * size.seconds
+    addresses = [sender_address(i) for i in range(size.senders)]
+    for address in addresses:
+        create_resource(
+            ctx,
+            "/v1/senders",
+            {"address": address, "pool": POOL, "rate_limit_per_second": size.ceiling},
+        )
+    seed_users(ctx.database_url, 0, recipients)
+    campaign = create_campaign(ctx, "pool rate", rate, sender_pool=POOL)
+    trigger(ctx, campaign)
+    wait_until(
+        lambda: sum(message_counts(ctx, campaign).values()) == recipients,
+        size.timeout,
+        f"campaign {campaign}: a message row per recipient",
+    )
+    wait_until(
+        lambda: not any(status in IN_FLIGHT for status in message_counts(ctx, campaign)),
+        size.timeout,
+        f"campaign {campaign}: every message sent",
+        interval=1.0,
+    )
+    result = pool_fidelity(accepted_messages(ctx), recipients, addresses)
+    met = (
+        all(n <= size.ceiling for n in result.max_window_by_sender.values())
+        and result.mean >= MIN_MEAN_RATIO * rate
+        and result.drops == result.duplicates == result.multi_sender_recipients == 0
+        and result.foreign_messages == 0
+    )
+    full = (size.senders, size.ceiling) == (FULL.senders, FULL.ceiling)
+    return Measurement(
+        figure=FIGURE,
+        unit=UNIT,
+        target=TARGET if full else f"{TARGET} (smoke: {size.senders} senders at {size.ceiling}/s)",
+        value=result.mean,
+        met=met,
+        runs=1,
+        details=_details(size, recipients, result, message_counts(ctx, campaign)),
+        notes=(
+            f"one campaign at {rate}/s (the pool's sum) over a pool of {size.senders} senders, "
+            f"{size.ceiling}/s each, {recipients:,} recipients (~{size.seconds} s of sending)",
+            "read at the Twilio emulator: each accepted message's timestamp and `from`",
+            "no same-run baseline: the replaced system had a single sender",
+        ),
+    )
+
+
+def _details(
+    size: Size, recipients: int, result: PoolFidelity, final_counts: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "recipients": recipients,
+        "senders (ceiling msg/s each)": f"{size.senders} ({size.ceiling})",
+        "max in any 1 s window, by sender": result.max_window_by_sender,
+        "messages sent, by sender": result.sent_by_sender,
+        "total mean (msg/s)": result.mean,
+        "target mean (msg/s)": MIN_MEAN_RATIO * size.senders * size.ceiling,
+        "drops": result.drops,
+        "duplicates": result.duplicates,
+        "recipients reached from more than one sender": result.multi_sender_recipients,
+        "messages from an address outside the pool": result.foreign_messages,
+        "final message states": final_counts,
+    }
+
+
+def pool_fidelity(messages: list[dict[str, Any]], recipients: int, pool: list[str]) -> PoolFidelity:
+    """The figure's numbers from the emulator's accepted messages (each with `to`, `from`, `created_at`)."""
+    by_sender: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    senders_of: dict[str, set[str]] = defaultdict(set)
+    for message in messages:
+        by_sender[message["from"]].append(message)
+        senders_of[message["to"]].add(message["from"])
+    distinct = len(senders_of)
+    return PoolFidelity(
+        max_window_by_sender={
+            sender: max_in_window(acceptance_times(sent), 1.0) for sender, sent in sorted(by_sender.items())
+        },
+        sent_by_sender={sender: len(sent) for sender, sent in sorted(by_sender.items())},
+        mean=mean_rate(acceptance_times(messages)),
+        drops=recipients - distinct,
+        duplicates=len(messages) - distinct,
+        multi_sender_recipients=sum(1 for senders in senders_of.values() if len(senders) > 1),
+        foreign_messages=sum(len(sent) for sender, sent in by_sender.items() if sender not in pool),
+    )
