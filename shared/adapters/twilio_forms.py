@@ -11,6 +11,7 @@ bad event gets the same answer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from shared.adapters.twilio_signature import TwilioRequest
 from shared.boundary import BIGINT_MAX, INTEGER_MAX, NotJson, check_fields, parse_json, whole_number
 from shared.domain.inbound_text import Channel, channel_of
 from shared.domain.phones import try_normalize_phone
+
+E164_ADDRESS = re.compile(r"\+[1-9][0-9]{6,14}")
 
 MESSAGE_ID_PARAM = "message_id"
 _ONE_VALUE = "expected one non-empty value"
@@ -46,6 +49,9 @@ class InboundMessage:
     wa_id: str | None = None
     profile_name: str | None = None
     channel: Channel | None = None  # from From's prefix: whatsapp:+E164 or a bare number (SMS)
+    # The business number written to (To), as `whatsapp:+E164`, when it is one: WhatsApp's 24-hour window
+    # belongs to this (number, user) pair (docs/architecture.md, "Sender pools").
+    business_number: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,14 @@ def inbound_message(received: TwilioRequest, default_region: str) -> InboundMess
         wa_id=_one(fields, "WaId"),
         profile_name=_one(fields, "ProfileName"),
         channel=channel_of(_one(fields, "From")),
+        business_number=_whatsapp_address(_one(fields, "To")),
     )
+
+
+def _whatsapp_address(value: str | None) -> str | None:
+    if value is None or not value.startswith("whatsapp:") or not E164_ADDRESS.fullmatch(value[9:]):
+        return None
+    return value
 
 
 def status_callback(received: TwilioRequest) -> StatusCallback:

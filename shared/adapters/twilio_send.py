@@ -28,6 +28,8 @@ class OutboundMessage:
     body: str | None = None
     content_sid: str | None = None
     content_variables: dict[str, str] | None = None
+    # A pool sender: a `whatsapp:+E164` number or a Messaging Service SID. None: the configured sender.
+    from_: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,10 @@ class TwilioMessageSender:
             "to": WHATSAPP + message.to,
             "status_callback": message.status_callback,
         }
-        if self._service:
+        if message.from_ is not None:
+            key = "messaging_service_sid" if message.from_.startswith("MG") else "from_"
+            arguments[key] = message.from_
+        elif self._service:
             arguments["messaging_service_sid"] = self._service
         else:
             arguments["from_"] = self._from

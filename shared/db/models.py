@@ -29,7 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus, QuietHoursSource
+from shared.domain.enums import (
+    CampaignStatus,
+    ConsentState,
+    FrequencyCapPolicy,
+    MessageStatus,
+    QuietHoursSource,
+    SenderState,
+)
 from shared.domain.templates import LOCALE_SQL_PATTERN, Channel, TemplateSendOutcome
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
@@ -171,6 +178,7 @@ class Campaign(TimestampMixin, Base):
         ),
         CheckConstraint(_in("quiet_hours_source", QuietHoursSource), name="quiet_hours_source"),
         CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
+        CheckConstraint(_in("frequency_cap_policy", FrequencyCapPolicy), name="frequency_cap_policy"),
         # The scheduler's "which campaigns are due" query.
         Index(None, "status", "schedule_time"),
     )
@@ -195,6 +203,15 @@ class Campaign(TimestampMixin, Base):
     # Where fan-out plans the next page's first send (spacing by the campaign's rate). Only an estimate:
     # the rate limiter admits each send; the cursor never says what was sent (the ledger does).
     plan_cursor: Mapped[datetime | None]
+    # The pool of senders it goes out over (senders.pool); NULL: the configured sender (TWILIO_FROM or the
+    # Messaging Service) alone, as before pools existed.
+    sender_pool: Mapped[str | None] = mapped_column(Text)
+    # Exempt from the per-user frequency caps (an order update, not marketing).
+    transactional: Mapped[bool] = mapped_column(server_default=text("false"))
+    # What a message the caps hold back becomes: deferred until they allow it, or skipped.
+    frequency_cap_policy: Mapped[str] = mapped_column(Text, server_default=FrequencyCapPolicy.DEFER.value)
+    # No message is sent after this: a cap deferral that would end later skips the message instead.
+    ends_at: Mapped[datetime | None]
 
 
 class Message(TimestampMixin, Base):
@@ -233,6 +250,14 @@ class Message(TimestampMixin, Base):
         Index(
             "ix_messages_recipient_phone_at", "recipient_phone", text("coalesce(sent_at, created_at)"), "id"
         ),
+        # A sender's sends of the last minute (its current rate) and its stickiness ("who last wrote to
+        # this user"): only pool messages have a sender.
+        Index(
+            "ix_messages_sender_claimed_at",
+            "sender",
+            "claimed_at",
+            postgresql_where=text("sender IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -266,6 +291,11 @@ class Message(TimestampMixin, Base):
     # seconds those slots were ahead: written by the rescheduling UPDATE itself (campaign analytics).
     rate_limit_deferrals: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     rate_limit_wait_seconds: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    # The pool sender it goes out from (senders.address), chosen at its first admission and kept (sticky)
+    # unless that sender is paused; NULL for a campaign without a pool (the configured sender).
+    sender: Mapped[str | None] = mapped_column(Text)
+    # Times the per-user frequency caps deferred it (campaign analytics).
+    frequency_cap_deferrals: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class DeliveryReceipt(Base):
@@ -387,6 +417,63 @@ class CampaignPage(Base):
     fanned_out_at: Mapped[datetime | None]
     # A page delivered after FANOUT_PAGE_MAX_AGE is dropped, not fanned out; the campaign can still end.
     dropped_at: Mapped[datetime | None]
+
+
+class Sender(TimestampMixin, Base):
+    """A WhatsApp sender of a pool: a business number (`whatsapp:+E164`) or a Messaging Service SID, with
+    its own rate ceiling (its own key in the slot calendar) and state. Paused by an operator, or by the
+    send path when Twilio reports it blocked or rate-limited (paused_by 'twilio', with the error)."""
+
+    __tablename__ = "senders"
+    __table_args__ = (
+        CheckConstraint(_in("state", SenderState), name="state"),
+        CheckConstraint("rate_limit_per_second BETWEEN 1 AND 500", name="rate_limit"),
+        CheckConstraint(
+            "address ~ '^whatsapp:\\+[1-9][0-9]{6,14}$' OR address ~ '^MG[0-9a-f]{32}$'", name="address"
+        ),
+        CheckConstraint("length(pool) BETWEEN 1 AND 100", name="pool_length"),
+        Index(None, "pool", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(Text, unique=True)
+    pool: Mapped[str] = mapped_column(Text)
+    rate_limit_per_second: Mapped[int] = mapped_column(Integer, server_default=text("80"))
+    state: Mapped[str] = mapped_column(Text, server_default=SenderState.ACTIVE.value)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    # 'operator' or 'twilio' (paused automatically on a sender-level error).
+    paused_by: Mapped[str | None] = mapped_column(Text)
+    paused_at: Mapped[datetime | None]
+    last_error_code: Mapped[int | None] = mapped_column(Integer)
+    last_error_at: Mapped[datetime | None]
+
+
+class UserSender(Base):
+    """When a user last wrote to one of our senders: WhatsApp's 24-hour service window belongs to the
+    (business number, user) pair, and a pool send goes out from the number the user last wrote to."""
+
+    __tablename__ = "user_senders"
+
+    user_phone: Mapped[str] = mapped_column(
+        Text, ForeignKey("users.phone_e164", ondelete="CASCADE"), primary_key=True
+    )
+    sender: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_inbound_at: Mapped[datetime]
+
+
+class FrequencyCap(Base):
+    """At most `max_messages` marketing messages (campaigns not marked transactional) per user in any
+    rolling `window_seconds`, across campaigns. No rows: no caps."""
+
+    __tablename__ = "frequency_caps"
+    __table_args__ = (
+        CheckConstraint("max_messages BETWEEN 1 AND 1000", name="max_messages"),
+        CheckConstraint("window_seconds BETWEEN 3600 AND 31622400", name="window_seconds"),
+    )
+
+    window_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    max_messages: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class RateLimiter(Base):

@@ -34,7 +34,9 @@ class MessageStatus(StrEnum):
     READ = "READ"
     FAILED = "FAILED"  # final: Twilio or we gave up
     UNDELIVERED = "UNDELIVERED"  # final: Twilio could not deliver
-    SKIPPED = "SKIPPED"  # final, at fan-out: missing template variable, no consent
+    # final, at fan-out (missing template variable, no consent) or at send time (status_reason
+    # "frequency_cap": the per-user caps held it back and its campaign skips rather than defers)
+    SKIPPED = "SKIPPED"
     WITHHELD = "WITHHELD"  # final, at send time: consent revoked, campaign cancelled, no content_sid
 
 
@@ -43,3 +45,15 @@ class QuietHoursSource(StrEnum):
 
     EXPLICIT = "explicit"  # the request gave them, or turned them off with null
     DEFAULT = "default"  # the request left them out: DEFAULT_QUIET_HOURS applied (possibly "off")
+
+
+class SenderState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class FrequencyCapPolicy(StrEnum):
+    """What a campaign does with a message the per-user frequency caps hold back."""
+
+    DEFER = "defer"  # send it when the caps allow (skipped if that is after the campaign's ends_at)
+    SKIP = "skip"  # SKIPPED, status_reason "frequency_cap"

@@ -18,6 +18,7 @@ from shared.adapters.twilio_forms import InboundMessage
 from shared.clock import Clock
 from shared.config import Settings
 from shared.db.queries.inbound import insert_inbound_event, record_sender_activity, recorded_outcome
+from shared.db.queries.senders import record_inbound
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.consent_keywords import KeywordAction, classify_keyword, from_opt_out_type
 from shared.domain.inbound_text import normalize_body
@@ -95,6 +96,8 @@ def receive_inbound_message(
             log.info("inbound webhook redelivered", extra={"message_sid": message_sid, "outcome": decided})
         elif phone is not None and reason is None:
             record_sender_activity(uow.session, phone, at)
+            if message.business_number is not None:
+                record_inbound(uow.session, phone, message.business_number, at)
             if action is not None and action.consent_state is not None:
                 detail = {"message_sid": message_sid}
                 change_consent(uow.session, phone, action.consent_state, source=source, at=at, detail=detail)

@@ -27,10 +27,13 @@ from shared.adapters.twilio_forms import status_callback_url
 from shared.adapters.twilio_send import OutboundMessage
 from shared.clock import Clock
 from shared.db.audit import record_audit
+from shared.db.queries import cap_check
 from shared.db.queries import messages as message_sql
 from shared.db.queries.messages import SendContext
-from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
+from shared.db.queries.senders import active_pool_senders
+from shared.domain.enums import CampaignStatus, ConsentState, FrequencyCapPolicy, MessageStatus, SenderState
 from shared.domain.quiet_hours import QuietHours, is_quiet, resolve_timezone, window_end
+from shared.domain.sender_choice import choose_sender
 from shared.domain.session_window import ApprovedTemplate, FreeForm, Withheld, choose_payload
 from shared.outcome import Outcome, Result
 from shared.services import rate_limiter
@@ -38,6 +41,8 @@ from shared.services.campaign_lifecycle import CANCELLED_REASON
 from shared.services.send_config import SendConfig
 
 CONSENT_REVOKED_REASON = "consent revoked before sending"
+# The status_reason of a message the per-user frequency caps skipped (and the reason of their deferrals).
+FREQUENCY_CAP = "frequency_cap"
 
 
 @dataclass(frozen=True)
@@ -85,13 +90,26 @@ def claim_for_send(
         # Another delivery of this task claimed it, or it was rescheduled meanwhile.
         status = context.status.value
         return Admission(Result(Outcome.DONE, f"already {status}"), campaign_id=context.campaign_id)
+    if not context.transactional:
+        cap_check.lock_user_caps(session, context.recipient_phone)
     now = clock.now()
     decided = check(session, context, now, config)
     if isinstance(decided, Admission):
         return replace(decided, campaign_id=context.campaign_id)
+    if decided.context.sender != context.sender:
+        # Its sender was paused during the wait: the slot was on that sender's calendar, so it goes back
+        # to be admitted (a slot on the new sender's) right away.
+        return replace(
+            reschedule(session, decided.context, now, "moved to another sender"),
+            campaign_id=context.campaign_id,
+        )
     message_sql.claim(session, context.id, generation, now)
     return Admission(
-        Result(Outcome.DONE), campaign_id=context.campaign_id, context=context, outbound=decided, claimed=True
+        Result(Outcome.DONE),
+        campaign_id=context.campaign_id,
+        context=decided.context,
+        outbound=decided.outbound,
+        claimed=True,
     )
 
 
@@ -125,14 +143,20 @@ def _check_and_reserve(session: Session, context: SendContext, clock: Clock, con
     decided = check(session, context, clock.now(), config)
     if isinstance(decided, Admission):
         return decided
-    return _take_slot(session, context, clock, config, decided)
+    return _take_slot(session, decided.context, clock, config, decided.outbound)
 
 
-def check(
-    session: Session, context: SendContext, now: datetime, config: SendConfig
-) -> Admission | OutboundMessage:
+@dataclass(frozen=True)
+class Ready:
+    """The message may go now: what to send, and the context as decided (its pool sender chosen)."""
+
+    context: SendContext
+    outbound: OutboundMessage
+
+
+def check(session: Session, context: SendContext, now: datetime, config: SendConfig) -> Admission | Ready:
     """Whether this QUEUED message may go now: what to send, or the decision made instead (withheld,
-    parked, deferred), already written in `session`."""
+    parked, deferred, skipped), already written in `session`."""
     if context.consent_state != ConsentState.OPT_IN.value:
         return _withhold(session, context, now, CONSENT_REVOKED_REASON)
     if context.campaign_status is CampaignStatus.CANCELLED:
@@ -148,12 +172,72 @@ def check(
             session, context, "message.deferred", now, {"reason": "quiet hours", "until": until.isoformat()}
         )
         return reschedule(session, context, until, "deferred: quiet hours")
-    payload = choose_payload(
-        now, context.last_inbound_at, context.body, context.content_sid, context.content_variables
-    )
+    if context.sender_pool is not None:
+        resolved = _resolve_sender(session, context, now, config)
+        if isinstance(resolved, Admission):
+            return resolved
+        context = resolved
+    if not context.transactional:
+        capped = _frequency_cap(session, context, now)
+        if capped is not None:
+            return capped
+    last_inbound = context.sender_last_inbound_at if context.sender_pool else context.last_inbound_at
+    payload = choose_payload(now, last_inbound, context.body, context.content_sid, context.content_variables)
     if isinstance(payload, Withheld):
         return _withhold(session, context, now, payload.reason)
-    return _outbound(context, payload, config)
+    return Ready(context, _outbound(context, payload, config))
+
+
+def _resolve_sender(
+    session: Session, context: SendContext, now: datetime, config: SendConfig
+) -> Admission | SendContext:
+    """The message's pool sender: the one it has while that stays active in the pool, else a sticky choice
+    among the pool's active senders (docs/architecture.md, "Sender pools"), remembered on the row. A
+    changed sender drops the slot reserved on the old one's calendar. No active sender: deferred, never
+    dropped."""
+    if context.sender is not None and context.sender_state == SenderState.ACTIVE.value:
+        return context
+    assert context.sender_pool is not None
+    chosen = choose_sender(
+        context.recipient_phone, active_pool_senders(session, context.sender_pool, context.recipient_phone)
+    )
+    if chosen is None:
+        until = now + config.throughput_defer
+        reason = f"no active sender in pool {context.sender_pool!r}"
+        audit_message(
+            session, context, "message.deferred", now, {"reason": reason, "until": until.isoformat()}
+        )
+        return reschedule(session, context, until, f"deferred: {reason}")
+    message_sql.set_fields(session, context.id, context.status, sender=chosen.address, slot_at=None)
+    return replace(
+        context,
+        sender=chosen.address,
+        sender_state=SenderState.ACTIVE.value,
+        sender_rate=chosen.rate_limit_per_second,
+        sender_last_inbound_at=chosen.last_inbound_at,
+        slot_at=None,
+    )
+
+
+def _frequency_cap(session: Session, context: SendContext, now: datetime) -> Admission | None:
+    """Held back by the per-user caps: deferred until they allow it (within the campaign's end), or
+    skipped, by the campaign's policy (docs/architecture.md, "Frequency caps")."""
+    until = cap_check.capped_until(session, context.recipient_phone, context.id, now)
+    if until is None:
+        return None
+    deferring = context.frequency_cap_policy == FrequencyCapPolicy.DEFER.value
+    if deferring and (context.ends_at is None or until <= context.ends_at):
+        audit_message(
+            session, context, "message.deferred", now, {"reason": FREQUENCY_CAP, "until": until.isoformat()}
+        )
+        return reschedule(session, context, until, f"deferred: {FREQUENCY_CAP}", cap_deferral=True)
+    message_sql.set_fields(
+        session, context.id, context.status, status=MessageStatus.SKIPPED.value, status_reason=FREQUENCY_CAP
+    )
+    audit_message(
+        session, context, "message.skipped", now, {"reason": FREQUENCY_CAP, "capped_until": until.isoformat()}
+    )
+    return Admission(Result(Outcome.DONE, f"skipped: {FREQUENCY_CAP}"), finished=True)
 
 
 def _take_slot(
@@ -221,9 +305,14 @@ def _wait_for_slot(
 
 
 def _rate_keys(context: SendContext, config: SendConfig) -> list[rate_limiter.RateKey]:
+    """The campaign's key and its sender's: the pool sender's own ceiling, or the configured sender's."""
+    if context.sender is not None and context.sender_rate is not None:
+        sender = rate_limiter.sender_key(context.sender, context.sender_rate, config.rate_margin)
+    else:
+        sender = rate_limiter.sender_key(config.sender_id, config.sender_rate, config.rate_margin)
     return [
         rate_limiter.campaign_key(context.campaign_id, context.rate_limit_per_second, config.rate_margin),
-        rate_limiter.sender_key(config.sender_id, config.sender_rate, config.rate_margin),
+        sender,
     ]
 
 
@@ -238,6 +327,8 @@ def reschedule(
     retried: bool = False,
     error_code: int | None = None,
     rate_wait: timedelta | None = None,
+    cap_deferral: bool = False,
+    clear_sender: bool = False,
 ) -> Admission:
     """A new generation with a task at `at`; the old generation's task (if any) becomes a no-op.
 
@@ -257,6 +348,10 @@ def reschedule(
         values["error_code"] = error_code
     if rate_wait is not None:
         values |= message_sql.rate_limit_deferral(rate_wait)
+    if cap_deferral:
+        values |= message_sql.frequency_cap_deferral()
+    if clear_sender:
+        values["sender"] = None  # chosen again among the pool's active senders at its next admission
     message_sql.set_fields(session, context.id, expected, **values)
     task = SendTask(context.id, generation, context.created_at, at)
     return Admission(Result(Outcome.DONE, reason), task=task)
@@ -288,13 +383,16 @@ def _outbound(
     context: SendContext, payload: FreeForm | ApprovedTemplate, config: SendConfig
 ) -> OutboundMessage:
     callback = status_callback_url(config.status_callback_base, context.id)
+    # A pool message names its sender; otherwise the Twilio client's configured one sends it.
+    from_ = context.sender if context.sender_pool is not None else None
     if isinstance(payload, FreeForm):
-        return OutboundMessage(context.recipient_phone, callback, body=payload.body)
+        return OutboundMessage(context.recipient_phone, callback, body=payload.body, from_=from_)
     return OutboundMessage(
         context.recipient_phone,
         callback,
         content_sid=payload.content_sid,
         content_variables=payload.content_variables,
+        from_=from_,
     )
 
 

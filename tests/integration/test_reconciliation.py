@@ -25,7 +25,7 @@ from shared.services.reconciliation import ReconcileConfig
 from shared.services.sender import send_message
 from shared.services.sweeper import SweepConfig, SweepReport, sweep
 from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks
-from tests.integration.test_sender import CONFIG, SENDER, _sender
+from tests.integration.send_harness import CONFIG, SENDER, twilio_sender
 from tests.seeding import add_users, queued_message
 
 NOW_SWEEP = SweepConfig(
@@ -58,7 +58,7 @@ class World:
         return message_id
 
     def send(self, message_id: int, generation: int = 0, timeout: float = 5) -> None:
-        sender = _sender(self.twilio.account_sid, self.twilio.auth_token, self.twilio.base_url, timeout)
+        sender = twilio_sender(self.twilio.account_sid, self.twilio.auth_token, self.twilio.base_url, timeout)
         send_message(
             UnitOfWork(self.engine),
             sender,

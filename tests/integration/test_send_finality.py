@@ -23,7 +23,7 @@ from shared.services.consent import change_consent
 from shared.services.rate_limiter import campaign_key, reserve_slot
 from shared.services.sender import send_message
 from tests.integration.pipeline_support import RecordingTasks
-from tests.integration.test_sender import CONFIG, _sender
+from tests.integration.send_harness import CONFIG, twilio_sender
 from tests.seeding import add_users, queued_message
 
 SLOW_ANSWER_SECONDS = 1.0
@@ -41,7 +41,7 @@ def _opted_in_now(engine: Engine) -> None:
 
 
 def _send_in_thread(engine: Engine, twilio: TwilioEmulator, message_id: int) -> threading.Thread:
-    sender = _sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout=10)
+    sender = twilio_sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout=10)
     thread = threading.Thread(
         target=send_message,
         args=(UnitOfWork(engine), sender, RecordingTasks(), SystemClock(), time.sleep, CONFIG, message_id, 0),
@@ -152,7 +152,7 @@ def test_a_send_that_dies_while_waiting_for_its_slot_leaves_its_message_unsent_a
 ) -> None:
     message_id = queued_message(engine)
     _opted_in_now(engine)
-    sender = _sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout=10)
+    sender = twilio_sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout=10)
 
     class Killed(BaseException):
         """The process dies (SIGKILL) in the middle of the slot's wait."""

@@ -9,84 +9,28 @@ import time as clock_time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import time, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from infra.local.twilio_emulator import TwilioEmulator
-from shared.adapters.twilio_client import make_twilio_client
-from shared.adapters.twilio_send import TwilioMessageSender
-from shared.clock import FixedClock, SystemClock
+from shared.clock import SystemClock
 from shared.db.models import AuditEvent, Campaign, Message, RateLimiter, User
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.session_window import NO_TEMPLATE_REASON
 from shared.outcome import Outcome, Result
 from shared.services.rate_limiter import campaign_key, reserve_slot
 from shared.services.send_admission import CONSENT_REVOKED_REASON
-from shared.services.send_config import SendConfig
 from shared.services.sender import send_message
-from tests.integration.pipeline_support import RecordingTasks, campaign_row
+from tests.integration.pipeline_support import campaign_row
+from tests.integration.send_harness import CONFIG, CONTENT_SID, Harness, twilio_sender
 from tests.seeding import T0, add_users, queued_message
-
-SENDER = "whatsapp:+14155238886"
-CONTENT_SID = "HX" + "ab" * 16
-CONFIG = SendConfig(
-    sender_id=SENDER,
-    sender_rate=80,
-    rate_margin=0.025,
-    max_wait=timedelta(seconds=1),
-    retry_delays=(timedelta(seconds=60), timedelta(seconds=300), timedelta(seconds=900)),
-    throughput_defer=timedelta(seconds=10),
-    ambiguous_after=timedelta(seconds=15),
-    status_callback_base="http://127.0.0.1:9/status_webhook",
-)
 
 
 @pytest.fixture
 def twilio() -> Iterator[TwilioEmulator]:
     with TwilioEmulator(callback_delay=0.01) as emulator:
         yield emulator
-
-
-class Harness:
-    def __init__(self, engine: Engine, twilio: TwilioEmulator, timeout: float = 5.0) -> None:
-        self.engine, self.twilio = engine, twilio
-        self.clock = FixedClock(T0)
-        self.tasks = RecordingTasks()
-        self.slept: list[float] = []
-        self.sender = _sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout)
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(timedelta(seconds=seconds))
-
-    def send(self, message_id: int, generation: int = 0) -> Result:
-        return send_message(
-            UnitOfWork(self.engine),
-            self.sender,
-            self.tasks,
-            self.clock,
-            self.sleep,
-            CONFIG,
-            message_id,
-            generation,
-        )
-
-    def message(self, message_id: int) -> Any:
-        with self.engine.connect() as conn:
-            return conn.execute(select(Message).where(Message.id == message_id)).one()
-
-    def audit_kinds(self, message_id: int) -> list[str]:
-        with self.engine.connect() as conn:
-            statement = (
-                select(AuditEvent.kind).where(AuditEvent.message_id == message_id).order_by(AuditEvent.id)
-            )
-            return list(conn.execute(statement).scalars())
-
-
-def _sender(account_sid: str, auth_token: str, api_url: str, timeout: float) -> TwilioMessageSender:
-    return TwilioMessageSender(make_twilio_client(account_sid, auth_token, api_url, timeout), SENDER, None)
 
 
 @pytest.fixture
@@ -309,7 +253,7 @@ def test_an_unreachable_twilio_is_retried_because_nothing_was_sent(harness: Harn
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    harness.sender = _sender("AC" + "0" * 32, "token", f"http://127.0.0.1:{port}", timeout=2)
+    harness.sender = twilio_sender("AC" + "0" * 32, "token", f"http://127.0.0.1:{port}", timeout=2)
     message_id = queued_message(harness.engine)
 
     harness.send(message_id)

@@ -159,6 +159,17 @@ class SendContext:
     quiet_hours_end: time | None
     campaign_timezone: str
     content_sid: str | None
+    # Sender pools (docs/architecture.md, "Sender pools"): the campaign's pool (None: the configured
+    # sender), the message's chosen sender with its state and ceiling, and when the user last wrote to it.
+    sender_pool: str | None
+    sender: str | None
+    sender_state: str | None
+    sender_rate: int | None
+    sender_last_inbound_at: datetime | None
+    # Frequency caps (docs/architecture.md, "Frequency caps").
+    transactional: bool
+    frequency_cap_policy: str
+    ends_at: datetime | None
 
 
 # The send path's statements are prepared once per connection (shared.db.queries.prepared): unnamed, each
@@ -168,11 +179,15 @@ _LOCK_FOR_SEND = """
 SELECT m.id, m.campaign_id, m.recipient_phone, m.body, m.content_variables, m.status, m.generation,
        m.retry_count, m.claimed_at, m.slot_at, m.scheduled_at, m.created_at,
        u.consent_state, u.last_inbound_at, u.attributes ->> 'timezone',
-       c.status, c.rate_limit_per_second, c.quiet_hours_start, c.quiet_hours_end, c.timezone, t.content_sid
+       c.status, c.rate_limit_per_second, c.quiet_hours_start, c.quiet_hours_end, c.timezone, t.content_sid,
+       c.sender_pool, m.sender, s.state, s.rate_limit_per_second, us.last_inbound_at,
+       c.transactional, c.frequency_cap_policy, c.ends_at
 FROM messages AS m
 JOIN users AS u ON u.phone_e164 = m.recipient_phone
 JOIN campaigns AS c ON c.id = m.campaign_id
 JOIN templates AS t ON t.id = c.template_id
+LEFT JOIN senders AS s ON s.address = m.sender AND s.pool = c.sender_pool
+LEFT JOIN user_senders AS us ON us.user_phone = m.recipient_phone AND us.sender = m.sender
 WHERE m.id = :message_id
 FOR UPDATE OF m
 """
@@ -258,6 +273,11 @@ def rate_limit_deferral(wait: timedelta) -> dict[str, Any]:
         "rate_limit_deferrals": _MESSAGES.c.rate_limit_deferrals + 1,
         "rate_limit_wait_seconds": _MESSAGES.c.rate_limit_wait_seconds + max(wait.total_seconds(), 0.0),
     }
+
+
+def frequency_cap_deferral() -> dict[str, Any]:
+    """SET items for `set_fields`: one more deferral by the per-user frequency caps."""
+    return {"frequency_cap_deferrals": _MESSAGES.c.frequency_cap_deferrals + 1}
 
 
 # A status callback may commit first (Twilio can call back before our commit): a row it already moved on

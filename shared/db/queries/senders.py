@@ -1,0 +1,78 @@
+"""SQL for senders on the send path and the webhooks (docs/architecture.md, "Sender pools"): a pool's
+active senders as one recipient sees them, the automatic pause, and the per-sender 24-hour window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from shared.db.queries.prepared import run_prepared
+from shared.domain.enums import SenderState
+from shared.domain.sender_choice import PoolSender
+
+# The pool's active senders with, for this user, when they last wrote to each (user_senders) and when each
+# last messaged them (their latest claimed message: the (recipient_phone, ...) index gives the user's few
+# messages). Prepared: it runs once per pool message, at its first admission.
+_POOL_FOR_USER = """
+SELECT s.address, s.rate_limit_per_second, us.last_inbound_at,
+       (SELECT max(m.claimed_at) FROM messages AS m
+        WHERE m.recipient_phone = :phone AND m.sender = s.address) AS last_outbound_at
+FROM senders AS s
+LEFT JOIN user_senders AS us ON us.user_phone = :phone AND us.sender = s.address
+WHERE s.pool = :pool AND s.state = :active
+ORDER BY s.address
+"""
+
+
+def active_pool_senders(session: Session, pool: str, phone: str) -> list[PoolSender]:
+    rows = run_prepared(
+        session.connection(),
+        _POOL_FOR_USER,
+        {"pool": pool, "phone": phone, "active": SenderState.ACTIVE.value},
+        autocommit=False,
+    )
+    return [PoolSender(*row) for row in rows]
+
+
+def pause_for_error(session: Session, address: str, error_code: int, reason: str, now: datetime) -> bool:
+    """Pause an active sender that Twilio reported blocked or rate-limited; True if this call paused it
+    (a second report, or one about a sender an operator already paused, changes nothing but the error)."""
+    paused = session.execute(
+        text(
+            "UPDATE senders SET state = :paused, paused_reason = :reason, paused_by = 'twilio', "
+            "paused_at = :now, last_error_code = :code, last_error_at = :now, updated_at = now() "
+            "WHERE address = :address AND state = :active RETURNING id"
+        ),
+        {
+            "paused": SenderState.PAUSED.value,
+            "active": SenderState.ACTIVE.value,
+            "reason": reason,
+            "now": now,
+            "code": error_code,
+            "address": address,
+        },
+    ).first()
+    if paused is None:
+        session.execute(
+            text(
+                "UPDATE senders SET last_error_code = :code, last_error_at = :now, updated_at = now() "
+                "WHERE address = :address"
+            ),
+            {"code": error_code, "now": now, "address": address},
+        )
+    return paused is not None
+
+
+def record_inbound(session: Session, phone: str, business_number: str, at: datetime) -> None:
+    """The user wrote to this business number: its 24-hour window with them opens (never shortened by a
+    delayed or redelivered webhook)."""
+    session.execute(
+        text(
+            "INSERT INTO user_senders (user_phone, sender, last_inbound_at) VALUES (:phone, :sender, :at) "
+            "ON CONFLICT (user_phone, sender) DO UPDATE "
+            "SET last_inbound_at = greatest(user_senders.last_inbound_at, EXCLUDED.last_inbound_at)"
+        ),
+        {"phone": phone, "sender": business_number, "at": at},
+    )
