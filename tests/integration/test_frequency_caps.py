@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select
@@ -39,12 +40,12 @@ def set_caps(engine: Engine, *caps: tuple[int, int]) -> None:
         conn.execute(insert(FrequencyCap), [{"max_messages": n, "window_seconds": w} for n, w in caps])
 
 
-def campaign(engine: Engine, **columns: object) -> int:
+def campaign(engine: Engine, **columns: Any) -> int:
     return add_campaign(engine, status="RUNNING", content_sid=CONTENT_SID, **columns)
 
 
 def earlier_message(
-    engine: Engine, phone: str, ago: timedelta, status: str = "DELIVERED", **columns: object
+    engine: Engine, phone: str, ago: timedelta, status: str = "DELIVERED", **columns: Any
 ) -> None:
     add_message(engine, campaign(engine, **columns), phone, status=status, claimed_at=T0 - ago)
 

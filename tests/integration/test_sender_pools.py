@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, update
@@ -30,7 +31,7 @@ def harness(engine: Engine, twilio: TwilioEmulator) -> Harness:
     return Harness(engine, twilio)
 
 
-def pool_campaign(engine: Engine, **columns: object) -> int:
+def pool_campaign(engine: Engine, **columns: Any) -> int:
     return add_campaign(engine, status="RUNNING", sender_pool=POOL, **columns)
 
 
