@@ -37,7 +37,6 @@ def test_metas_per_user_marketing_limit_is_its_own_final_reason() -> None:
     )
 
 
-
 @pytest.mark.parametrize("code", [21211, 21614, 30005, 30006, 63024, 63016, 63003])
 def test_permanent_errors_fail_at_once(code: int) -> None:
     assert classify(400, code) is ErrorClass.PERMANENT
