@@ -84,7 +84,8 @@ def _refused(
                 error_code=attempt.error_code,
             )
         return _fail(session, context, now, f"gave up after retries: {reason}", attempt.error_code, detail)
-    if error_class is ErrorClass.DEFER:
+    # PAUSE_SENDER waits like DEFER until senders can be paused one by one (issue 18).
+    if error_class in (ErrorClass.DEFER, ErrorClass.PAUSE_SENDER):
         until = now + config.throughput_defer
         # `until` lets the campaign analytics say how long throttled sends waited.
         audit_message(session, context, "message.throttled", now, detail | {"until": until.isoformat()})
