@@ -8,12 +8,17 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from infra.local.twilio_emulator import TwilioEmulator
-from shared.db.models import Message, RateLimiter, Sender, UserSender
+from shared.adapters.twilio_forms import status_callback
+from shared.adapters.twilio_signature import TwilioRequest
+from shared.db.models import AuditEvent, Message, RateLimiter, Sender, UserSender
+from shared.db.unit_of_work import UnitOfWork
+from shared.services.delivery_status import record_status_callback
 from tests.integration.send_harness import CONTENT_SID, SENDER, Harness
 from tests.seeding import T0, add_campaign, add_message, add_senders, add_users
 
@@ -178,3 +183,56 @@ def test_a_campaign_without_a_pool_sends_from_the_configured_sender(harness: Har
 def all_messages(engine: Engine) -> list[Message]:
     with engine.connect() as conn:
         return list(conn.execute(select(Message)).all())  # type: ignore[arg-type]
+
+
+def test_a_sender_twilio_refuses_as_rate_limited_is_paused_and_its_recipients_move(harness: Harness) -> None:
+    senders = add_senders(harness.engine, POOL, 3)
+    phones = add_users(harness.engine, 30)
+    campaign = pool_campaign(harness.engine, content_sid=CONTENT_SID)
+    message_ids = [add_message(harness.engine, campaign, phone) for phone in phones]
+    failing = senders[1]
+    harness.twilio.sender_fault(failing, http_status=429, error_code=63018)
+
+    send_all(harness, message_ids)
+    for _ in range(200):  # the moved ones come back through their new tasks (bounded: a loop is a failure)
+        if not harness.tasks.tasks:
+            break
+        task = harness.tasks.tasks.pop(0)
+        harness.clock.set(max(harness.clock.now(), task.at))
+        harness.send(task.message_id, task.generation)
+
+    chosen = sent_from(harness.twilio)
+    assert len(harness.twilio.messages()) == 30 and set(chosen) == set(phones)
+    assert failing not in chosen.values()
+    with harness.engine.connect() as conn:
+        paused = conn.execute(select(Sender).where(Sender.address == failing)).one()
+        kinds = list(
+            conn.execute(select(AuditEvent.kind).where(AuditEvent.kind == "sender.paused")).scalars()
+        )
+    assert (paused.state, paused.paused_by, paused.last_error_code) == ("paused", "twilio", 63018)
+    assert "63018" in paused.paused_reason
+    assert kinds == ["sender.paused"]
+    assert {harness.message(m).status for m in message_ids} == {"ACCEPTED"}
+
+
+def test_a_sender_failing_in_its_status_callback_is_paused_and_that_message_stays_failed(
+    harness: Harness,
+) -> None:
+    (sender,) = add_senders(harness.engine, POOL, 1)
+    (phone,) = add_users(harness.engine, 1)
+    message_id = add_message(harness.engine, pool_campaign(harness.engine, content_sid=CONTENT_SID), phone)
+    harness.send(message_id)
+    sid = harness.message(message_id).provider_sid
+
+    form = urlencode({"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "63018"}).encode()
+    received = TwilioRequest.parse(
+        "application/x-www-form-urlencoded", f"message_id={message_id}".encode(), form
+    )
+    callback = status_callback(received)
+    record_status_callback(UnitOfWork(harness.engine), callback, idempotency_token=None, clock=harness.clock)
+
+    row = harness.message(message_id)
+    assert (row.status, row.error_code) == ("FAILED", 63018)
+    with harness.engine.connect() as conn:
+        state = conn.execute(select(Sender.state, Sender.paused_by).where(Sender.address == sender)).one()
+    assert tuple(state) == ("paused", "twilio")
