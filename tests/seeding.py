@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, update
 
-from shared.db.models import Campaign, Message, Segment, Template, User
+from shared.db.models import Campaign, Message, Segment, Sender, Template, User
 
 EVERYONE: dict[str, Any] = {"operator": "AND", "conditions": []}
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -54,8 +54,10 @@ def add_campaign(
     topic: str | None = None,
     schedule_time: datetime | None = None,
     name: str = "spring sale",
+    **columns: Any,
 ) -> int:
-    """A campaign with a template and a segment of its own (everyone, unless `definition` says)."""
+    """A campaign with a template and a segment of its own (everyone, unless `definition` says); `columns`
+    sets any other campaign column (sender_pool, transactional, frequency_cap_policy, ends_at...)."""
     suffix = time_ns()
     with engine.begin() as conn:
         template_id = conn.execute(
@@ -88,6 +90,7 @@ def add_campaign(
                         "timezone": timezone,
                         "topic": topic,
                         "schedule_time": schedule_time,
+                        **columns,
                     }
                 ],
             ).scalar_one()
@@ -117,3 +120,20 @@ def queued_message(
                 ],
             ).scalar_one()
         )
+
+
+def add_senders(engine: Engine, pool: str, count: int, *, rate: int = 20, first: int = 1) -> list[str]:
+    """`count` active WhatsApp senders of `pool` (whatsapp:+1415555000<first>...)."""
+    addresses = [f"whatsapp:+141555500{first + i:02d}" for i in range(count)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Sender), [{"address": a, "pool": pool, "rate_limit_per_second": rate} for a in addresses]
+        )
+    return addresses
+
+
+def add_message(engine: Engine, campaign_id: int, phone: str, **columns: Any) -> int:
+    """A message of `campaign_id` to an existing user: QUEUED for T0 unless `columns` say otherwise."""
+    row = {"campaign_id": campaign_id, "recipient_phone": phone, "body": "Hi", "scheduled_at": T0, **columns}
+    with engine.begin() as conn:
+        return int(conn.execute(insert(Message).returning(Message.id), [row]).scalar_one())

@@ -18,12 +18,14 @@ from shared.adapters.twilio_forms import StatusCallback
 from shared.clock import Clock
 from shared.db.audit import record_audit
 from shared.db.queries.message_status_updates import CallbackRecord, StatusMove, record_callback
+from shared.db.queries.senders import message_sender
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import ConsentState, MessageStatus
 from shared.domain.message_status import from_twilio_status, predecessors, timestamp_columns
 from shared.domain.twilio_errors import ErrorClass, classify, describe
 from shared.outcome import Outcome, Result
 from shared.services.consent import change_consent
+from shared.services.sender_pause import pause_sender_for_error
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,12 @@ def _record_consequences(
             detail=detail,
             at=at,
         )
+    if error_code is not None and classify(None, error_code) is ErrorClass.PAUSE_SENDER:
+        # The sender (a pool's) cannot send: pause it so its other recipients move on (docs/architecture.md,
+        # "Sender pools"). This message was accepted and failed: it stays FAILED, never resent.
+        sender = message_sender(session, record.message_id)
+        if sender is not None:
+            pause_sender_for_error(session, sender, error_code, None, at, message_id=record.message_id)
     if opt_out:
         change_consent(
             session,

@@ -24,6 +24,7 @@ from shared.services.campaign_lifecycle import pause_in_session
 from shared.services.consent import change_consent
 from shared.services.send_admission import Admission, audit_message, park, reschedule
 from shared.services.send_config import SendConfig
+from shared.services.sender_pause import pause_sender_for_error
 
 AMBIGUOUS_REASON = "no answer from Twilio after the request may have reached it: awaiting its status callback"
 
@@ -84,7 +85,10 @@ def _refused(
                 error_code=attempt.error_code,
             )
         return _fail(session, context, now, f"gave up after retries: {reason}", attempt.error_code, detail)
-    if error_class is ErrorClass.DEFER:
+    if error_class is ErrorClass.PAUSE_SENDER and context.sender is not None:
+        return _pause_sender(session, context, now, reason, attempt.error_code, detail)
+    # Without a pool there is no other sender to move to: a sender-level limit waits, as throughput does.
+    if error_class in (ErrorClass.DEFER, ErrorClass.PAUSE_SENDER):
         until = now + config.throughput_defer
         # `until` lets the campaign analytics say how long throttled sends waited.
         audit_message(session, context, "message.throttled", now, detail | {"until": until.isoformat()})
@@ -110,6 +114,30 @@ def _refused(
             wait_for_sends=False,  # this send holds the user's send lock itself
         )
     return _fail(session, context, now, reason, attempt.error_code, detail)
+
+
+def _pause_sender(
+    session: Session,
+    context: SendContext,
+    now: datetime,
+    reason: str,
+    error_code: int | None,
+    detail: dict[str, object],
+) -> Admission:
+    """Twilio refused the send because of its pool sender: pause that sender (docs/architecture.md,
+    "Sender pools") and return the message, never sent, to the queue with no sender, to be given another
+    at its next admission."""
+    assert context.sender is not None
+    pause_sender_for_error(session, context.sender, error_code, reason, now, campaign_id=context.campaign_id)
+    audit_message(session, context, "message.moved", now, detail | {"sender": context.sender})
+    return reschedule(
+        session,
+        context,
+        now,
+        f"moved: sender {context.sender} paused ({reason})",
+        expected=MessageStatus.SENDING,
+        clear_sender=True,
+    )
 
 
 def _fail(

@@ -15,10 +15,26 @@ def test_transient_twilio_errors_are_retried(http_status: int, code: int) -> Non
     assert classify(http_status, code) is ErrorClass.RETRY
 
 
-@pytest.mark.parametrize("code", [63017, 63018, 63038])
-def test_throughput_limits_defer_without_using_a_retry(code: int) -> None:
+@pytest.mark.parametrize("code", [63017, 63038])
+def test_account_wide_throughput_limits_defer_without_using_a_retry(code: int) -> None:
     assert classify(429, code) is ErrorClass.DEFER
     assert classify(400, code) is ErrorClass.DEFER
+
+
+@pytest.mark.parametrize("code", [63018, 63007, 21611])
+def test_a_rate_limited_or_unusable_sender_pauses_that_sender(code: int) -> None:
+    assert classify(429, code) is ErrorClass.PAUSE_SENDER
+    assert classify(400, code) is ErrorClass.PAUSE_SENDER
+    assert classify(None, code) is ErrorClass.PAUSE_SENDER  # as reported by a status callback
+
+
+def test_metas_per_user_marketing_limit_is_its_own_final_reason() -> None:
+    assert classify(None, 63049) is ErrorClass.MARKETING_LIMIT
+    assert classify(400, 63049) is ErrorClass.MARKETING_LIMIT
+    assert describe(63049) == (
+        "Meta withheld this marketing message (per-user marketing limit) "
+        "(63049; https://www.twilio.com/docs/api/errors/63049)"
+    )
 
 
 @pytest.mark.parametrize("code", [21211, 21614, 30005, 30006, 63024, 63016, 63003])

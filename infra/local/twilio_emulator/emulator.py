@@ -147,18 +147,55 @@ class TwilioEmulator:
         self._faults.clear()
 
     def set_faults(self, spec: Mapping[str, Any]) -> None:
+        """As POST /_emulator/faults: a recipient's (`to`), a sender's (`from`) or the general fault."""
         self._faults.configure(spec)
+
+    def sender_fault(
+        self,
+        sender: str,
+        *,
+        http_status: int | None = None,
+        error_code: int | None = None,
+        callback_error_code: int | None = None,
+        rate: float = 1.0,
+    ) -> None:
+        """Creates from `sender` ("whatsapp:+E164" or "+E164") are refused with `http_status`/`error_code`,
+        or accepted and then fail in their status callback with `callback_error_code`; rate=0 clears it."""
+        spec: dict[str, Any] = {"from": sender, "rate": rate}
+        optional = {
+            "http_status": http_status,
+            "error_code": error_code,
+            "callback_error_code": callback_error_code,
+        }
+        spec |= {name: value for name, value in optional.items() if value is not None}
+        self.set_faults(spec)
 
     def wait_for_callbacks_idle(self, timeout: float) -> bool:
         return self._queue.wait_idle(timeout)
 
     def send_inbound(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Post a signed inbound webhook to the configured inbound URL; returns the app's answer."""
+        """Post a signed inbound webhook to the configured inbound URL; returns the app's answer. The
+        webhook's `To` is `spec["to"]` (the business number written to), by default the emulator's sender."""
         url = self.config.inbound_url
         if url is None:
             raise ValueError("no inbound URL configured (--inbound-url or POST /_emulator/config)")
         message = inbound.InboundMessage.parse(spec, default_recipient=self._sender)
         return inbound.deliver(url, message, self.account_sid, self.auth_token)
+
+    def inbound(
+        self,
+        sender: str,
+        body: str = "",
+        *,
+        to: str | None = None,
+        profile_name: str | None = None,
+        message_sid: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """`sender` writes `body` to the business number `to` (default: the emulator's sender)."""
+        optional = {"to": to, "profile_name": profile_name, "message_sid": message_sid, "extra": extra}
+        spec = {"from": sender, "body": body} | {k: v for k, v in optional.items() if v is not None}
+        return self.send_inbound(spec)
 
     # --- HTTP ---
 

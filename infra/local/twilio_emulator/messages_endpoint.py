@@ -1,5 +1,6 @@
-"""POST /2010-04-01/Accounts/{sid}/Messages.json: authenticate, validate, suffer any injected fault,
-record the message and start its status callbacks."""
+"""POST /2010-04-01/Accounts/{sid}/Messages.json: authenticate, validate, suffer any injected fault (the
+recipient's, the sender's, or the general one; see faults.py), record the message and start its status
+callbacks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import messages_read
 from . import twilio_errors as errors
+from .config import Outcome
 from .faults import FaultInjector
 from .http_json import json_response
 from .messages_api import NewMessage, parse_create
@@ -36,10 +38,11 @@ class MessagesEndpoint:
     def create(self, request: Request, account_sid: str) -> Response:
         self._authenticate(request, account_sid)
         message = parse_create(request.form)
-        fault = self._faults.pick(message.to.number)
+        sender = message.from_.number if message.from_ is not None else None
+        fault = self._faults.pick(message.to.number, sender)
         if fault is None:
             return json_response(self._accept(message), status=201)
-        resource = self._accept(message) if fault.accept else None
+        resource = self._accept(message, fault.callback_outcome) if fault.accept else None
         if fault.delay:
             self._stopping.wait(fault.delay)
         if fault.error is not None:
@@ -54,10 +57,12 @@ class MessagesEndpoint:
         self._authenticate(request, account_sid)
         return json_response(messages_read.read_page(self._store, account_sid, request.args))
 
-    def _accept(self, message: NewMessage) -> dict[str, Any]:
+    def _accept(self, message: NewMessage, outcome: Outcome | None = None) -> dict[str, Any]:
+        """Record the message and start its callbacks; `outcome` (a callback fault) overrides the configured
+        final status."""
         record = self._store.accept(message)
         resource = record.twilio_resource()  # before callbacks start moving the status on
-        self._callbacks.start(record)
+        self._callbacks.start(record, outcome)
         return resource
 
     def _authenticate(self, request: Request, account_sid: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import STATUS_SEQUENCES, EmulatorConfig
+from .config import STATUS_SEQUENCES, EmulatorConfig, Outcome
 from .messages_api import Address
 from .signed_post import PostFailed, SignedPoster
 from .store import MessageRecord, MessageStore
@@ -52,8 +52,9 @@ class StatusCallbacks:
         self._log: list[dict[str, Any]] = []
         self._poster = SignedPoster()
 
-    def start(self, record: MessageRecord) -> None:
-        outcome = self._config.outcome_for(record.request.to.number)
+    def start(self, record: MessageRecord, outcome: Outcome | None = None) -> None:
+        """Schedule the message's callbacks towards `outcome`, by default the configured one for its `To`."""
+        outcome = outcome or self._config.outcome_for(record.request.to.number)
         statuses = list(STATUS_SEQUENCES[outcome.status])
         if self._config.out_of_order:
             statuses = self._shuffled(statuses)

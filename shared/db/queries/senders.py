@@ -76,3 +76,9 @@ def record_inbound(session: Session, phone: str, business_number: str, at: datet
         ),
         {"phone": phone, "sender": business_number, "at": at},
     )
+
+
+def message_sender(session: Session, message_id: int) -> str | None:
+    """The pool sender a message went out from (None: the configured sender)."""
+    row = session.execute(text("SELECT sender FROM messages WHERE id = :id"), {"id": message_id}).first()
+    return row[0] if row else None
