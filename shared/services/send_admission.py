@@ -90,7 +90,7 @@ def claim_for_send(
         # Another delivery of this task claimed it, or it was rescheduled meanwhile.
         status = context.status.value
         return Admission(Result(Outcome.DONE, f"already {status}"), campaign_id=context.campaign_id)
-    if not context.transactional:
+    if not context.transactional and context.caps_configured:
         cap_check.lock_user_caps(session, context.recipient_phone)
     now = clock.now()
     decided = check(session, context, now, config)
@@ -177,7 +177,7 @@ def check(session: Session, context: SendContext, now: datetime, config: SendCon
         if isinstance(resolved, Admission):
             return resolved
         context = resolved
-    if not context.transactional:
+    if not context.transactional and context.caps_configured:
         capped = _frequency_cap(session, context, now)
         if capped is not None:
             return capped

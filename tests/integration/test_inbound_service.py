@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from sqlalchemy import Engine, text
 
-from shared.adapters.twilio_forms import InboundMessage
+from shared.adapters.twilio_forms import InboundMessage, inbound_message
+from shared.adapters.twilio_signature import TwilioRequest
 from shared.clock import FixedClock
 from shared.db.unit_of_work import UnitOfWork
 from shared.outcome import Outcome, Result
@@ -68,3 +70,33 @@ def test_the_same_message_twice_is_one_event_and_the_same_answer(engine: Engine)
     assert second == first
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM events_inbound")).scalar_one() == 1
+
+
+def test_the_business_number_written_to_opens_that_senders_window_only(engine: Engine) -> None:
+    business = "whatsapp:+14155550199"
+    hello = replace(STOP, message_sid="SM2", body="hello", business_number=business)
+    _receive(engine, hello)
+    later = replace(hello, message_sid="SM3")
+    receive_inbound_message(
+        UnitOfWork(engine),
+        later,
+        idempotency_token=None,
+        replies=REPLIES,
+        clock=FixedClock(AT.replace(hour=11)),
+    )
+
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT user_phone, sender, last_inbound_at FROM user_senders")).all()
+    # A webhook delivered late never moves the window back.
+    assert [tuple(r) for r in rows] == [(PHONE, business, AT)]
+
+
+def test_the_to_field_is_read_as_a_business_number_only_when_it_is_a_whatsapp_address() -> None:
+    def read(to: str) -> str | None:
+        form = urlencode({"MessageSid": "SM1", "From": f"whatsapp:{PHONE}", "To": to, "Body": "hi"}).encode()
+        received = TwilioRequest.parse("application/x-www-form-urlencoded", b"", form)
+        return inbound_message(received, "US").business_number
+
+    assert read("whatsapp:+14155550199") == "whatsapp:+14155550199"
+    assert read("+14155550199") is None  # SMS: no WhatsApp window
+    assert read("whatsapp:not-a-number") is None
