@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.config import Settings
@@ -48,6 +48,13 @@ class SendTask:
     generation: int
     created_at: datetime
     at: datetime
+
+
+# Cloud Tasks refuses a schedule_time more than 30 days ahead ("Maximum schedule time for a task: 30 days
+# from the current date and time",
+# https://cloud.google.com/tasks/docs/quotas): a send due later gets a task at this horizon, and its
+# admission then defers it again (docs/architecture.md, "Frequency caps").
+MAX_TASK_AHEAD = timedelta(days=29)
 
 
 class TaskScheduler(Protocol):

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.adapters.tasks import SendTask
+from shared.adapters.tasks import MAX_TASK_AHEAD, SendTask
 from shared.adapters.twilio_forms import status_callback_url
 from shared.adapters.twilio_send import OutboundMessage
 from shared.clock import Clock
@@ -230,7 +230,10 @@ def _frequency_cap(session: Session, context: SendContext, now: datetime) -> Adm
         audit_message(
             session, context, "message.deferred", now, {"reason": FREQUENCY_CAP, "until": until.isoformat()}
         )
-        return reschedule(session, context, until, f"deferred: {FREQUENCY_CAP}", cap_deferral=True)
+        # A window of weeks can put `until` past Cloud Tasks' horizon: the task comes back sooner, and finds
+        # the cap still full until then.
+        at = min(until, now + MAX_TASK_AHEAD)
+        return reschedule(session, context, at, f"deferred: {FREQUENCY_CAP}", cap_deferral=True)
     message_sql.set_fields(
         session, context.id, context.status, status=MessageStatus.SKIPPED.value, status_reason=FREQUENCY_CAP
     )
