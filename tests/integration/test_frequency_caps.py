@@ -218,3 +218,17 @@ def test_a_deferral_beyond_cloud_tasks_horizon_comes_back_at_the_horizon_and_def
         assert harness.tasks.tasks[-1].at == at
     assert harness.message(message_id).frequency_cap_deferrals == 3
     assert harness.twilio.messages() == []
+
+
+def test_nothing_is_sent_after_the_campaigns_end(harness: Harness) -> None:
+    """A message still waiting (deferred by quiet hours, a rate slot or a cap) when ends_at comes."""
+    (phone,) = add_users(harness.engine, 1)
+    message_id = add_message(
+        harness.engine, campaign(harness.engine, ends_at=T0 - timedelta(seconds=1)), phone
+    )
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    assert (row.status, row.status_reason) == ("SKIPPED", "campaign_ended")
+    assert harness.twilio.messages() == [] and harness.tasks.tasks == []
