@@ -135,7 +135,11 @@ class Settings(BaseSettings):
     pubsub_topic: str = "campaign-recipients"
     # Where Pub/Sub parks the pages it gave up on (infra/terraform/pubsub.tf); unset: `<topic>-dead-letter-hold`.
     pubsub_dead_letter_subscription: str | None = None
+    # The send queues: TASKS_QUEUE is the first one's name, and TASKS_QUEUE_COUNT queues share the sends
+    # (`<name>`, `<name>-1`, ... `<name>-<count-1>`; shared.adapters.tasks.send_queue_names), so a pool of
+    # senders can dispatch past one queue's 500/s (docs/architecture.md, "Send queues").
     tasks_queue: str = "send-messages"
+    tasks_queue_count: int = Field(default=1, ge=1, le=64)
     tasks_service_account_email: str | None = None
     cloud_tasks_emulator_host: str | None = None
     # Where signed ID tokens are verified (Google's certs in production, the emulator's locally), who issues

@@ -97,6 +97,36 @@ def add_campaign(
         )
 
 
+def add_sender(
+    engine: Engine,
+    address: str,
+    *,
+    pool: str = "main",
+    rate: int = 80,
+    state: str = "active",
+    paused_reason: str | None = None,
+    paused_by: str | None = None,
+) -> int:
+    """One sender of a pool (paused, with a reason and by whom, when `state` says); its id."""
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                insert(Sender).returning(Sender.id),
+                [
+                    {
+                        "address": address,
+                        "pool": pool,
+                        "rate_limit_per_second": rate,
+                        "state": state,
+                        "paused_reason": paused_reason,
+                        "paused_by": paused_by,
+                        "paused_at": T0 if state == "paused" else None,
+                    }
+                ],
+            ).scalar_one()
+        )
+
+
 def queued_message(
     engine: Engine, *, inbound_ago: timedelta | None = timedelta(hours=1), **campaign: Any
 ) -> int:

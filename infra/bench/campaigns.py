@@ -22,6 +22,7 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpc
 from infra.bench.context import BenchContext
 from infra.bench.db import connect
 from infra.bench.errors import NotMeasurable
+from shared.adapters.tasks import send_queue_names
 
 CONTENT_SID = "HX" + "b" * 32
 # Statuses a message waits in before Twilio has answered for it.
@@ -116,12 +117,15 @@ def wait_until(done: Callable[[], bool], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
-# --- the send queue in the Cloud Tasks emulator ---
+# --- the send queues in the Cloud Tasks emulator ---
 
 
-def queue_path(ctx: BenchContext) -> str:
+def queue_paths(ctx: BenchContext) -> list[str]:
+    """Every send queue of the stack (TASKS_QUEUE_COUNT of them; one unless the environment says more)."""
     env = ctx.env
-    return f"projects/{env['GCP_PROJECT']}/locations/{env['GCP_REGION']}/queues/{env['TASKS_QUEUE']}"
+    location = f"projects/{env['GCP_PROJECT']}/locations/{env['GCP_REGION']}"
+    names = send_queue_names(env["TASKS_QUEUE"], int(env.get("TASKS_QUEUE_COUNT", "1")))
+    return [f"{location}/queues/{name}" for name in names]
 
 
 @contextmanager
@@ -138,25 +142,36 @@ def tasks_client(ctx: BenchContext) -> Iterator[tasks_v2.CloudTasksClient]:
 
 
 def queued_tasks(ctx: BenchContext) -> int:
-    """Tasks in the send queue: one listing call (the emulator snapshots the queue when it answers)."""
+    """Tasks in the send queues: one listing call each (the emulator snapshots a queue when it answers)."""
     with tasks_client(ctx) as client:
         # The emulator answers the whole queue in one page; BASIC leaves out the request bodies.
-        listing = client.list_tasks(
-            request={
-                "parent": queue_path(ctx),
-                "page_size": 10_000_000,
-                "response_view": tasks_v2.Task.View.BASIC,
-            }
+        return sum(
+            len(
+                client.list_tasks(
+                    request={
+                        "parent": path,
+                        "page_size": 10_000_000,
+                        "response_view": tasks_v2.Task.View.BASIC,
+                    }
+                ).tasks
+            )
+            for path in queue_paths(ctx)
         )
-        return len(listing.tasks)
 
 
 def set_queue_paused(ctx: BenchContext, paused: bool) -> None:
     with tasks_client(ctx) as client:
-        if paused:
-            client.pause_queue(name=queue_path(ctx))
-        else:
-            client.resume_queue(name=queue_path(ctx))
+        for path in queue_paths(ctx):
+            if paused:
+                client.pause_queue(name=path)
+            else:
+                client.resume_queue(name=path)
+
+
+def purge_queues(ctx: BenchContext) -> None:
+    with tasks_client(ctx) as client:
+        for path in queue_paths(ctx):
+            client.purge_queue(name=path)
 
 
 # --- the Twilio emulator ---

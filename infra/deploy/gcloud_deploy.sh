@@ -7,6 +7,10 @@
 #     [TWILIO_AUTH_TOKEN=... API_TOKENS=tok1,tok2] infra/deploy/gcloud_deploy.sh deploy
 #   infra/deploy/gcloud_deploy.sh stage DIR     # only build the source bundle into DIR
 #
+# SENDERS lists the further WhatsApp senders of sender pools as address=rate, comma-separated
+# (SENDERS=whatsapp:+15550000001=200,whatsapp:+15550000002=200), as terraform's var.senders: the send
+# queues are sized for SENDER_RATE_LIMIT_PER_SECOND plus their rates, 500/s a queue.
+#
 # TWILIO_AUTH_TOKEN and API_TOKENS, when set and different from the current value, are added as new
 # Secret Manager versions; they are read from the environment and passed on stdin, so they never appear on
 # a command line (nor does the generated database password). See README.md (Operator guide).
@@ -26,6 +30,7 @@ DB_POOL_SIZE="${DB_POOL_SIZE:-4}"
 DB_MAX_OVERFLOW="${DB_MAX_OVERFLOW:-2}"
 SENDER_RATE_LIMIT_PER_SECOND="${SENDER_RATE_LIMIT_PER_SECOND:-80}"
 TASKS_MAX_CONCURRENT_DISPATCHES="${TASKS_MAX_CONCURRENT_DISPATCHES:-40}"
+SENDERS="${SENDERS:-}"
 FANOUT_MAX_DELIVERY_ATTEMPTS="${FANOUT_MAX_DELIVERY_ATTEMPTS:-10}"
 PUBLIC_URL_FORM="${PUBLIC_URL_FORM:-run_app}"
 
@@ -33,6 +38,52 @@ TOPIC="campaign-recipients"
 QUEUE="send-messages"
 DB_NAME="ese"
 DB_USER="ese"
+
+# Mirrors infra/terraform/send_queues.tf: one queue dispatches at most 500/s, so the senders' summed rate
+# needs ceil(total / 500) queues, named send-messages, send-messages-1, ... (the app's send_queue_names),
+# each dispatching the total up to 500/s and holding its share of the sends in flight.
+MAX_DISPATCHES_PER_QUEUE=500
+send_rate_total() {
+  local total="$SENDER_RATE_LIMIT_PER_SECOND" entry rate
+  local -a entries=()
+  IFS=, read -ra entries <<<"$SENDERS"
+  for entry in "${entries[@]}"; do
+    rate="${entry##*=}"
+    if [[ "$entry" != whatsapp:+*=* || ! "$rate" =~ ^[1-9][0-9]*$ ]]; then
+      echo "SENDERS: '$entry' is not whatsapp:+E164=RATE (a rate of at least 1 message per second)" >&2
+      return 1
+    fi
+    total=$((total + rate))
+  done
+  echo "$total"
+}
+send_queue_count() {
+  local total count
+  total="$(send_rate_total)"
+  count=$(((total + MAX_DISPATCHES_PER_QUEUE - 1) / MAX_DISPATCHES_PER_QUEUE))
+  if ((count > 64)); then
+    echo "SENDERS: the rates add up past 64 send queues x 500/s" >&2
+    return 1
+  fi
+  echo "$((count < 1 ? 1 : count))"
+}
+send_queue_names() {
+  local count index
+  count="$(send_queue_count)"
+  for ((index = 0; index < count; index++)); do
+    if ((index == 0)); then echo "$QUEUE"; else echo "$QUEUE-$index"; fi
+  done
+}
+send_queue_rate() {
+  local total
+  total="$(send_rate_total)"
+  echo "$((total < MAX_DISPATCHES_PER_QUEUE ? total : MAX_DISPATCHES_PER_QUEUE))"
+}
+send_queue_concurrency() {
+  local share
+  share=$((TASKS_MAX_CONCURRENT_DISPATCHES / $(send_queue_count)))
+  echo "$((share < 1 ? 1 : share))"
+}
 
 # Mirrors the defaults of var.functions in infra/terraform (tests/infra checks it).
 # entry point       memory cpu timeout concurrency min max
@@ -248,16 +299,21 @@ grant_roles() {
     gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project "$PROJECT_ID" \
       --member "serviceAccount:$(function_sa "$ep")" --role roles/pubsub.publisher >/dev/null
   done
+  local queue
   for ep in fanout_recipients send_message trigger_campaign; do
-    gcloud tasks queues add-iam-policy-binding "$QUEUE" --location "$REGION" --project "$PROJECT_ID" \
-      --member "serviceAccount:$(function_sa "$ep")" --role roles/cloudtasks.enqueuer >/dev/null
+    for queue in $(send_queue_names); do
+      gcloud tasks queues add-iam-policy-binding "$queue" --location "$REGION" --project "$PROJECT_ID" \
+        --member "serviceAccount:$(function_sa "$ep")" --role roles/cloudtasks.enqueuer >/dev/null
+    done
     gcloud iam service-accounts add-iam-policy-binding "$(sa_email tasks-invoker)" --project "$PROJECT_ID" \
       --member "serviceAccount:$(function_sa "$ep")" --role roles/iam.serviceAccountUser >/dev/null
   done
-  # The health report reads the send queue's state and statistics; the scheduler tick drains dead-lettered
-  # pages into the database (as infra/terraform/identities.tf).
-  gcloud tasks queues add-iam-policy-binding "$QUEUE" --location "$REGION" --project "$PROJECT_ID" \
-    --member "serviceAccount:$(function_sa api)" --role roles/cloudtasks.viewer >/dev/null
+  # The health report reads every send queue's state and statistics; the scheduler tick drains
+  # dead-lettered pages into the database (as infra/terraform/identities.tf).
+  for queue in $(send_queue_names); do
+    gcloud tasks queues add-iam-policy-binding "$queue" --location "$REGION" --project "$PROJECT_ID" \
+      --member "serviceAccount:$(function_sa api)" --role roles/cloudtasks.viewer >/dev/null
+  done
   gcloud pubsub subscriptions add-iam-policy-binding "$TOPIC-dead-letter-hold" --project "$PROJECT_ID" \
     --member "serviceAccount:$(function_sa trigger_campaign)" --role roles/pubsub.subscriber >/dev/null
   # The one role Google documents for a custom build service account (as infra/terraform/functions.tf).
@@ -275,15 +331,20 @@ ensure_pubsub() {
       --topic "$TOPIC-dead-letter" --message-retention-duration 7d --ack-deadline 60 --expiration-period never
 }
 
-ensure_queue() {
-  local verb=create
-  gcloud tasks queues describe "$QUEUE" --location "$REGION" --project "$PROJECT_ID" >/dev/null 2>&1 && verb=update
-  # Same rate, concurrency and retry safety net as infra/terraform/tasks.tf (see the reasoning there).
-  gcloud tasks queues "$verb" "$QUEUE" --location "$REGION" --project "$PROJECT_ID" \
-    --max-dispatches-per-second "$SENDER_RATE_LIMIT_PER_SECOND" \
-    --max-concurrent-dispatches "$TASKS_MAX_CONCURRENT_DISPATCHES" \
-    --max-attempts 300 --min-backoff 10s --max-backoff 300s --max-doublings 5 --max-retry-duration 86400s \
-    --log-sampling-ratio 0.1
+ensure_queues() {
+  local verb queue rate concurrency
+  rate="$(send_queue_rate)"
+  concurrency="$(send_queue_concurrency)"
+  for queue in $(send_queue_names); do
+    verb=create
+    gcloud tasks queues describe "$queue" --location "$REGION" --project "$PROJECT_ID" >/dev/null 2>&1 && verb=update
+    # Same rate, concurrency and retry safety net as infra/terraform/tasks.tf (see the reasoning there).
+    gcloud tasks queues "$verb" "$queue" --location "$REGION" --project "$PROJECT_ID" \
+      --max-dispatches-per-second "$rate" \
+      --max-concurrent-dispatches "$concurrency" \
+      --max-attempts 300 --min-backoff 10s --max-backoff 300s --max-doublings 5 --max-retry-duration 86400s \
+      --log-sampling-ratio 0.1
+  done
 }
 
 write_env_file() {
@@ -316,6 +377,7 @@ write_env_file() {
     fi
     printf 'PUBSUB_TOPIC: "%s"\n' "$TOPIC"
     printf 'TASKS_QUEUE: "%s"\n' "$QUEUE"
+    printf 'TASKS_QUEUE_COUNT: "%s"\n' "$(send_queue_count)"
     printf 'TASKS_SERVICE_ACCOUNT_EMAIL: "%s"\n' "$(sa_email tasks-invoker)"
     printf 'INBOUND_WEBHOOK_URL: "%s"\n' "$(function_url inbound_webhook)"
     printf 'STATUS_WEBHOOK_URL: "%s"\n' "$(function_url status_webhook)"
@@ -393,6 +455,8 @@ deploy() {
     exit 1
   fi
   check_budget
+  # A malformed SENDERS stops the deploy here, before anything is created.
+  send_queue_count >/dev/null
   log "enabling APIs"
   gcloud services enable --project "$PROJECT_ID" cloudfunctions.googleapis.com run.googleapis.com \
     cloudbuild.googleapis.com artifactregistry.googleapis.com sqladmin.googleapis.com \
@@ -410,7 +474,7 @@ deploy() {
   ensure_secrets
   ensure_database
   ensure_pubsub
-  ensure_queue
+  ensure_queues
   grant_roles
 
   STAGE_DIR="$(mktemp -d)"

@@ -294,8 +294,9 @@ def _send(run: Run, api: Api) -> Hop:
             "",
             False,
             f"the message is still waiting after {run.target.wait_seconds:.0f} s",
-            "the send-messages queue must not be paused and must reach send_message's run.app URL with an OIDC "
-            "token of ese-tasks-invoker: `gcloud tasks queues describe send-messages`, send_message's logs",
+            "the send-messages queues must not be paused and must reach send_message's run.app URL with an OIDC "
+            "token of ese-tasks-invoker: `gcloud tasks queues list` (send-messages, send-messages-1, ...), "
+            "send_message's logs",
         )
     if message["status"] in FINAL_REFUSALS:
         reason = message.get("status_reason") or f"error {message.get('error_code')}"

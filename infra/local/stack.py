@@ -389,6 +389,7 @@ class LocalStack:
                     region,
                     env["TASKS_QUEUE"],
                     int(env["SENDER_RATE_LIMIT_PER_SECOND"]),
+                    int(env["TASKS_QUEUE_COUNT"]),
                 ),
             ),
         ]

@@ -37,6 +37,7 @@ REQUIRED_KEYS = (
     "GCP_REGION",
     "PUBSUB_TOPIC",
     "TASKS_QUEUE",
+    "TASKS_QUEUE_COUNT",
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
     "API_URL",
@@ -109,6 +110,8 @@ def build_env(addresses: StackAddresses, environ: Mapping[str, str]) -> dict[str
         "GCP_REGION": environ.get("GCP_REGION") or str(Settings.model_fields["gcp_region"].default),
         "PUBSUB_TOPIC": environ.get("PUBSUB_TOPIC") or str(Settings.model_fields["pubsub_topic"].default),
         "TASKS_QUEUE": environ.get("TASKS_QUEUE") or str(Settings.model_fields["tasks_queue"].default),
+        "TASKS_QUEUE_COUNT": environ.get("TASKS_QUEUE_COUNT")
+        or str(Settings.model_fields["tasks_queue_count"].default),
         "API_URL": api_url,
         "API_TOKENS": api_tokens,
         "API_TOKEN": api_tokens.split(",")[0].strip(),

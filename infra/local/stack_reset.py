@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from infra.local.emulator_clients import cloud_tasks, subscriber
 from infra.local.pubsub_emulator import push_subscription
 from infra.local.twilio_emulator.config import EmulatorConfig
+from shared.adapters.tasks import send_queue_names
 
 
 def reset_stack(env: Mapping[str, str], twilio_config: Mapping[str, Any] | None = None) -> None:
@@ -22,7 +23,8 @@ def reset_stack(env: Mapping[str, str], twilio_config: Mapping[str, Any] | None 
     project, region = env["GCP_PROJECT"], env["GCP_REGION"]
     # Stop the producers of new work first, then empty what they write to.
     tasks = cloud_tasks(env["CLOUD_TASKS_EMULATOR_HOST"])
-    tasks.purge_queue(name=tasks.queue_path(project, region, env["TASKS_QUEUE"]))
+    for name in send_queue_names(env["TASKS_QUEUE"], int(env.get("TASKS_QUEUE_COUNT", "1"))):
+        tasks.purge_queue(name=tasks.queue_path(project, region, name))
     tasks.transport.close()  # type: ignore[no-untyped-call]
     pubsub = subscriber(env["PUBSUB_EMULATOR_HOST"])
     # Seeking to now acknowledges every message published before it, pending redeliveries included.

@@ -70,20 +70,47 @@ resource "google_pubsub_topic_iam_member" "function_publishes_pages" {
 
 # fanout creates one task per message; send_message reschedules deferred and retried sends; the scheduler
 # tick's sweeper looks up and re-creates tasks that were lost (cloudtasks.enqueuer includes tasks.get).
+# On every send queue: a message's tasks go to the queue message_id % count (send_queues.tf).
 resource "google_cloud_tasks_queue_iam_member" "function_enqueues_sends" {
-  for_each = toset(["fanout_recipients", "send_message", "trigger_campaign"])
+  for_each = {
+    for pair in setproduct(["fanout_recipients", "send_message", "trigger_campaign"], range(local.send_queue_count)) :
+    "${pair[0]}/${local.send_queue_names[pair[1]]}" => { function = pair[0], queue = pair[1] }
+  }
   location = var.region
-  name     = google_cloud_tasks_queue.send_messages.name
+  name     = google_cloud_tasks_queue.send_messages[each.value.queue].name
   role     = "roles/cloudtasks.enqueuer"
-  member   = google_service_account.function[each.key].member
+  member   = google_service_account.function[each.value.function].member
 }
 
-# The health report reads the send queue's state and statistics (GetQueue: cloudtasks.queues.get).
+# The health report reads every send queue's state and statistics (GetQueue: cloudtasks.queues.get).
 resource "google_cloud_tasks_queue_iam_member" "api_reads_send_queue" {
+  count    = local.send_queue_count
   location = var.region
-  name     = google_cloud_tasks_queue.send_messages.name
+  name     = google_cloud_tasks_queue.send_messages[count.index].name
   role     = "roles/cloudtasks.viewer"
   member   = google_service_account.function["api"].member
+}
+
+# The bindings of the single queue there was, kept under their new addresses: an IAM member destroyed
+# after its replacement was created would remove the very binding the replacement holds.
+moved {
+  from = google_cloud_tasks_queue_iam_member.function_enqueues_sends["fanout_recipients"]
+  to   = google_cloud_tasks_queue_iam_member.function_enqueues_sends["fanout_recipients/send-messages"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.function_enqueues_sends["send_message"]
+  to   = google_cloud_tasks_queue_iam_member.function_enqueues_sends["send_message/send-messages"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.function_enqueues_sends["trigger_campaign"]
+  to   = google_cloud_tasks_queue_iam_member.function_enqueues_sends["trigger_campaign/send-messages"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.api_reads_send_queue
+  to   = google_cloud_tasks_queue_iam_member.api_reads_send_queue[0]
 }
 
 # The scheduler tick drains dead-lettered pages into the database (pull and acknowledge on the hold

@@ -46,7 +46,6 @@ locals {
   ]...)
 
   topic_name = "campaign-recipients"
-  queue_name = "send-messages"
 
   # Which secrets each function reads (see secrets.tf). All six touch PostgreSQL; the Twilio auth token
   # signs and verifies webhooks and authenticates sends and the sweeper's lookups; API tokens guard the
@@ -85,7 +84,8 @@ locals {
     SENDER_RATE_LIMIT_PER_SECOND = tostring(var.sender_rate_limit_per_second)
     TWILIO_ACCOUNT_SID           = var.twilio_account_sid
     PUBSUB_TOPIC                 = google_pubsub_topic.campaign_recipients.name
-    TASKS_QUEUE                  = google_cloud_tasks_queue.send_messages.name
+    TASKS_QUEUE                  = google_cloud_tasks_queue.send_messages[0].name
+    TASKS_QUEUE_COUNT            = tostring(local.send_queue_count)
     TASKS_SERVICE_ACCOUNT_EMAIL  = google_service_account.tasks_invoker.email
     INBOUND_WEBHOOK_URL          = local.function_urls["inbound_webhook"]
     STATUS_WEBHOOK_URL           = local.function_urls["status_webhook"]

@@ -1,15 +1,19 @@
-# send-messages: one named task per message, dispatched to send_message with an OIDC token.
+# send-messages (and send-messages-1, ... when the senders need more than one queue's 500/s; how many and
+# their limits: send_queues.tf): one named task per message, dispatched to send_message with an OIDC token.
 
 resource "google_cloud_tasks_queue" "send_messages" {
-  name     = local.queue_name
+  count    = local.send_queue_count
+  name     = local.send_queue_names[count.index]
   location = var.region
 
   rate_limits {
-    # The sender-wide cap (Twilio accepts 80 msg/s per WhatsApp sender by default). Each campaign's own
-    # rate is enforced by the application's slot calendar beneath it.
-    max_dispatches_per_second = var.sender_rate_limit_per_second
-    # Sized against the database connection budget (variables.tf): each send holds one connection.
-    max_concurrent_dispatches = var.tasks_max_concurrent_dispatches
+    # The senders' summed rate, at most 500/s a queue (Twilio accepts 80 msg/s per WhatsApp sender by
+    # default). Each sender's and each campaign's own rate is enforced by the application's slot calendar
+    # beneath it.
+    max_dispatches_per_second = local.send_queue_rate
+    # Sized against the database connection budget (variables.tf): each send holds one connection, and
+    # the queues share tasks_max_concurrent_dispatches out between them.
+    max_concurrent_dispatches = local.send_queue_concurrency
   }
 
   # The application retries transient Twilio failures itself (1, 5 and 15 minutes, then FAILED) by
@@ -34,4 +38,11 @@ resource "google_cloud_tasks_queue" "send_messages" {
     # Failed dispatches are logged by the function itself; 10% of queue logs is enough to see flow.
     sampling_ratio = 0.1
   }
+}
+
+# The queue was a single resource before there could be several: the existing queue (and its tasks) is
+# instance 0, not destroyed and created again.
+moved {
+  from = google_cloud_tasks_queue.send_messages
+  to   = google_cloud_tasks_queue.send_messages[0]
 }

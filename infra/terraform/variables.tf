@@ -261,12 +261,45 @@ variable "db_max_connections" {
 variable "sender_rate_limit_per_second" {
   type        = number
   default     = 80
-  description = "Messages per second the WhatsApp sender accepts (Twilio's default is 80); the send queue never dispatches faster."
+  description = "Messages per second the WhatsApp sender (twilio_from or the Messaging Service) accepts (Twilio's default is 80); the application never sends faster from it, and the send queues are sized for it plus var.senders."
 
   validation {
     # 500/s is Cloud Tasks' ceiling per queue.
     condition     = var.sender_rate_limit_per_second >= 1 && var.sender_rate_limit_per_second <= 500
     error_message = "sender_rate_limit_per_second must be 1-500 (Cloud Tasks dispatches at most 500/s per queue)."
+  }
+}
+
+variable "senders" {
+  type = list(object({
+    address               = string
+    rate_limit_per_second = number
+    pool                  = string
+  }))
+  default     = []
+  description = <<-EOT
+    The further WhatsApp senders operators register for sender pools, besides the configured one: each
+    one's address ("whatsapp:+E164"), the messages per second Twilio accepts from it, and the pool it
+    belongs to. Terraform only sizes the send queues from them: the queues together must be able to
+    dispatch sender_rate_limit_per_second plus every sender's rate, and one queue dispatches at most
+    500/s, so ceil(total / 500) queues are created (send_queues.tf). The exact per-sender ceilings are
+    enforced by the application's slot calendar, not by the queues.
+  EOT
+
+  validation {
+    condition     = alltrue([for s in var.senders : s.rate_limit_per_second >= 1 && startswith(s.address, "whatsapp:+") && s.pool != ""])
+    error_message = "Each of senders needs an address \"whatsapp:+E164\", a rate_limit_per_second of at least 1 and a pool."
+  }
+
+  validation {
+    condition     = length(distinct([for s in var.senders : s.address])) == length(var.senders)
+    error_message = "senders lists an address more than once."
+  }
+
+  validation {
+    # TASKS_QUEUE_COUNT is at most 64 (shared/config.py): 64 queues x 500/s.
+    condition     = var.sender_rate_limit_per_second + sum(concat([0], [for s in var.senders : s.rate_limit_per_second])) <= 64 * 500
+    error_message = "The senders' rates add up past 64 send queues x 500/s (32,000 messages per second)."
   }
 }
 

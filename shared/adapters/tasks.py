@@ -4,6 +4,9 @@ with an OIDC token. The real client talks to the local emulator when CLOUD_TASKS
 Names are hashed (Cloud Tasks warns that sequential names slow the queue down) and include the message's
 creation time, so a reused message id (a restored database) can never collide with an old task's name.
 ALREADY_EXISTS is success: it is how a redelivered page or a repeated reschedule stays idempotent.
+
+Sends are spread over TASKS_QUEUE_COUNT queues (one queue dispatches at most 500/s), each message always
+to the same one (docs/architecture.md, "Send queues").
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.config import Settings
@@ -23,12 +26,35 @@ from shared.config import Settings
 MAX_BATCH = 100
 
 
+def send_queue_names(base: str, count: int) -> list[str]:
+    """The send queues' ids: `base`, then `base-1` ... `base-<count-1>`. The first keeps the plain name, so
+    a one-queue deployment is the queue it always was. The one naming rule: the app, the local stack,
+    terraform (infra/terraform/send_queues.tf) and the gcloud script all follow it."""
+    if count < 1:
+        raise ValueError(f"at least one send queue is needed, not {count}")
+    return [base if index == 0 else f"{base}-{index}" for index in range(count)]
+
+
+def send_queue_index(message_id: int, count: int) -> int:
+    """The queue a message's tasks go to. It depends on the message alone, so every generation of a
+    message lands in the same queue: a repeated create still meets its own name there (ALREADY_EXISTS is
+    the dedupe) and `exists()` looks where the task was put."""
+    return message_id % count
+
+
 @dataclass(frozen=True)
 class SendTask:
     message_id: int
     generation: int
     created_at: datetime
     at: datetime
+
+
+# Cloud Tasks refuses a schedule_time more than 30 days ahead ("Maximum schedule time for a task: 30 days
+# from the current date and time",
+# https://cloud.google.com/tasks/docs/quotas): a send due later gets a task at this horizon, and its
+# admission then defers it again (docs/architecture.md, "Frequency caps").
+MAX_TASK_AHEAD = timedelta(days=29)
 
 
 class TaskScheduler(Protocol):
@@ -55,15 +81,25 @@ class TaskCreationRefused(Exception):
 class CloudTasksScheduler:
     """Creates tasks BatchCreateTasks by BatchCreateTasks (up to 100 each, several batches at a time): a
     100,000-recipient fan-out is 1,000 calls instead of 100,000. A lone task (a send's reschedule) is one
-    plain CreateTask, which answers with the task rather than with an operation."""
+    plain CreateTask, which answers with the task rather than with an operation.
+
+    `queue_paths`: the send queues, in send_queue_names' order (one path alone is one queue). A batch call
+    creates tasks in one queue only, so tasks are grouped by their queue before they are batched."""
 
     def __init__(
-        self, client: Any, queue_path: str, target_url: str, service_account_email: str, workers: int
+        self,
+        client: Any,
+        queue_paths: str | Sequence[str],
+        target_url: str,
+        service_account_email: str,
+        workers: int,
     ) -> None:
         from google.cloud import tasks_v2
 
         self._client = client
-        self._queue_path = queue_path
+        self._queue_paths = [queue_paths] if isinstance(queue_paths, str) else list(queue_paths)
+        if not self._queue_paths:
+            raise ValueError("at least one send queue is needed")
         # Every task shares its target: one template, copied into each task (the raw protobuf message,
         # because proto-plus construction cost more per task than the whole gRPC call).
         self._http_request = tasks_v2.HttpRequest.pb(
@@ -82,9 +118,13 @@ class CloudTasksScheduler:
         if len(tasks) == 1:
             self._create(tasks[0])
             return
-        batches = [tasks[start : start + MAX_BATCH] for start in range(0, len(tasks), MAX_BATCH)]
+        batches = [
+            (queue, queued[start : start + MAX_BATCH])
+            for queue, queued in self._by_queue(tasks)
+            for start in range(0, len(queued), MAX_BATCH)
+        ]
         # list() waits for every batch and re-raises the first failure.
-        list(self._pool.map(self._create_batch, batches))
+        list(self._pool.map(lambda batch: self._create_batch(*batch), batches))
 
     def close(self) -> None:
         """Stop the batch workers and close the client's channel."""
@@ -95,30 +135,42 @@ class CloudTasksScheduler:
         from google.api_core.exceptions import NotFound
 
         try:
-            self._client.get_task(name=f"{self._queue_path}/tasks/{task_id(task)}", timeout=10.0)
+            self._client.get_task(name=f"{self.queue_of(task)}/tasks/{task_id(task)}", timeout=10.0)
         except NotFound:
             return False
         return True
+
+    def queue_of(self, task: SendTask) -> str:
+        """The path of the queue the task goes to (and is looked up in)."""
+        return self._queue_paths[send_queue_index(task.message_id, len(self._queue_paths))]
+
+    def _by_queue(self, tasks: Sequence[SendTask]) -> Iterable[tuple[str, Sequence[SendTask]]]:
+        if len(self._queue_paths) == 1:
+            return [(self._queue_paths[0], tasks)]
+        grouped: dict[str, list[SendTask]] = {}
+        for task in tasks:
+            grouped.setdefault(self.queue_of(task), []).append(task)
+        return grouped.items()
 
     def _create(self, task: SendTask) -> None:
         from google.api_core.exceptions import AlreadyExists
         from google.cloud import tasks_v2
 
+        queue = self.queue_of(task)
         with contextlib.suppress(AlreadyExists):
             self._client.create_task(
-                parent=self._queue_path, task=tasks_v2.Task.wrap(self._task_pb(task)), timeout=10.0
+                parent=queue, task=tasks_v2.Task.wrap(self._task_pb(queue, task)), timeout=10.0
             )
 
-    def _create_batch(self, batch: Sequence[SendTask]) -> None:
+    def _create_batch(self, queue: str, batch: Sequence[SendTask]) -> None:
         from google.cloud import tasks_v2
         from google.cloud.tasks_v2.types import cloudtasks
         from grpc import StatusCode
 
         requests = [
-            cloudtasks.CreateTaskRequest.pb()(parent=self._queue_path, task=self._task_pb(task))
-            for task in batch
+            cloudtasks.CreateTaskRequest.pb()(parent=queue, task=self._task_pb(queue, task)) for task in batch
         ]
-        request = cloudtasks.BatchCreateTasksRequest.pb()(parent=self._queue_path, requests=requests)
+        request = cloudtasks.BatchCreateTasksRequest.pb()(parent=queue, requests=requests)
         operation = self._client.batch_create_tasks(
             request=tasks_v2.BatchCreateTasksRequest.wrap(request), timeout=30.0
         )
@@ -133,10 +185,10 @@ class CloudTasksScheduler:
                 f"{len(refused)} of {len(batch)} tasks refused, e.g. {next(iter(refused.values()))}"
             )
 
-    def _task_pb(self, task: SendTask) -> Any:
+    def _task_pb(self, queue: str, task: SendTask) -> Any:
         from google.cloud import tasks_v2
 
-        created = tasks_v2.Task.pb()(name=f"{self._queue_path}/tasks/{task_id(task)}")
+        created = tasks_v2.Task.pb()(name=f"{queue}/tasks/{task_id(task)}")
         created.schedule_time.FromDatetime(task.at)
         created.http_request.CopyFrom(self._http_request)
         created.http_request.body = task_body(task)
@@ -155,16 +207,23 @@ def make_tasks_client(settings: Settings) -> Any:
     return tasks_v2.CloudTasksClient()
 
 
+def send_queue_paths(client: Any, settings: Settings) -> list[str]:
+    """Every send queue's full path, in send_queue_names' order (index = send_queue_index)."""
+    return [
+        client.queue_path(settings.gcp_project, settings.gcp_region, name)
+        for name in send_queue_names(settings.tasks_queue, settings.tasks_queue_count)
+    ]
+
+
 def make_task_scheduler(settings: Settings) -> CloudTasksScheduler:
     if not settings.send_message_url or not settings.tasks_service_account_email:
         raise RuntimeError(
             "SEND_MESSAGE_URL and TASKS_SERVICE_ACCOUNT_EMAIL must be set to create send tasks"
         )
     client = make_tasks_client(settings)
-    queue_path = client.queue_path(settings.gcp_project, settings.gcp_region, settings.tasks_queue)
     return CloudTasksScheduler(
         client,
-        queue_path,
+        send_queue_paths(client, settings),
         settings.send_message_url,
         settings.tasks_service_account_email,
         settings.fanout_task_workers,
@@ -173,7 +232,8 @@ def make_task_scheduler(settings: Settings) -> CloudTasksScheduler:
 
 @dataclass(frozen=True)
 class QueueStatus:
-    """What Cloud Tasks says of the send queue: its state and statistics (QueueStats)."""
+    """What Cloud Tasks says of the send queue: its state and statistics (QueueStats). Of several send
+    queues: their sum, the oldest of their oldest tasks and the worst of their states (combine_statuses)."""
 
     state: str  # RUNNING, PAUSED, DISABLED
     tasks_count: int
@@ -188,6 +248,25 @@ class QueueInspector(Protocol):
         """The queue's state and statistics; raises if the queue cannot be read."""
 
 
+# Worse is larger: one queue that sends nothing makes the whole set of send queues not RUNNING, since a
+# message's tasks only ever go to its own queue. A state not named here (STATE_UNSPECIFIED) is the worst.
+_STATE_SEVERITY = {"RUNNING": 0, "PAUSED": 1, "DISABLED": 2}
+
+
+def combine_statuses(statuses: Sequence[QueueStatus]) -> QueueStatus:
+    """The send queues as one: the worst state, the summed counts, the oldest of the oldest tasks."""
+    if not statuses:
+        raise ValueError("no queue status to combine")
+    oldest = [s.oldest_scheduled_at for s in statuses if s.oldest_scheduled_at is not None]
+    return QueueStatus(
+        state=max((s.state for s in statuses), key=lambda state: _STATE_SEVERITY.get(state, 3)),
+        tasks_count=sum(s.tasks_count for s in statuses),
+        oldest_scheduled_at=min(oldest, default=None),
+        concurrent_dispatches=sum(s.concurrent_dispatches for s in statuses),
+        executed_last_minute=sum(s.executed_last_minute for s in statuses),
+    )
+
+
 # Only the beta surface returns the queue's statistics: Queue.stats exists in v2beta3 (and v2beta2), not
 # in v2, and GetQueue returns it only when the read mask names it ("If the mask is not present all fields
 # will be returned except [Queue.stats]", https://cloud.google.com/tasks/docs/reference/rest/v2beta3/projects.locations.queues/get).
@@ -196,16 +275,24 @@ STATS_READ_MASK = ("name", "state", "stats")
 
 
 class CloudTasksQueueInspector:
-    def __init__(self, client: Any, queue_path: str) -> None:
+    """Reads every send queue (one path alone is one queue) and answers them combined: any that cannot be
+    read fails the whole read, as a queue nobody can see may be one that sends nothing."""
+
+    def __init__(self, client: Any, queue_paths: str | Sequence[str]) -> None:
         self._client = client
-        self._queue_path = queue_path
+        self._queue_paths = [queue_paths] if isinstance(queue_paths, str) else list(queue_paths)
+        if not self._queue_paths:
+            raise ValueError("at least one send queue is needed")
 
     def status(self) -> QueueStatus:
+        return combine_statuses([self._status(path) for path in self._queue_paths])
+
+    def _status(self, queue_path: str) -> QueueStatus:
         from google.cloud import tasks_v2beta3
         from google.protobuf import field_mask_pb2
 
         request = tasks_v2beta3.GetQueueRequest(
-            name=self._queue_path, read_mask=field_mask_pb2.FieldMask(paths=list(STATS_READ_MASK))
+            name=queue_path, read_mask=field_mask_pb2.FieldMask(paths=list(STATS_READ_MASK))
         )
         # No retry: a health check reports what it sees now, and must answer quickly when it cannot.
         queue = self._client.get_queue(request=request, retry=None, timeout=5.0)
@@ -231,5 +318,4 @@ def make_queue_inspector(settings: Settings) -> CloudTasksQueueInspector:
         client = tasks_v2beta3.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     else:
         client = tasks_v2beta3.CloudTasksClient()
-    queue_path = client.queue_path(settings.gcp_project, settings.gcp_region, settings.tasks_queue)
-    return CloudTasksQueueInspector(client, queue_path)
+    return CloudTasksQueueInspector(client, send_queue_paths(client, settings))

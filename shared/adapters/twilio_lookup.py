@@ -36,8 +36,11 @@ class TwilioMessage:
 
 
 class MessageLookup(Protocol):
-    def find(self, to: str, since: datetime, until: datetime) -> list[TwilioMessage]:
-        """Messages to `to` (E.164) from our sender created within [since, until]."""
+    def find(
+        self, to: str, since: datetime, until: datetime, sender: str | None = None
+    ) -> list[TwilioMessage]:
+        """Messages to `to` (E.164) created within [since, until] from `sender` (a pool sender: a
+        `whatsapp:` number or a Messaging Service SID), or from our configured sender when None."""
 
     def fetch(self, sid: str) -> TwilioMessage | None:
         """The message as Twilio holds it now; None if Twilio has no such message."""
@@ -49,12 +52,17 @@ class TwilioMessageLookup:
         self._from = from_ if not from_ or from_.startswith(WHATSAPP) else WHATSAPP + from_
         self._service = messaging_service_sid
 
-    def find(self, to: str, since: datetime, until: datetime) -> list[TwilioMessage]:
+    def find(
+        self, to: str, since: datetime, until: datetime, sender: str | None = None
+    ) -> list[TwilioMessage]:
+        from_, service = self._from, self._service
+        if sender is not None:  # a pool message went out from its own sender, not the configured one
+            from_, service = (None, sender) if sender.startswith("MG") else (sender, None)
         found = []
         older = 0
         filters: dict[str, str] = {"to": WHATSAPP + to}
-        if self._from:
-            filters["from_"] = self._from
+        if from_:
+            filters["from_"] = from_
         for instance in self._client.messages.stream(page_size=PAGE_SIZE, **filters):
             created = instance.date_created
             if created is None:
@@ -65,7 +73,7 @@ class TwilioMessageLookup:
                     break
                 continue
             older = 0
-            if created <= until and (self._from or instance.messaging_service_sid == self._service):
+            if created <= until and (from_ or instance.messaging_service_sid == service):
                 found.append(_message(instance))
         return found
 

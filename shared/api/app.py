@@ -65,6 +65,8 @@ def _view(entry: Route) -> Any:
             kwargs["query"] = _validated("query", entry.query.model_validate, request.args.to_dict())
         if entry.body is not None:
             body = read_body(request, JSON_BODY_MAX_BYTES)
+            if entry.body_optional and not body.strip():
+                body = b"{}"
             kwargs["body"] = _validated("body", entry.body.model_validate_json, body)
         return _reply(entry, entry.handler(context, **kwargs))
 

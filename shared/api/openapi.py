@@ -82,7 +82,10 @@ def _operation(
         )
     if entry.body is not None:
         schema = refs[(entry.body, "validation")]
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        operation["requestBody"] = {
+            "required": not entry.body_optional,
+            "content": {"application/json": {"schema": schema}},
+        }
     elif entry.raw_body is not None:
         operation["requestBody"] = {"required": True, "content": entry.raw_body}
     return operation

@@ -72,6 +72,8 @@ class Route:
     raw_body: dict[str, Any] | None = None
     # A response the route builds itself (a streamed CSV): OpenAPI `content` by media type.
     raw_response: dict[str, Any] | None = None
+    # The body may be left out (read as `{}`): every field of its model has a default.
+    body_optional: bool = False
     path_params: dict[str, TypeAdapter[Any]] = field(default_factory=dict)
     # An alias: another path for a canonical route (the same handler, models, auth and answers),
     # documented as deprecated with the canonical route named in its description.
@@ -116,7 +118,11 @@ def route(
     extra_errors: tuple[int, ...] = (),
     raw_body: dict[str, Any] | None = None,
     raw_response: dict[str, Any] | None = None,
+    body_optional: bool = False,
 ) -> Callable[[Handler], Handler]:
+    if body_optional and (body is None or any(f.is_required() for f in body.model_fields.values())):
+        raise ValueError(f"{method} {path}: an optional body needs a model whose every field has a default")
+
     def register(handler: Handler) -> Handler:
         hints = typing.get_type_hints(handler, include_extras=True)
         names = PATH_PARAM.findall(path)
@@ -138,6 +144,7 @@ def route(
                 errors=frozenset(errors),
                 raw_body=raw_body,
                 raw_response=raw_response,
+                body_optional=body_optional,
                 path_params={name: TypeAdapter(hints[name]) for name in names},
             )
         )

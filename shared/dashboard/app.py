@@ -29,7 +29,7 @@ from shared.boundary import (
     read_body,
 )
 from shared.dashboard import session as cookies
-from shared.dashboard.views import auth, campaigns, library, messages, monitoring, overview, users
+from shared.dashboard.views import auth, campaigns, library, messages, monitoring, overview, senders, users
 from shared.db.errors import is_transient
 from shared.domain.errors import DomainError
 from shared.domain.templates import template_variables
@@ -58,7 +58,7 @@ def create_dashboard_app() -> Flask:
         static_url_path=f"{PREFIX}/static",
         template_folder="templates",
     )
-    for module in (auth, overview, campaigns, messages, users, library, monitoring):
+    for module in (auth, overview, campaigns, messages, users, library, senders, monitoring):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     app.before_request(_refuse_unacceptable_input)
     app.before_request(_load_session)

@@ -25,6 +25,10 @@ NOTICES = {
     "cancelled": "Campaign cancelled: everything not yet sent is withheld.",
     "ready": "Campaign is READY: the scheduler starts it at its schedule time.",
     "consent": "Consent changed (recorded in the audit trail).",
+    "sender_added": "Sender added (recorded in the audit trail).",
+    "sender_paused": "Sender paused: no send goes out from it until it is resumed.",
+    "sender_resumed": "Sender resumed.",
+    "caps_saved": "Frequency caps saved (recorded in the audit trail).",
 }
 
 

@@ -12,7 +12,7 @@ saved as a segment named after the campaign in the same transaction; only a DRAF
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from typing import Annotated, Any
 
 from pydantic import MISSING, AwareDatetime, Field, model_validator
@@ -24,10 +24,12 @@ from shared.db.models import Campaign, Segment, Template
 from shared.db.pagination import Page
 from shared.db.queries.rows import delete_row, get_row, save_row
 from shared.db.queries.segments import names_starting_with
+from shared.db.queries.sender_admin import pool_exists
 from shared.db.unit_of_work import UnitOfWork
-from shared.domain.enums import CampaignStatus, QuietHoursSource
+from shared.domain.enums import CampaignStatus, FrequencyCapPolicy, QuietHoursSource
 from shared.domain.errors import (
     CampaignNotDraft,
+    DomainError,
     InvalidQuietHours,
     InvalidReference,
     InvalidSegment,
@@ -46,6 +48,21 @@ Rate = Annotated[int, Field(ge=1, le=500, description="Hard ceiling on sends per
 # Segment names are 1..200 characters (a CHECK), as campaign names are.
 SEGMENT_NAME_MAX = 200
 Timezone = Annotated[str, Field(min_length=1, max_length=64, description="IANA zone for users without one.")]
+SenderPool = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="The pool of senders it goes out over (a pool with at least one sender); null: the "
+        "configured sender (TWILIO_FROM or the Messaging Service).",
+    ),
+]
+TRANSACTIONAL_DOC = "Exempt from the per-user frequency caps (an order update, not marketing)."
+CAP_POLICY_DOC = (
+    "What a message the frequency caps hold back becomes: `defer` (sent when the caps allow, skipped if "
+    "that is after ends_at) or `skip` (SKIPPED, status_reason frequency_cap)."
+)
+ENDS_AT_DOC = "No message is sent after this instant; in the future, and after schedule_time if any."
 
 
 QUIET_HOURS_DOC = (
@@ -71,6 +88,12 @@ class CampaignIn(RequestModel):
     quiet_hours_start: time | MISSING | None = Field(default=MISSING, description=QUIET_HOURS_DOC)
     quiet_hours_end: time | MISSING | None = Field(default=MISSING, description=QUIET_HOURS_DOC)
     timezone: Timezone = "UTC"
+    sender_pool: SenderPool | None = None
+    transactional: bool = Field(default=False, description=TRANSACTIONAL_DOC)
+    frequency_cap_policy: FrequencyCapPolicy = Field(
+        default=FrequencyCapPolicy.DEFER, description=CAP_POLICY_DOC
+    )
+    ends_at: AwareDatetime | None = Field(default=None, description=ENDS_AT_DOC)
 
     @model_validator(mode="after")
     def _one_segment(self) -> CampaignIn:
@@ -103,6 +126,10 @@ class CampaignPatch(RequestModel):
     quiet_hours_start: time | MISSING | None = MISSING
     quiet_hours_end: time | MISSING | None = MISSING
     timezone: Timezone | MISSING = MISSING
+    sender_pool: SenderPool | MISSING | None = MISSING
+    transactional: bool | MISSING = Field(default=MISSING, description=TRANSACTIONAL_DOC)
+    frequency_cap_policy: FrequencyCapPolicy | MISSING = Field(default=MISSING, description=CAP_POLICY_DOC)
+    ends_at: AwareDatetime | MISSING | None = Field(default=MISSING, description=ENDS_AT_DOC)
 
 
 @dataclass(frozen=True)
@@ -117,11 +144,17 @@ class ActionResult:
 
 
 def create_campaign(
-    uow: UnitOfWork, values: CampaignIn, *, default_quiet_hours: QuietHours | None
+    uow: UnitOfWork,
+    values: CampaignIn,
+    *,
+    default_quiet_hours: QuietHours | None,
+    now: datetime | None = None,
 ) -> Campaign:
     """A DRAFT campaign. Quiet hours left out are `default_quiet_hours` (the DEFAULT_QUIET_HOURS setting,
-    None when it is off), recorded as such; an inline segment is saved in the same transaction."""
+    None when it is off), recorded as such; an inline segment is saved in the same transaction. `ends_at`
+    must be after `now` (the caller's clock; None skips that check) and after the schedule time."""
     fields = values.model_dump(exclude={"segment"})
+    fields["frequency_cap_policy"] = values.frequency_cap_policy.value
     if "quiet_hours_start" in fields:
         fields["quiet_hours_source"] = QuietHoursSource.EXPLICIT.value
     else:
@@ -134,7 +167,7 @@ def create_campaign(
         if values.segment is not None:
             _check_template(uow.session, fields)
             fields["segment_id"] = _inline_segment(uow.session, values.name, values.segment).id
-        row = save_row(uow.session, row, _checked(uow.session, row, fields))
+        row = save_row(uow.session, row, _checked(uow.session, row, fields, now))
         uow.commit()
     return row
 
@@ -150,13 +183,17 @@ def get_campaign(uow: UnitOfWork, campaign_id: int) -> Campaign:
     return crud.read(uow, Campaign, campaign_id)
 
 
-def change_campaign(uow: UnitOfWork, campaign_id: int, patch: CampaignPatch) -> Campaign:
+def change_campaign(
+    uow: UnitOfWork, campaign_id: int, patch: CampaignPatch, now: datetime | None = None
+) -> Campaign:
     fields = patch.model_dump()
+    if isinstance(fields.get("frequency_cap_policy"), FrequencyCapPolicy):
+        fields["frequency_cap_policy"] = fields["frequency_cap_policy"].value
     if "quiet_hours_start" in fields or "quiet_hours_end" in fields:
         fields["quiet_hours_source"] = QuietHoursSource.EXPLICIT.value
     with uow:
         row = _draft(uow.session, campaign_id, "changed")
-        row = save_row(uow.session, row, _checked(uow.session, row, fields))
+        row = save_row(uow.session, row, _checked(uow.session, row, fields, now))
         uow.commit()
     return row
 
@@ -247,8 +284,11 @@ def _check_template(session: Session, values: dict[str, Any]) -> None:
         )
 
 
-def _checked(session: Session, row: Campaign, values: dict[str, Any]) -> dict[str, Any]:
-    """References exist, the timezone is real and quiet hours come in pairs, judged on the merged row."""
+def _checked(
+    session: Session, row: Campaign, values: dict[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
+    """References exist (a sender pool has a sender), the timezone is real, quiet hours come in pairs and
+    the end time is in the future and after the schedule time, judged on the merged row."""
     if "timezone" in values:
         load_timezone(values["timezone"])
     for field, model in (("template_id", Template), ("segment_id", Segment)):
@@ -260,7 +300,37 @@ def _checked(session: Session, row: Campaign, values: dict[str, Any]) -> dict[st
     end = values.get("quiet_hours_end", row.quiet_hours_end)
     if (start is None) != (end is None):
         raise InvalidQuietHours("quiet_hours_start and quiet_hours_end go together", field="quiet_hours_end")
+    pool = values.get("sender_pool")
+    if pool is not None and not pool_exists(session, pool):
+        raise InvalidReference(
+            f"sender_pool {pool!r} has no senders: add one first (POST /v1/senders), or leave it out for the "
+            "configured sender",
+            field="sender_pool",
+            value=pool,
+        )
+    _check_ends_at(values, row, now)
     return values
+
+
+def _check_ends_at(values: dict[str, Any], row: Campaign, now: datetime | None) -> None:
+    ends_at = values.get("ends_at", row.ends_at)
+    if ends_at is None or ("ends_at" not in values and "schedule_time" not in values):
+        return
+    if "ends_at" in values and now is not None and ends_at <= now:
+        raise InvalidEndTime(
+            f"ends_at {ends_at.isoformat()} is not in the future", field="ends_at", value=ends_at.isoformat()
+        )
+    schedule_time = values.get("schedule_time", row.schedule_time)
+    if schedule_time is not None and ends_at <= schedule_time:
+        raise InvalidEndTime(
+            f"ends_at {ends_at.isoformat()} must be after schedule_time {schedule_time.isoformat()}",
+            field="ends_at",
+            value=ends_at.isoformat(),
+        )
+
+
+class InvalidEndTime(DomainError):
+    code = "invalid_end_time"
 
 
 def _draft(session: Session, campaign_id: int, action: str) -> Campaign:

@@ -139,8 +139,9 @@ def _minutes(delta: timedelta) -> str:
 
 
 def queue_check(status: QueueStatus | str, now: datetime, thresholds: Thresholds) -> Check:
-    """The Cloud Tasks send queue: paused or disabled sends nothing (failing); a waiting task far past its
-    schedule time means the queue is behind (warning, then failing)."""
+    """The Cloud Tasks send queues, read as one (TASKS_QUEUE_COUNT of them; the inspector combines them):
+    any paused or disabled sends nothing for its messages (failing); a waiting task far past its schedule
+    time means the queues are behind (warning, then failing)."""
     threshold = (
         "failing when paused, disabled or unreadable; oldest waiting task overdue: warning at "
         f"{_minutes(thresholds.queue_overdue_warning)}, failing at {_minutes(thresholds.queue_overdue_failing)}"

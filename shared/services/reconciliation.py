@@ -1,7 +1,7 @@
 """Reconciliation with Twilio: settling what only Twilio knows (docs/architecture.md, "Reconciliation").
 
 - An AMBIGUOUS message (the send's answer was lost: a timeout, a crash between the call and the record)
-  is looked up in Twilio's list of messages to that recipient from our sender, created between its claim
+  is looked up in Twilio's list of messages to that recipient from its sender (its pool's, or ours), created between its claim
   and the end of the Twilio timeout. One match: Twilio has it, so its SID and status are recorded, and it
   is never sent again. None: it never reached Twilio, so it is sent again under a new generation (still
   exactly once). Several: it stays AMBIGUOUS for an operator, rather than guessing.
@@ -72,7 +72,10 @@ def reconcile_ambiguous(
         for message in repairs.lock_ambiguous(session, now - config.settle_after, config.limit):
             claimed = message.claimed_at or message.created_at
             candidates = lookup.find(
-                message.recipient_phone, claimed - CLOCK_SLACK, claimed + config.call_window + CLOCK_SLACK
+                message.recipient_phone,
+                claimed - CLOCK_SLACK,
+                claimed + config.call_window + CLOCK_SLACK,
+                sender=message.sender,
             )
             taken = repairs.known_sids(session, [c.sid for c in candidates])
             matches = [

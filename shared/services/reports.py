@@ -75,6 +75,21 @@ class SendMinute(BaseModel):
     )
 
 
+class FrequencyCapEffect(BaseModel):
+    deferred_messages: int = Field(description="Messages the per-user frequency caps deferred at least once.")
+    deferrals: int = Field(description="Times the caps deferred them (a message may be deferred again).")
+    skipped: int = Field(description="Messages SKIPPED by the caps (status_reason frequency_cap).")
+    failed_marketing_limit: int = Field(
+        description="Messages WhatsApp refused for its own per-user marketing limit (error 63049)."
+    )
+
+
+class SenderCounts(BaseModel):
+    sender: str | None = Field(description="The pool sender (null: none chosen yet, e.g. still QUEUED).")
+    messages: int
+    statuses: dict[str, int] = Field(description="Its messages per status (only statuses it has).")
+
+
 class CampaignAnalytics(BaseModel):
     audience: int = Field(
         description="Recipients frozen at start, or the ledger's rows if more: the denominator."
@@ -93,6 +108,12 @@ class CampaignAnalytics(BaseModel):
     replies: int = Field(description="Their inbound messages within the window (STOPs included).")
     deferrals: list[DeferralCause]
     sends_per_minute: list[SendMinute]
+    frequency_caps: FrequencyCapEffect = Field(
+        description="What the per-user frequency caps (and WhatsApp's own marketing limit) did."
+    )
+    senders: list[SenderCounts] = Field(
+        description="A pool campaign's messages by sender and status; [] for the configured sender."
+    )
 
 
 class CampaignSummary(BaseModel):
@@ -169,7 +190,7 @@ def campaign_summary(uow: UnitOfWork, campaign_id: int) -> CampaignSummary:
             # A rate needs a span: one send, or all in the same instant, has none.
             send_rate_per_second=ledger.sent / span if span > 0 else None,
             repairs=reports.repairs_of_campaign(session, campaign_id),
-            analytics=_analytics(session, campaign_id, counts, ledger, errors),
+            analytics=_analytics(session, campaign_id, counts, ledger, errors, campaign.sender_pool),
         )
 
 
@@ -183,6 +204,7 @@ def _analytics(
     counts: dict[str, int],
     ledger: analytics.LedgerPass,
     errors: list[tuple[int, int]],
+    pool: str | None = None,
 ) -> CampaignAnalytics:
     """docs/architecture.md, "Campaign analytics"."""
     audience = max(audiences(session, [campaign_id]).get(campaign_id, 0), sum(counts.values()))
@@ -231,7 +253,27 @@ def _analytics(
             SendMinute(minute=minute, sent=n)
             for minute, n in analytics.sends_per_minute(session, campaign_id)
         ],
+        frequency_caps=FrequencyCapEffect(
+            deferred_messages=ledger.cap_deferred,
+            deferrals=ledger.cap_deferrals,
+            skipped=ledger.cap_skipped,
+            failed_marketing_limit=ledger.marketing_limit_failed,
+        ),
+        senders=_senders(session, campaign_id, pool),
     )
+
+
+def _senders(session: Any, campaign_id: int, pool: str | None) -> list[SenderCounts]:
+    """Only a pool campaign has senders to tell apart (one query, skipped for the others)."""
+    if pool is None:
+        return []
+    by_sender: dict[str | None, dict[str, int]] = {}
+    for sender, status, n in analytics.per_sender(session, campaign_id):
+        by_sender.setdefault(sender, {})[status] = n
+    return [
+        SenderCounts(sender=sender, messages=sum(statuses.values()), statuses=statuses)
+        for sender, statuses in by_sender.items()
+    ]
 
 
 def _timing(measured: analytics.Percentiles) -> Timing:
@@ -260,6 +302,8 @@ EXPORT_COLUMNS = (
     "rate_limit_deferrals",
     "opted_out_within_72h",
     "replies_within_72h",
+    "sender",
+    "frequency_cap_deferrals",
 )
 EXPORT_PAGE_ROWS = 2000
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such text cells
@@ -325,6 +369,8 @@ def _export_row(row: Any) -> list[object]:
         row.rate_limit_deferrals,
         "yes" if row.opted_out else "no",
         row.replies,
+        row.sender or "",
+        row.frequency_cap_deferrals,
     ]
 
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.adapters.tasks import SendTask
+from shared.adapters.tasks import MAX_TASK_AHEAD, SendTask
 from shared.adapters.twilio_forms import status_callback_url
 from shared.adapters.twilio_send import OutboundMessage
 from shared.clock import Clock
@@ -43,6 +43,8 @@ from shared.services.send_config import SendConfig
 CONSENT_REVOKED_REASON = "consent revoked before sending"
 # The status_reason of a message the per-user frequency caps skipped (and the reason of their deferrals).
 FREQUENCY_CAP = "frequency_cap"
+# ... of a message still waiting when its campaign's ends_at came: nothing is sent after it.
+CAMPAIGN_ENDED = "campaign_ended"
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ def check(session: Session, context: SendContext, now: datetime, config: SendCon
     if context.campaign_status is not CampaignStatus.RUNNING:
         park(session, context)
         return Admission(Result(Outcome.DONE, f"parked: campaign is {context.campaign_status.value}"))
+    if context.ends_at is not None and now >= context.ends_at:
+        return _skip(session, context, now, CAMPAIGN_ENDED, {"ends_at": context.ends_at.isoformat()})
     zone = resolve_timezone(context.user_timezone, context.campaign_timezone).zone
     window = QuietHours.from_columns(context.quiet_hours_start, context.quiet_hours_end)
     if is_quiet(now, window, zone):
@@ -230,14 +234,21 @@ def _frequency_cap(session: Session, context: SendContext, now: datetime) -> Adm
         audit_message(
             session, context, "message.deferred", now, {"reason": FREQUENCY_CAP, "until": until.isoformat()}
         )
-        return reschedule(session, context, until, f"deferred: {FREQUENCY_CAP}", cap_deferral=True)
+        # A window of weeks can put `until` past Cloud Tasks' horizon: the task comes back sooner, and finds
+        # the cap still full until then.
+        at = min(until, now + MAX_TASK_AHEAD)
+        return reschedule(session, context, at, f"deferred: {FREQUENCY_CAP}", cap_deferral=True)
+    return _skip(session, context, now, FREQUENCY_CAP, {"capped_until": until.isoformat()})
+
+
+def _skip(
+    session: Session, context: SendContext, now: datetime, reason: str, detail: dict[str, object]
+) -> Admission:
     message_sql.set_fields(
-        session, context.id, context.status, status=MessageStatus.SKIPPED.value, status_reason=FREQUENCY_CAP
+        session, context.id, context.status, status=MessageStatus.SKIPPED.value, status_reason=reason
     )
-    audit_message(
-        session, context, "message.skipped", now, {"reason": FREQUENCY_CAP, "capped_until": until.isoformat()}
-    )
-    return Admission(Result(Outcome.DONE, f"skipped: {FREQUENCY_CAP}"), finished=True)
+    audit_message(session, context, "message.skipped", now, {"reason": reason, **detail})
+    return Admission(Result(Outcome.DONE, f"skipped: {reason}"), finished=True)
 
 
 def _take_slot(

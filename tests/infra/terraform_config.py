@@ -7,6 +7,8 @@ tests read the HCL: literal values come back as Python values, expressions as "$
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +96,53 @@ def infra_venv() -> Path:
             f"make infra-venv failed ({result.returncode}):\n{(result.stdout + result.stderr)[-4000:]}"
         )
     return ROOT / ".venv-infra"
+
+
+# The variables terraform requires (no defaults): enough for a plan of variables.tf to pass.
+REQUIRED_VARS = {
+    "project_id": "ese-prod-123",
+    "twilio_account_sid": "AC" + "0" * 32,
+    "twilio_from": "whatsapp:+14155238886",
+}
+TERRAFORM = shutil.which("terraform")
+# The locals of send_queues.tf: only variables feed them, so terraform evaluates them without providers.
+SEND_QUEUE_LOCALS = (
+    "send_queue_count",
+    "send_queue_names",
+    "send_queue_rate",
+    "send_queue_concurrency",
+)
+
+
+def send_queue_locals(workdir: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """send_queues.tf's locals as terraform itself computes them from `values` (with REQUIRED_VARS): an
+    apply of variables.tf and send_queues.tf alone, plus outputs naming the locals. Raises
+    CalledProcessError (terraform's words in its stderr) when a variable validation refuses them."""
+    if TERRAFORM is None:
+        pytest.skip("terraform binary not installed (CI and the dev machine have /usr/local/bin/terraform)")
+    workdir.mkdir(parents=True)
+    for name in ("variables.tf", "send_queues.tf"):
+        shutil.copy(TERRAFORM_DIR / name, workdir)
+    (workdir / "outputs.tf").write_text(
+        "".join(f'output "{name}" {{\n  value = local.{name}\n}}\n' for name in SEND_QUEUE_LOCALS)
+    )
+    (workdir / "test.tfvars.json").write_text(json.dumps({**REQUIRED_VARS, **values}))
+    env = {
+        **os.environ,
+        "TF_IN_AUTOMATION": "1",
+        "TF_CLI_CONFIG_FILE": os.devnull,
+        "TF_DATA_DIR": str(workdir / ".terraform"),
+    }
+
+    def terraform(*args: str) -> str:
+        assert TERRAFORM is not None
+        done = subprocess.run(
+            [TERRAFORM, *args], cwd=workdir, capture_output=True, text=True, env=env, check=True
+        )
+        return done.stdout
+
+    terraform(
+        "apply", "-auto-approve", "-input=false", "-no-color", "-lock=false", "-var-file=test.tfvars.json"
+    )
+    outputs = json.loads(terraform("output", "-json", "-no-color"))
+    return {name: output["value"] for name, output in outputs.items()}

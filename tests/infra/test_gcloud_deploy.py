@@ -7,9 +7,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shared.adapters.tasks import send_queue_names
 from tests.infra.terraform_config import (
     ROOT,
     TerraformConfig,
@@ -18,6 +20,7 @@ from tests.infra.terraform_config import (
     entry_points,
     infra_venv,
     load_terraform,
+    send_queue_locals,
 )
 
 SCRIPT = ROOT / "infra" / "deploy" / "gcloud_deploy.sh"
@@ -120,6 +123,8 @@ def test_script_sizes_and_exposes_each_function_as_terraform_does(tf: TerraformC
 def test_script_defaults_equal_the_terraform_variable_defaults(tf: TerraformConfig) -> None:
     defaults = dict(re.findall(r'^([A-Z_]+)="\$\{\1:-([^}]*)\}"$', SCRIPT.read_text(), re.M))
     assert "DB_POOL_SIZE" in defaults
+    # No further senders: terraform's empty list, the script's empty string.
+    assert (defaults.pop("SENDERS"), tf.default("senders")) == ("", [])
     for name, value in defaults.items():
         assert str(tf.default(name.lower())) == value, name
 
@@ -150,6 +155,52 @@ def test_script_configures_queue_and_subscription_as_terraform_does(tf: Terrafor
     )
     assert '--ack-deadline "$(timeout_of fanout_recipients)"' in text
     assert subscription["ack_deadline_seconds"] == '${var.functions["fanout_recipients"].timeout}'
+
+
+@pytest.mark.parametrize(
+    ("senders", "expected"),
+    [
+        ("", {"names": ["send-messages"], "rate": "80", "concurrency": "40"}),
+        (
+            ",".join(f"whatsapp:+1555000000{n}=200" for n in range(4)),  # 80 + 800: two queues
+            {"names": ["send-messages", "send-messages-1"], "rate": "500", "concurrency": "20"},
+        ),
+    ],
+)
+def test_script_sizes_the_send_queues_as_terraform_does(
+    senders: str, expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SENDERS", senders)
+    names = run_script_function("send_queue_names").split()
+    found = {
+        "names": names,
+        "rate": run_script_function("send_queue_rate"),
+        "concurrency": run_script_function("send_queue_concurrency"),
+    }
+    assert found == expected
+    assert names == send_queue_names("send-messages", len(names))
+    pool = [
+        {"address": entry.split("=")[0], "rate_limit_per_second": int(entry.split("=")[1]), "pool": "main"}
+        for entry in filter(None, senders.split(","))
+    ]
+    terraform = send_queue_locals(tmp_path / "tf", {"senders": pool})
+    assert (terraform["send_queue_names"], str(terraform["send_queue_rate"])) == (names, found["rate"])
+    assert str(terraform["send_queue_concurrency"]) == found["concurrency"]
+
+
+def test_script_refuses_a_malformed_sender(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SENDERS", "whatsapp:+15550000001=fast")
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        run_script_function("send_queue_count")
+    assert "is not whatsapp:+E164=RATE" in refused.value.stderr
+
+
+def test_script_creates_every_send_queue_and_grants_on_each_and_tells_the_app_their_count() -> None:
+    text = SCRIPT.read_text()
+    assert "for queue in $(send_queue_names); do" in text
+    assert text.count('gcloud tasks queues add-iam-policy-binding "$queue"') == 2
+    assert '"$QUEUE" --location' not in text  # nothing addresses the first queue alone
+    assert 'printf \'TASKS_QUEUE_COUNT: "%s"\\n\' "$(send_queue_count)"' in text
 
 
 def test_script_predicts_the_same_function_urls(tf: TerraformConfig) -> None:

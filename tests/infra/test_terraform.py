@@ -5,9 +5,12 @@ from __future__ import annotations
 import ast
 import re
 import typing
+from pathlib import Path
 from typing import Any
 
+import hcl2
 import pytest
+from hcl2 import SerializationOptions
 from pydantic import SecretStr
 
 from infra.local.cloud_tasks_emulator.backoff import RetryPolicy
@@ -21,12 +24,14 @@ from tests.infra.import_closure import (
 from tests.infra.terraform_config import (
     MAIN_PY,
     ROOT,
+    TERRAFORM_DIR,
     TerraformConfig,
     block,
     bundle_files,
     dynamic_block,
     entry_points,
     load_terraform,
+    send_queue_locals,
 )
 
 TRIGGER_FOR_DECORATOR = {"http": "http", "cloud_event": "pubsub"}
@@ -340,10 +345,13 @@ def documented_settings() -> list[tuple[str, str, str]]:
     return row.findall(GUIDE.read_text())
 
 
-def resolve(tf: TerraformConfig, value: Any) -> Any:
-    """A literal, or the default of the variable it names (`var.x` or `var.functions["ep"].field`)."""
+def resolve(tf: TerraformConfig, value: Any, defaults: dict[str, Any] | None = None) -> Any:
+    """A literal, or the default of the variable it names (`var.x` or `var.functions["ep"].field`), or
+    the value of a send_queues.tf local in `defaults` (terraform's, from the variables' defaults)."""
     if not isinstance(value, str):
         return value
+    if defaults is not None and (match := re.fullmatch(r"\$\{local\.(\w+)\}", value)):
+        return defaults[match.group(1)]
     if match := re.fullmatch(r"\$\{var\.(\w+)\}", value):
         return tf.default(match.group(1))
     if match := re.fullmatch(r'\$\{var\.functions\["(\w+)"\]\.(\w+)\}', value):
@@ -351,7 +359,10 @@ def resolve(tf: TerraformConfig, value: Any) -> Any:
     return value
 
 
-def test_queue_and_subscription_settings_match_the_operator_guide(tf: TerraformConfig) -> None:
+def test_queue_and_subscription_settings_match_the_operator_guide(
+    tf: TerraformConfig, tmp_path: Path
+) -> None:
+    defaults = send_queue_locals(tmp_path / "defaults", {})
     rows = documented_settings()
     assert len(rows) == 12
     for resource, path, documented in rows:
@@ -360,7 +371,7 @@ def test_queue_and_subscription_settings_match_the_operator_guide(tf: TerraformC
         *blocks, attribute = path.split(".")
         for name_of_block in blocks:
             body = block(body, name_of_block)
-        assert str(resolve(tf, body[attribute])) == documented, f"{resource} {path}"
+        assert str(resolve(tf, body[attribute], defaults)) == documented, f"{resource} {path}"
 
 
 def test_send_queue_keeps_retrying_a_crashed_send_for_a_day_backing_off_to_five_minutes(
@@ -389,7 +400,12 @@ def test_send_queue_keeps_retrying_a_crashed_send_for_a_day_backing_off_to_five_
 
 def test_queue_rate_and_the_apps_sender_cap_come_from_one_variable(tf: TerraformConfig) -> None:
     limits = block(tf.resource("google_cloud_tasks_queue", "send_messages"), "rate_limits")
-    assert limits["max_dispatches_per_second"] == "${var.sender_rate_limit_per_second}"
+    assert limits["max_dispatches_per_second"] == "${local.send_queue_rate}"
+    assert limits["max_concurrent_dispatches"] == "${local.send_queue_concurrency}"
+    # The queues' rate is the configured sender's plus the pool's (what each adds up to is
+    # test_terraform_tools.py's, evaluated by terraform).
+    assert "var.sender_rate_limit_per_second" in tf.locals["send_rate_total"]
+    assert "var.senders" in tf.locals["send_rate_total"]
     assert (
         tf.locals["common_env"]["SENDER_RATE_LIMIT_PER_SECOND"]
         == "${tostring(var.sender_rate_limit_per_second)}"
@@ -418,7 +434,9 @@ def test_the_health_report_can_read_the_send_queue_and_the_tick_can_drain_dead_l
         "roles/cloudtasks.viewer",
         '${google_service_account.function["api"].member}',
     )
-    assert viewer["name"] == "${google_cloud_tasks_queue.send_messages.name}"
+    # Every send queue: the report combines them all.
+    assert viewer["count"] == "${local.send_queue_count}"
+    assert viewer["name"] == "${google_cloud_tasks_queue.send_messages[count.index].name}"
     drain = tf.resource("google_pubsub_subscription_iam_member", "tick_drains_dead_letters")
     assert (drain["role"], drain["member"]) == (
         "roles/pubsub.subscriber",
@@ -428,3 +446,51 @@ def test_the_health_report_can_read_the_send_queue_and_the_tick_can_drain_dead_l
     assert tf.resource("google_pubsub_subscription", "dead_letter_hold")["name"] == (
         "${local.topic_name}-dead-letter-hold"
     )  # the name Settings.dead_letter_subscription derives from PUBSUB_TOPIC
+
+
+# --- the send queues ---
+
+
+def moved_blocks() -> set[tuple[str, str]]:
+    moved: set[tuple[str, str]] = set()
+    for path in sorted(TERRAFORM_DIR.glob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle, serialization_options=SerializationOptions(strip_string_quotes=True))
+        moved |= {(_address(b["from"]), _address(b["to"])) for b in parsed.get("moved", [])}
+    return moved
+
+
+def _address(value: str) -> str:
+    return value.removeprefix("${").removesuffix("}")
+
+
+def test_the_send_queues_are_counted_named_and_told_to_the_app(tf: TerraformConfig) -> None:
+    queue = tf.resource("google_cloud_tasks_queue", "send_messages")
+    assert queue["count"] == "${local.send_queue_count}"
+    assert queue["name"] == "${local.send_queue_names[count.index]}"
+    env = tf.locals["common_env"]
+    assert env["TASKS_QUEUE"] == "${google_cloud_tasks_queue.send_messages[0].name}"
+    assert env["TASKS_QUEUE_COUNT"] == "${tostring(local.send_queue_count)}"
+    assert tf.default("senders") == []
+    # Every function that creates send tasks may do so on every queue.
+    enqueue = tf.resource("google_cloud_tasks_queue_iam_member", "function_enqueues_sends")
+    assert "range(local.send_queue_count)" in enqueue["for_each"]
+    assert enqueue["name"] == "${google_cloud_tasks_queue.send_messages[each.value.queue].name}"
+
+
+def test_an_existing_deployments_queue_and_its_bindings_move_to_their_new_addresses() -> None:
+    """The single queue and its IAM members become instance 0 / the queue-0 key: moved, not destroyed
+    (a destroyed queue loses its tasks; a destroyed IAM member removes the binding its successor holds).
+    Real terraform plans such moves as moves (no destroy); these are the addresses it is given."""
+    enqueue = "google_cloud_tasks_queue_iam_member.function_enqueues_sends"
+    assert moved_blocks() >= {
+        ("google_cloud_tasks_queue.send_messages", "google_cloud_tasks_queue.send_messages[0]"),
+        (
+            "google_cloud_tasks_queue_iam_member.api_reads_send_queue",
+            "google_cloud_tasks_queue_iam_member.api_reads_send_queue[0]",
+        ),
+        *(
+            (f'{enqueue}["{function}"]', f'{enqueue}["{function}/send-messages"]')
+            for function in ("fanout_recipients", "send_message", "trigger_campaign")
+        ),
+    }

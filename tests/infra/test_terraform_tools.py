@@ -17,20 +17,21 @@ from typing import Any
 
 import pytest
 
-from tests.infra.terraform_config import ROOT, TERRAFORM_DIR, infra_venv
+from shared.adapters.tasks import send_queue_names
+from tests.infra.terraform_config import (
+    REQUIRED_VARS,
+    ROOT,
+    TERRAFORM,
+    TERRAFORM_DIR,
+    infra_venv,
+    send_queue_locals,
+)
 
-TERRAFORM = shutil.which("terraform")
 needs_terraform = pytest.mark.skipif(
     TERRAFORM is None,
     reason="terraform binary not installed (CI and the dev machine have /usr/local/bin/terraform)",
 )
 INFRA_VENV = ROOT / ".venv-infra"
-
-REQUIRED_VARS = {
-    "project_id": "ese-prod-123",
-    "twilio_account_sid": "AC" + "0" * 32,
-    "twilio_from": "whatsapp:+14155238886",
-}
 
 
 def terraform_env(tmp_path: Path) -> dict[str, str]:
@@ -103,6 +104,10 @@ def test_example_tfvars_pass_every_validation(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def sender(number: int, rate: int, pool: str = "main") -> dict[str, Any]:
+    return {"address": f"whatsapp:+1555{number:07d}", "rate_limit_per_second": rate, "pool": pool}
+
+
 def more_send_message_instances() -> dict[str, dict[str, Any]]:
     functions = default_functions()
     functions["send_message"]["max_instances"] = 30
@@ -143,6 +148,16 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         "exactly the six entry points",
     ),
     "no_sender": ({"twilio_from": None}, "messages need a sender"),
+    "a_sender_listed_twice": (
+        {"senders": [sender(1, 80), sender(1, 80)]},
+        "senders lists an address more than once",
+    ),
+    "a_sender_without_a_rate": ({"senders": [sender(1, 0)]}, "rate_limit_per_second of at least 1"),
+    "a_sender_that_is_not_whatsapp": (
+        {"senders": [{**sender(1, 80), "address": "+15550000001"}]},
+        'address "whatsapp:+E164"',
+    ),
+    "senders_past_64_queues": ({"senders": [sender(i, 400) for i in range(80)]}, "past 64 send queues"),
 }
 
 
@@ -166,6 +181,47 @@ def test_the_largest_configuration_inside_the_budget_is_accepted(tmp_path: Path)
         tmp_path / "edge", {**REQUIRED_VARS, "db_max_connections": 125, "db_reserved_connections": 5}
     )
     assert result.returncode != 0
+
+
+# --- the send queues, counted by terraform ---
+
+
+@needs_terraform
+def test_defaults_give_the_one_send_queue_there_always_was(tmp_path: Path) -> None:
+    assert send_queue_locals(tmp_path / "defaults", {}) == {
+        "send_queue_count": 1,
+        "send_queue_names": ["send-messages"],
+        "send_queue_rate": 80,  # the sender's rate, as the single queue had
+        "send_queue_concurrency": 40,
+    }
+
+
+@needs_terraform
+def test_four_senders_at_200_a_second_need_two_queues_of_500(tmp_path: Path) -> None:
+    """80 (the configured sender) + 4 x 200 = 880 messages a second: past one queue's 500."""
+    pool = [sender(n, 200, pool="a" if n < 2 else "b") for n in range(4)]
+    assert send_queue_locals(tmp_path / "pool", {"senders": pool}) == {
+        "send_queue_count": 2,
+        "send_queue_names": ["send-messages", "send-messages-1"],
+        "send_queue_rate": 500,
+        "send_queue_concurrency": 20,  # the 40 in flight shared out
+    }
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("extra_rates", "queues"),
+    [([420], 1), ([421], 2), ([420, 500], 2), ([420, 501], 3), ([400] * 40, 33)],
+)
+def test_a_queue_is_added_for_every_500_a_second_begun(
+    extra_rates: list[int], queues: int, tmp_path: Path
+) -> None:
+    senders = [sender(n, rate) for n, rate in enumerate(extra_rates)]
+    found = send_queue_locals(tmp_path / "sized", {"senders": senders})
+    assert found["send_queue_count"] == queues
+    # Named as the application names them: the one naming rule.
+    assert found["send_queue_names"] == send_queue_names("send-messages", queues)
+    assert found["send_queue_rate"] == min(500, 80 + sum(extra_rates))
 
 
 # --- checkov ---

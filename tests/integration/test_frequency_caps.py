@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from infra.local.twilio_emulator import TwilioEmulator
+from shared.adapters.tasks import MAX_TASK_AHEAD
 from shared.clock import SystemClock
 from shared.db.models import FrequencyCap, Message
 from shared.db.unit_of_work import UnitOfWork
@@ -194,3 +195,40 @@ def test_without_caps_nothing_is_held_back(harness: Harness) -> None:
     harness.send(message_id)
 
     assert harness.message(message_id).status == "ACCEPTED"
+
+
+def test_a_deferral_beyond_cloud_tasks_horizon_comes_back_at_the_horizon_and_defers_again(
+    harness: Harness,
+) -> None:
+    """A 60-day cap: the cap allows the message in 59 days, but Cloud Tasks takes a task at most 30 days
+    ahead (the emulator refuses one beyond, as Google does); the task comes at 29 days, and defers again, until the day the cap allows."""
+    set_caps(harness.engine, (1, 60 * DAY))
+    (phone,) = add_users(harness.engine, 1)
+    earlier_message(harness.engine, phone, timedelta(days=1))
+    message_id = add_message(harness.engine, campaign(harness.engine), phone)
+
+    harness.send(message_id)
+    (task,) = harness.tasks.tasks
+    assert task.at == T0 + MAX_TASK_AHEAD
+
+    expected = [T0 + 2 * MAX_TASK_AHEAD, T0 - timedelta(days=1) + timedelta(days=60)]
+    for at in expected:
+        harness.clock.set(harness.tasks.tasks[-1].at)
+        harness.send(message_id, harness.tasks.tasks[-1].generation)
+        assert harness.tasks.tasks[-1].at == at
+    assert harness.message(message_id).frequency_cap_deferrals == 3
+    assert harness.twilio.messages() == []
+
+
+def test_nothing_is_sent_after_the_campaigns_end(harness: Harness) -> None:
+    """A message still waiting (deferred by quiet hours, a rate slot or a cap) when ends_at comes."""
+    (phone,) = add_users(harness.engine, 1)
+    message_id = add_message(
+        harness.engine, campaign(harness.engine, ends_at=T0 - timedelta(seconds=1)), phone
+    )
+
+    harness.send(message_id)
+
+    row = harness.message(message_id)
+    assert (row.status, row.status_reason) == ("SKIPPED", "campaign_ended")
+    assert harness.twilio.messages() == [] and harness.tasks.tasks == []

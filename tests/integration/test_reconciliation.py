@@ -17,7 +17,7 @@ from shared.adapters.tasks import SendTask
 from shared.adapters.twilio_client import make_twilio_client
 from shared.adapters.twilio_lookup import TwilioMessageLookup
 from shared.clock import SystemClock
-from shared.db.models import AuditEvent, CampaignPage, Message, User
+from shared.db.models import AuditEvent, Campaign, CampaignPage, Message, User, UserSender
 from shared.db.queries.campaigns import complete_if_done
 from shared.db.queries.reports import repairs_of_campaign
 from shared.db.unit_of_work import UnitOfWork
@@ -26,7 +26,7 @@ from shared.services.sender import send_message
 from shared.services.sweeper import SweepConfig, SweepReport, sweep
 from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks
 from tests.integration.send_harness import CONFIG, SENDER, twilio_sender
-from tests.seeding import add_users, queued_message
+from tests.seeding import add_senders, add_users, queued_message
 
 NOW_SWEEP = SweepConfig(
     reconcile=ReconcileConfig(
@@ -232,3 +232,30 @@ def test_pages_published_long_ago_and_never_fanned_out_are_published_again(world
             ).scalar_one()
             == 1
         )
+
+
+def test_a_lost_answer_from_a_pool_sender_is_found_under_that_sender_and_never_resent(world: World) -> None:
+    """Twilio's list is searched from the sender the message went out from, not the configured one: a
+    search from the configured sender would find nothing and send the message a second time."""
+    (pool_sender,) = add_senders(world.engine, "p", 1)
+    message_id = world.queued()
+    with world.engine.begin() as conn:
+        conn.execute(update(Campaign).values(sender_pool="p"))
+        conn.execute(
+            insert(UserSender).values(
+                user_phone=world.row(message_id).recipient_phone,
+                sender=pool_sender,
+                last_inbound_at=datetime.now(UTC),
+            )
+        )
+    world.twilio.set_faults({"rate": 1, "accept": True, "delay": 1.0})
+    world.send(message_id, timeout=0.3)
+    world.twilio.set_faults({"rate": 0})
+    assert (world.row(message_id).status, world.row(message_id).sender) == ("AMBIGUOUS", pool_sender)
+
+    report = world.sweep()
+
+    (accepted,) = world.twilio.messages()
+    assert accepted["from"] == pool_sender
+    assert (report.reconciled_found, report.reconciled_resent) == (1, 0)
+    assert world.row(message_id).provider_sid == accepted["sid"]

@@ -51,7 +51,7 @@ def _status(fields: dict[str, Any], message_id: str | None = "7") -> StatusCallb
 def test_a_well_formed_message_reads_every_field_and_keeps_the_form_as_sent() -> None:
     fields = {**INBOUND, "Body": "  Stop  ", "OptOutType": "STOP", "MediaUrl": ["https://a", "https://b"]}
     assert _inbound(fields) == InboundMessage(
-        SID, PHONE, "Stop", "STOP", None, fields, channel=Channel.WHATSAPP
+        SID, PHONE, "Stop", "STOP", None, fields, channel=Channel.WHATSAPP, business_number=INBOUND["To"]
     )
 
 

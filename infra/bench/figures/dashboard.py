@@ -31,6 +31,7 @@ PAGES_TO_BENCH = (
     "/ui/users/{phone}",
     "/ui/templates",
     "/ui/segments",
+    "/ui/senders",
     "/ui/monitoring",
 )
 FIGURE = "dashboard pages"

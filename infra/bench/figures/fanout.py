@@ -23,7 +23,7 @@ from infra.bench.campaigns import (
     create_campaign,
     message_counts,
     pages_left,
-    queue_path,
+    purge_queues,
     queued_tasks,
     set_queue_paused,
     tasks_client,
@@ -102,8 +102,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
 
 def _fan_out(ctx: BenchContext, name: str, recipients: int, timeout: float) -> tuple[float, float]:
     """(recipients per second, peak RSS MB of the fanout worker) for one campaign to `recipients` users."""
-    with tasks_client(ctx) as client:
-        client.purge_queue(name=queue_path(ctx))
+    purge_queues(ctx)
     campaign = create_campaign(ctx, name, CAMPAIGN_RATE)
     pids = ctx.server_pids("fanout_recipients")
     reset_peak_rss(pids)

@@ -11,6 +11,7 @@ def register_all() -> None:
         meta,
         reports,
         segments,
+        senders,
         templates,
         user_import,
         users,

@@ -10,7 +10,7 @@ from pydantic import Field, WithJsonSchema, computed_field
 
 from shared.api.models import Page, PageQuery, ResponseModel
 from shared.api.registry import Context, route
-from shared.domain.enums import CampaignStatus, QuietHoursSource
+from shared.domain.enums import CampaignStatus, FrequencyCapPolicy, QuietHoursSource
 from shared.domain.quiet_hours import describe_source
 from shared.services import campaigns as service
 from shared.services.campaigns import CampaignIn, CampaignPatch
@@ -47,6 +47,14 @@ class CampaignOut(ResponseModel):
         "`explicit`: the request gave them (or null: none)."
     )
     timezone: str
+    sender_pool: str | None = Field(
+        description="The pool of senders it goes out over; null: the configured sender."
+    )
+    transactional: bool = Field(description="Exempt from the per-user frequency caps.")
+    frequency_cap_policy: FrequencyCapPolicy = Field(
+        description="`defer` or `skip` a message the frequency caps hold back."
+    )
+    ends_at: datetime | None = Field(description="No message is sent after this instant.")
     started_at: datetime | None
     completed_at: datetime | None
     created_at: datetime
@@ -87,7 +95,10 @@ class CampaignActionOut(ResponseModel):
 )
 def create_campaign(context: Context, body: CampaignIn) -> CampaignOut:
     campaign = service.create_campaign(
-        context.uow(), body, default_quiet_hours=context.settings.default_quiet_hours_window
+        context.uow(),
+        body,
+        default_quiet_hours=context.settings.default_quiet_hours_window,
+        now=context.clock.now(),
     )
     return CampaignOut.model_validate(campaign)
 
@@ -120,7 +131,8 @@ def get_campaign(context: Context, campaign_id: ResourceId) -> CampaignOut:
     extra_errors=(409,),
 )
 def patch_campaign(context: Context, campaign_id: ResourceId, body: CampaignPatch) -> CampaignOut:
-    return CampaignOut.model_validate(service.change_campaign(context.uow(), campaign_id, body))
+    campaign = service.change_campaign(context.uow(), campaign_id, body, now=context.clock.now())
+    return CampaignOut.model_validate(campaign)
 
 
 @route(

@@ -20,7 +20,7 @@ from shared.db.queries import dashboard as queries
 from shared.domain.enums import CampaignStatus, MessageStatus
 from shared.domain.errors import Conflict, DomainError
 from shared.domain.quiet_hours import describe_source, format_window, load_timezone
-from shared.services import campaigns, messages, reports
+from shared.services import campaigns, messages, reports, senders
 from shared.services.campaigns import CampaignIn
 from shared.services.reports import CampaignSummary
 
@@ -45,7 +45,18 @@ ACTIONS = {
     "resume": "resumed",
     "cancel": "cancelled",
 }
-_FORM_FIELDS = ("name", "template_id", "segment_id", "topic", "rate_limit_per_second", "timezone")
+_FORM_FIELDS = (
+    "name",
+    "template_id",
+    "segment_id",
+    "topic",
+    "rate_limit_per_second",
+    "timezone",
+    "sender_pool",
+    "frequency_cap_policy",
+)
+# Wall-clock times typed in the campaign's timezone.
+_LOCAL_TIMES = ("schedule_time", "ends_at")
 _OPTIONAL_TIMES = ("quiet_hours_start", "quiet_hours_end")
 # The form's quiet-hours choice: the deployment's default, the times typed, or none.
 QUIET_HOURS_CHOICES = ("default", "custom", "none")
@@ -81,6 +92,7 @@ def campaign_create() -> WerkzeugResponse | tuple[str, int]:
             rt.uow(),
             CampaignIn.model_validate(_campaign_values(values)),
             default_quiet_hours=rt.settings.default_quiet_hours_window,
+            now=rt.clock.now(),
         )
     except (ValidationError, DomainError) as exc:
         return _form_page(values, _segment_under_its_field(form_errors(exc))), 400
@@ -94,12 +106,15 @@ def _campaign_values(form: dict[str, str]) -> dict[str, Any]:
     is read in the campaign's timezone."""
     values: dict[str, Any] = {name: form[name].strip() for name in _FORM_FIELDS if form.get(name, "").strip()}
     values.update(_quiet_hours(form))
-    if form.get("schedule_time"):
-        zone = load_timezone(values.get("timezone", "UTC"))
-        try:
-            values["schedule_time"] = datetime.fromisoformat(form["schedule_time"]).replace(tzinfo=zone)
-        except ValueError:
-            values["schedule_time"] = form["schedule_time"]  # the model says what is wrong with it
+    if "transactional" in form:
+        values["transactional"] = form["transactional"] in ("true", "on", "1")
+    for name in _LOCAL_TIMES:
+        if form.get(name):
+            zone = load_timezone(values.get("timezone", "UTC"))
+            try:
+                values[name] = datetime.fromisoformat(form[name]).replace(tzinfo=zone)
+            except ValueError:
+                values[name] = form[name]  # the model says what is wrong with it
     return values
 
 
@@ -136,12 +151,14 @@ def _form_page(values: dict[str, str], errors: FormErrors) -> str:
     with runtime().uow() as uow:
         templates = queries.choices(uow.session, Template)
         segments = queries.choices(uow.session, Segment)
+    pools = senders.pool_names(runtime().uow())
     return render_template(
         "campaign_form.html",
         values=values,
         errors=errors,
         templates=templates,
         segments=segments,
+        pools=pools,
         default_quiet_hours=format_window(runtime().settings.default_quiet_hours_window),
     )
 

@@ -18,6 +18,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from shared.db.models import USER_STOP_WHERE
+from shared.domain.enums import MessageStatus
 
 # A reply or a STOP within this long after the campaign's message to that user is attributed to it.
 ATTRIBUTION_WINDOW = timedelta(hours=72)
@@ -30,6 +31,10 @@ THROTTLED_KIND = "message.throttled"
 QUIET_HOURS = "quiet hours"
 RATE_LIMIT = "rate limit"
 THROUGHPUT = "Twilio throughput limit"
+# A message the frequency caps held back for a campaign that skips: SKIPPED with this status_reason.
+FREQUENCY_CAP_REASON = "frequency_cap"
+# WhatsApp refused it: the recipient reached its limit of marketing messages from businesses.
+MARKETING_LIMIT_ERROR = 63049
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class LedgerPass:
     rate_limit_deferrals: int
     rate_limit_wait: Percentiles  # per message, the seconds its rate-slot deferrals added up to
     rate_limit_max_wait: float | None
+    cap_deferred: int  # messages the frequency caps deferred at least once
+    cap_deferrals: int  # times they did
+    cap_skipped: int  # SKIPPED with status_reason frequency_cap
+    marketing_limit_failed: int  # error 63049: WhatsApp's per-user marketing limit
 
 
 # Everything the summary reads from the campaign's rows themselves, in one pass over them (each further
@@ -74,14 +83,24 @@ SELECT
     coalesce(sum(rate_limit_deferrals), 0) AS rate_limit_deferrals,
     percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY rate_limit_wait_seconds)
         FILTER (WHERE rate_limit_deferrals > 0) AS rate_limit_wait,
-    max(rate_limit_wait_seconds) FILTER (WHERE rate_limit_deferrals > 0) AS rate_limit_max_wait
+    max(rate_limit_wait_seconds) FILTER (WHERE rate_limit_deferrals > 0) AS rate_limit_max_wait,
+    count(*) FILTER (WHERE frequency_cap_deferrals > 0) AS cap_deferred,
+    coalesce(sum(frequency_cap_deferrals), 0) AS cap_deferrals,
+    count(*) FILTER (WHERE status = :skipped AND status_reason = :cap_reason) AS cap_skipped,
+    count(*) FILTER (WHERE error_code = :marketing_limit) AS marketing_limit_failed
 FROM messages
 WHERE campaign_id = :campaign_id
 """)
 
 
 def ledger_pass(session: Session, campaign_id: int) -> LedgerPass:
-    row = session.execute(_LEDGER_PASS, {"campaign_id": campaign_id}).one()
+    params = {
+        "campaign_id": campaign_id,
+        "skipped": MessageStatus.SKIPPED.value,
+        "cap_reason": FREQUENCY_CAP_REASON,
+        "marketing_limit": MARKETING_LIMIT_ERROR,
+    }
+    row = session.execute(_LEDGER_PASS, params).one()
     return LedgerPass(
         handed_to_twilio=int(row.handed_to_twilio),
         sent=int(row.sent),
@@ -93,6 +112,10 @@ def ledger_pass(session: Session, campaign_id: int) -> LedgerPass:
         rate_limit_deferrals=int(row.rate_limit_deferrals),
         rate_limit_wait=_percentiles(row.rate_limited, row.rate_limit_wait),
         rate_limit_max_wait=None if row.rate_limit_max_wait is None else float(row.rate_limit_max_wait),
+        cap_deferred=int(row.cap_deferred),
+        cap_deferrals=int(row.cap_deferrals),
+        cap_skipped=int(row.cap_skipped),
+        marketing_limit_failed=int(row.marketing_limit_failed),
     )
 
 
@@ -233,6 +256,24 @@ def sends_per_minute(session: Session, campaign_id: int) -> list[tuple[datetime,
     ]
 
 
+# A pool campaign's messages by the sender they went out from and their status (NULL: no sender chosen yet).
+_PER_SENDER = text("""
+SELECT sender, status, count(*) AS n
+FROM messages
+WHERE campaign_id = :campaign_id
+GROUP BY sender, status
+ORDER BY sender NULLS LAST, status
+""")
+
+
+def per_sender(session: Session, campaign_id: int) -> list[tuple[str | None, str, int]]:
+    """(sender, status, count) of every message of the campaign."""
+    return [
+        (row.sender, str(row.status), int(row.n))
+        for row in session.execute(_PER_SENDER, {"campaign_id": campaign_id})
+    ]
+
+
 # Through the partial index ix_messages_campaign_id_error_code (only the rows that have a code).
 _ERROR_CODES = text("""
 SELECT error_code, count(*) AS n
@@ -254,7 +295,7 @@ def error_codes(session: Session, campaign_id: int) -> list[tuple[int, int]]:
 _EXPORT_PAGE = text(f"""
 SELECT m.id, m.recipient_phone, m.status, m.status_reason, m.error_code, m.provider_sid,
        m.scheduled_at, m.sent_at, m.delivered_at, m.read_at, m.failed_at,
-       m.retry_count, m.rate_limit_deferrals,
+       m.retry_count, m.rate_limit_deferrals, m.sender, m.frequency_cap_deferrals,
        CASE WHEN m.sent_at IS NULL THEN false ELSE EXISTS (
            SELECT FROM audit_events
            WHERE user_phone = m.recipient_phone

@@ -29,6 +29,8 @@ class Unsettled:
     created_at: datetime
     campaign_status: CampaignStatus
     uses_template: bool
+    # The pool sender it went out from (None: the configured sender): Twilio's list is searched from it.
+    sender: str | None = None
 
 
 def stuck_sending(session: Session, claimed_before: datetime, limit: int) -> list[tuple[int, int]]:
@@ -46,7 +48,7 @@ def stuck_sending(session: Session, claimed_before: datetime, limit: int) -> lis
 _UNSETTLED = text(
     """
     SELECT m.id, m.campaign_id, m.recipient_phone, m.body, m.claimed_at, m.generation, m.created_at,
-           c.status, t.content_sid IS NOT NULL
+           c.status, t.content_sid IS NOT NULL, m.sender
     FROM messages AS m
     JOIN campaigns AS c ON c.id = m.campaign_id
     JOIN templates AS t ON t.id = c.template_id
@@ -76,6 +78,7 @@ def lock_ambiguous(session: Session, claimed_before: datetime, limit: int) -> li
             created_at=row[6],
             campaign_status=CampaignStatus(row[7]),
             uses_template=bool(row[8]),
+            sender=row[9],
         )
         for row in rows
     ]
