@@ -16,7 +16,7 @@ them (the configured single sender, 80/s), and what it costs at the start and at
 
 **The middle of the campaign is fast-forwarded, not sent.** This machine sends about 85 messages/s, so a
 million real sends would take about 3.3 hours. After the first window the campaign is paused through the
-API, the send queue purged, and in SQL every message still QUEUED except the last N (by recipient phone)
+API, the send queues purged, and in SQL every message still QUEUED except the last N (by recipient phone)
 is marked DELIVERED, with sent_at spread back from the pause at the campaign's rate, delivered_at 3 s
 later, a unique fabricated provider_sid (prefix "FF") and the two status callbacks (sent, delivered) a
 delivered message leaves in delivery_receipts (payloads shaped like the real ones of the first sends).
@@ -43,8 +43,7 @@ from infra.bench.campaigns import (
     create_campaign,
     message_counts,
     pages_left,
-    queue_path,
-    tasks_client,
+    purge_queues,
     trigger,
     wait_until,
 )
@@ -71,8 +70,9 @@ IMPORT_SEED = 18
 # The extrapolation: production's pool and its ceilings.
 PRODUCTION_SENDERS = 10
 PRODUCTION_SENDER_RATE = 80
-PRODUCTION_SEND_QUEUES = 1  # send-messages (infra/terraform/tasks.tf)
 QUEUE_MAX_RATE = 500  # Cloud Tasks' ceiling per queue, dispatches/s
+# As infra/terraform/send_queues.tf sizes them: room for the senders' total rate, 500/s a queue.
+PRODUCTION_SEND_QUEUES = math.ceil(PRODUCTION_SENDERS * PRODUCTION_SENDER_RATE / QUEUE_MAX_RATE)
 # Parked beyond the last window: about what goes out while the resume re-plans, before the window opens.
 LEAD_IN = CAMPAIGN_RATE * 5
 
@@ -165,7 +165,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         notes=(
             "THE MIDDLE OF THE CAMPAIGN IS FAST-FORWARDED, NOT SENT: this machine sends ~85 msg/s, so 1M "
             "real sends would take ~3.3 h; after the first window the campaign is paused (API), the send "
-            "queue purged, every QUEUED message but the last N marked DELIVERED in SQL (fabricated 'FF' "
+            "queues purged, every QUEUED message but the last N marked DELIVERED in SQL (fabricated 'FF' "
             "SIDs, sent/delivered receipts), the last N parked, and the campaign resumed (API): the last N "
             "are real sends",
             "first window: the N sends after the fan-out finished; last window: the N sends from when "
@@ -274,8 +274,7 @@ def _fast_forward(ctx: BenchContext, campaign: int, keep: int) -> int:
     """Pause, purge, mark all but the last `keep` waiting messages DELIVERED and park those (see the
     module docstring); returns how many were marked."""
     call(ctx, "POST", f"/v1/campaigns/{campaign}/pause")
-    with tasks_client(ctx) as client:
-        client.purge_queue(name=queue_path(ctx))
+    purge_queues(ctx)
     conn = connect(ctx.database_url)
     try:
         templates = _receipt_templates(conn.run)
