@@ -6,6 +6,8 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from infra.bench.figures import million
 from infra.bench.figures.million import extrapolate, product_ms
 from infra.bench.figures.pool_rate import pool_fidelity
@@ -89,6 +91,7 @@ def test_pool_fidelity_judges_each_sender_by_its_own_windows_and_finds_shared_re
     assert result.multi_sender_recipients == 1
     assert result.foreign_messages == 1
     assert result.mean == 2.5  # 5 intervals over 2 s
+    assert result.sender_means == pytest.approx({a: 2 / 0.9, b: 1.0, "whatsapp:+19999999999": 0.0})
 
 
 def test_extrapolation_is_bound_by_the_slower_of_senders_and_queues() -> None:
