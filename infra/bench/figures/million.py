@@ -251,23 +251,24 @@ def extrapolate(messages: int, cpu_ms: float) -> Production:
 def _window(
     ctx: BenchContext, campaign: int, groups: dict[str, list[int]], sends: int, timeout: float
 ) -> Window:
-    """CPU by process over the next `sends` sends (or all that are left, if fewer)."""
-    left_before = _waiting(ctx, campaign)
-    goal = max(0, left_before - sends)
-    seen = [left_before]
+    """CPU by process over the next `sends` sends (or all that are left, if fewer). The CPU samples
+    bracket the two counts, and the clock is read right after each count."""
     before: CpuSample = sample(groups)
+    left_before = _waiting(ctx, campaign)
     start = time.monotonic()
+    goal = max(0, left_before - sends)
+    seen = [left_before, start]
     # Most of the window sleeps: polling is cheap, but it is CPU of PostgreSQL, which is measured.
     time.sleep(0.9 * (left_before - goal) / CAMPAIGN_RATE)
 
     def reached() -> bool:
-        seen[0] = _waiting(ctx, campaign)
+        seen[:] = [_waiting(ctx, campaign), time.monotonic()]
         return seen[0] <= goal
 
-    end = wait_until(reached, timeout, f"{left_before - goal} sends", 0.25)
+    wait_until(reached, timeout, f"{left_before - goal} sends", 0.25)
     after = sample(groups)
-    done = left_before - seen[0]
-    return Window(done, end - start, per_unit_ms(before, after, done))
+    done = left_before - int(seen[0])
+    return Window(done, seen[1] - start, per_unit_ms(before, after, done))
 
 
 def _fast_forward(ctx: BenchContext, campaign: int, keep: int) -> int:
