@@ -153,7 +153,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             "fan-out (recipients/s)": size.users / (fanned - started),
             "sent during the fan-out (not in the first window)": sent_during_fanout,
             "fast-forwarded (marked DELIVERED in SQL, not sent)": forwarded,
-            "why: 1M real sends at the first window's rate would take (h)": size.users / first.rate / 3600
+            "why: 1M real sends at the first window's rate would take (h)": 1_000_000 / first.rate / 3600
             if first.rate
             else "—",
             **_window_details("first", first),
