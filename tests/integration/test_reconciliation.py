@@ -5,7 +5,6 @@ callbacks, lost tasks and lost pushes leave behind is repaired, exactly once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,12 +35,6 @@ NOW_SWEEP = SweepConfig(
     task_overdue_after=timedelta(minutes=5),
     page_overdue_after=timedelta(minutes=15),
 )
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioEmulator]:
-    with TwilioEmulator(callback_delay=0.01) as emulator:
-        yield emulator
 
 
 class World:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -27,12 +27,6 @@ from tests.integration.send_harness import CONFIG, twilio_sender
 from tests.seeding import add_users, queued_message
 
 SLOW_ANSWER_SECONDS = 1.0
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioEmulator]:
-    with TwilioEmulator(callback_delay=0.01) as emulator:
-        yield emulator
 
 
 def _opted_in_now(engine: Engine) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import threading
 import time as clock_time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import time, timedelta
 
@@ -25,17 +24,6 @@ from shared.services.sender import send_message
 from tests.integration.pipeline_support import campaign_row
 from tests.integration.send_harness import CONFIG, CONTENT_SID, Harness, twilio_sender
 from tests.seeding import T0, add_users, queued_message
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioEmulator]:
-    with TwilioEmulator(callback_delay=0.01) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def harness(engine: Engine, twilio: TwilioEmulator) -> Harness:
-    return Harness(engine, twilio)
 
 
 def test_a_send_is_claimed_sent_once_and_recorded_with_its_sid(harness: Harness) -> None:

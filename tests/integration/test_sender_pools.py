@@ -5,12 +5,10 @@ the sticky choice, the per-sender 24-hour window and rate key, and what happens 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from infra.local.twilio_emulator import TwilioEmulator
@@ -23,17 +21,6 @@ from tests.integration.send_harness import CONTENT_SID, SENDER, Harness
 from tests.seeding import T0, add_campaign, add_message, add_senders, add_users
 
 POOL = "spring"
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioEmulator]:
-    with TwilioEmulator(callback_delay=0.01) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def harness(engine: Engine, twilio: TwilioEmulator) -> Harness:
-    return Harness(engine, twilio)
 
 
 def pool_campaign(engine: Engine, **columns: Any) -> int:
