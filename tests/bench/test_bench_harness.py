@@ -109,3 +109,16 @@ def test_product_cpu_sums_only_the_named_process_groups() -> None:
     cpu = {"send_message": 4.0, "PostgreSQL": 2.5, "Twilio emulator": 3.0, "all of the stack": 9.5}
 
     assert product_ms(cpu, ["send_message", "status_webhook", "PostgreSQL"]) == 6.5
+
+
+def test_the_pool_mean_is_judged_while_every_sender_has_recipients_left() -> None:
+    """a ends at 1.0 s; b sends on alone until 3.0 s: the saturated mean stops where a stopped."""
+    a, b = "whatsapp:+14155550101", "whatsapp:+14155550102"
+    messages = [_accepted(a, f"+1{i}", i * 0.5) for i in range(3)] + [
+        _accepted(b, f"+2{i}", i * 0.5) for i in range(7)
+    ]
+
+    result = pool_fidelity(messages, recipients=10, pool=[a, b])
+
+    assert result.saturated_mean == 5 / 1.0  # 6 acceptances in [0, 1.0]
+    assert result.mean == 9 / 3.0
