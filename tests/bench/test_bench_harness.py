@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from infra.bench.figures import million
+from infra.bench.figures import bulk_import, million
 from infra.bench.figures.million import extrapolate, product_ms
 from infra.bench.figures.pool_rate import pool_fidelity
 from infra.bench.machine import describe_machine
@@ -122,3 +123,15 @@ def test_the_pool_mean_is_judged_while_every_sender_has_recipients_left() -> Non
 
     assert result.saturated_mean == 5 / 1.0  # 6 acceptances in [0, 1.0]
     assert result.mean == 9 / 3.0
+
+
+def test_an_import_file_is_cut_into_parts_at_row_ends_each_with_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "users.csv"
+    rows = [b"phone,name\n"] + [f"+1555000{i:04d},n{i}\n".encode() for i in range(100)]
+    path.write_bytes(b"".join(rows))
+
+    parts = list(bulk_import._parts(path, 200))
+
+    assert all(len(p) <= 200 and p.startswith(b"phone,name\n") for p in parts)
+    assert b"".join(p.removeprefix(rows[0]) for p in parts) == b"".join(rows[1:])
+    assert len(parts) > 1
