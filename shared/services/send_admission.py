@@ -45,6 +45,8 @@ CONSENT_REVOKED_REASON = "consent revoked before sending"
 FREQUENCY_CAP = "frequency_cap"
 # ... of a message still waiting when its campaign's ends_at came: nothing is sent after it.
 CAMPAIGN_ENDED = "campaign_ended"
+# How long a message of a pool with no active sender waits before it looks again.
+NO_SENDER_RETRY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,9 @@ def _resolve_sender(
         context.recipient_phone, active_pool_senders(session, context.sender_pool, context.recipient_phone)
     )
     if chosen is None:
-        until = now + config.throughput_defer
+        # Until an operator resumes or adds a sender: each try is a task dispatch, an UPDATE and an audit
+        # row per waiting message, so a whole campaign waiting tries once a minute, not every few seconds.
+        until = now + max(config.throughput_defer, NO_SENDER_RETRY)
         reason = f"no active sender in pool {context.sender_pool!r}"
         audit_message(
             session, context, "message.deferred", now, {"reason": reason, "until": until.isoformat()}

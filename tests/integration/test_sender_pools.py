@@ -17,6 +17,7 @@ from shared.adapters.twilio_signature import TwilioRequest
 from shared.db.models import AuditEvent, Message, RateLimiter, Sender, UserSender
 from shared.db.unit_of_work import UnitOfWork
 from shared.services.delivery_status import record_status_callback
+from shared.services.send_admission import NO_SENDER_RETRY
 from tests.integration.send_harness import CONTENT_SID, SENDER, Harness
 from tests.seeding import T0, add_campaign, add_message, add_senders, add_users
 
@@ -149,6 +150,7 @@ def test_a_pool_without_an_active_sender_defers_and_sends_once_one_is_back(harne
     assert (row.status, row.status_reason) == ("QUEUED", f"deferred: no active sender in pool {POOL!r}")
     assert harness.twilio.messages() == []
     (task,) = harness.tasks.tasks
+    assert task.at == T0 + NO_SENDER_RETRY
     with harness.engine.begin() as conn:
         conn.execute(update(Sender).values(state="active"))
     harness.clock.set(task.at)
