@@ -34,11 +34,13 @@ def _opted_in_now(engine: Engine) -> None:
         conn.execute(update(User).values(last_inbound_at=datetime.now(UTC)))
 
 
-def _send_in_thread(engine: Engine, twilio: TwilioEmulator, message_id: int) -> threading.Thread:
+def _send_in_thread(
+    engine: Engine, twilio: TwilioEmulator, message_id: int, sleep: Callable[[float], None] = time.sleep
+) -> threading.Thread:
     sender = twilio_sender(twilio.account_sid, twilio.auth_token, twilio.base_url, timeout=10)
     thread = threading.Thread(
         target=send_message,
-        args=(UnitOfWork(engine), sender, RecordingTasks(), SystemClock(), time.sleep, CONFIG, message_id, 0),
+        args=(UnitOfWork(engine), sender, RecordingTasks(), SystemClock(), sleep, CONFIG, message_id, 0),
     )
     thread.start()
     return thread
@@ -106,10 +108,22 @@ def test_a_stop_acknowledged_while_a_send_waits_for_its_slot_stops_that_send(
         campaign_id = uow.session.execute(select(Message.campaign_id)).scalar_one()
         reserve_slot(uow.session, [campaign_key(campaign_id, 2, CONFIG.rate_margin)], datetime.now(UTC))
         uow.commit()
-    sender = _send_in_thread(engine, twilio, message_id)
-    _wait(lambda: _slot_held(engine, message_id))  # admitted, asleep until its slot
+    # The send's first sleep (for its slot) is held until the STOP is committed: on a loaded machine the
+    # STOP could otherwise come after the slot, when the send has rightly claimed and sent already.
+    asleep, release = threading.Event(), threading.Event()
+
+    def held_sleep(seconds: float) -> None:
+        if not release.is_set():
+            asleep.set()
+            assert release.wait(30), "the test never released the send"
+        time.sleep(seconds)
+
+    sender = _send_in_thread(engine, twilio, message_id, held_sleep)
+    assert asleep.wait(30)
+    assert _slot_held(engine, message_id)  # admitted, asleep until its slot
 
     acknowledged = _stop(engine, _recipient(engine, message_id))
+    release.set()
     sender.join()
 
     assert [t for t in _accepted_at(twilio) if t > acknowledged] == []
