@@ -320,9 +320,17 @@ def _wait_for_slot(
 
 
 def _rate_keys(context: SendContext, config: SendConfig) -> list[rate_limiter.RateKey]:
-    """The campaign's key and its sender's: the pool sender's own ceiling, or the configured sender's."""
+    """The campaign's key and its sender's: the pool sender's own ceiling, or the configured sender's.
+
+    A pool campaign whose rate is at least its active senders' summed ceilings needs no key of its own:
+    every 1-second window of each sender holds at most that sender's ceiling, so the campaign's holds at
+    most their sum. It must not have one either: a slot is taken on every key at once, so a message for a
+    sender whose calendar is ahead would move the campaign's key to that far slot, and every other
+    sender's messages would wait behind the busiest one (docs/architecture.md, "Sender pools")."""
     if context.sender is not None and context.sender_rate is not None:
         sender = rate_limiter.sender_key(context.sender, context.sender_rate, config.rate_margin)
+        if context.pool_rate is not None and context.rate_limit_per_second >= context.pool_rate:
+            return [sender]
     else:
         sender = rate_limiter.sender_key(config.sender_id, config.sender_rate, config.rate_margin)
     return [

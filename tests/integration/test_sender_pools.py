@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from infra.local.twilio_emulator import TwilioEmulator
@@ -86,7 +87,24 @@ def test_a_pool_spreads_users_over_its_senders_each_on_its_own_rate_key(harness:
     assert set(Counter(chosen.values())) == set(senders)
     with harness.engine.connect() as conn:
         keys = set(conn.execute(select(RateLimiter.key)).scalars())
-    assert keys == {f"campaign:{campaign}"} | {f"sender:{s}" for s in senders}
+    # The campaign's 80/s is the pool's sum: the senders' own keys bound it, and it takes none of its own.
+    assert keys == {f"sender:{s}" for s in senders}
+
+
+@pytest.mark.parametrize(("campaign_rate", "own_key"), [(60, True), (80, False), (100, False)])
+def test_a_pool_campaign_has_its_own_rate_key_only_when_its_rate_is_below_the_pools(
+    harness: Harness, campaign_rate: int, own_key: bool
+) -> None:
+    senders = add_senders(harness.engine, POOL, 4, rate=20)
+    phones = add_users(harness.engine, 8)
+    campaign = pool_campaign(harness.engine, content_sid=CONTENT_SID, rate=campaign_rate)
+    send_all(harness, [add_message(harness.engine, campaign, phone) for phone in phones])
+
+    assert len(harness.twilio.messages()) == 8
+    with harness.engine.connect() as conn:
+        keys = set(conn.execute(select(RateLimiter.key)).scalars())
+    assert (f"campaign:{campaign}" in keys) is own_key
+    assert keys - {f"campaign:{campaign}"} <= {f"sender:{s}" for s in senders}
     assert f"sender:{SENDER}" not in keys
 
 

@@ -172,6 +172,8 @@ class SendContext:
     ends_at: datetime | None
     # Whether any frequency cap is configured: without one the send path takes no cap lock, runs no count.
     caps_configured: bool
+    # The summed ceilings of the campaign's pool's active senders (None without a pool).
+    pool_rate: int | None
 
 
 # The send path's statements are prepared once per connection (shared.db.queries.prepared): unnamed, each
@@ -183,7 +185,8 @@ SELECT m.id, m.campaign_id, m.recipient_phone, m.body, m.content_variables, m.st
        u.consent_state, u.last_inbound_at, u.attributes ->> 'timezone',
        c.status, c.rate_limit_per_second, c.quiet_hours_start, c.quiet_hours_end, c.timezone, t.content_sid,
        c.sender_pool, m.sender, s.state, s.rate_limit_per_second, us.last_inbound_at,
-       c.transactional, c.frequency_cap_policy, c.ends_at, EXISTS (SELECT 1 FROM frequency_caps)
+       c.transactional, c.frequency_cap_policy, c.ends_at, EXISTS (SELECT 1 FROM frequency_caps),
+       (SELECT sum(p.rate_limit_per_second) FROM senders AS p WHERE p.pool = c.sender_pool AND p.state = 'active')
 FROM messages AS m
 JOIN users AS u ON u.phone_e164 = m.recipient_phone
 JOIN campaigns AS c ON c.id = m.campaign_id
