@@ -195,3 +195,19 @@ def set_twilio_faults(ctx: BenchContext, spec: Mapping[str, Any]) -> None:
 
 def configure_twilio(ctx: BenchContext, spec: Mapping[str, Any]) -> None:
     requests.post(ctx.env["TWILIO_API_URL"] + "/_emulator/config", json=spec, timeout=10).raise_for_status()
+
+
+def wait_until_all_sent(ctx: BenchContext, campaign_id: int, recipients: int, timeout: float) -> None:
+    """Until the campaign has a message row per recipient and none of them is still in flight (rows first:
+    before the fan-out writes any, "nothing in flight" would hold vacuously)."""
+    wait_until(
+        lambda: sum(message_counts(ctx, campaign_id).values()) == recipients,
+        timeout,
+        f"campaign {campaign_id}: a message row per recipient",
+    )
+    wait_until(
+        lambda: not any(status in IN_FLIGHT for status in message_counts(ctx, campaign_id)),
+        timeout,
+        f"campaign {campaign_id}: every message sent",
+        interval=1.0,
+    )

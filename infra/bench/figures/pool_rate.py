@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.bench.campaigns import (
-    IN_FLIGHT,
     acceptance_times,
     accepted_messages,
     create_campaign,
     create_resource,
     message_counts,
     trigger,
-    wait_until,
+    wait_until_all_sent,
 )
 from infra.bench.context import BenchContext
 from infra.bench.datasets import seed_users
@@ -91,17 +90,7 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
     seed_users(ctx.database_url, 0, recipients)
     campaign = create_campaign(ctx, "pool rate", rate, sender_pool=POOL)
     trigger(ctx, campaign)
-    wait_until(
-        lambda: sum(message_counts(ctx, campaign).values()) == recipients,
-        size.timeout,
-        f"campaign {campaign}: a message row per recipient",
-    )
-    wait_until(
-        lambda: not any(status in IN_FLIGHT for status in message_counts(ctx, campaign)),
-        size.timeout,
-        f"campaign {campaign}: every message sent",
-        interval=1.0,
-    )
+    wait_until_all_sent(ctx, campaign, recipients, size.timeout)
     result = pool_fidelity(accepted_messages(ctx), recipients, addresses)
     met = (
         all(n <= size.ceiling for n in result.max_window_by_sender.values())

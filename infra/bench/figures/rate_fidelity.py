@@ -22,14 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infra.bench.campaigns import (
-    IN_FLIGHT,
     acceptance_times,
     accepted_messages,
     create_campaign,
     message_counts,
     set_twilio_faults,
     trigger,
-    wait_until,
+    wait_until_all_sent,
 )
 from infra.bench.context import BenchContext
 from infra.bench.datasets import seed_users
@@ -146,18 +145,7 @@ def _measure(ctx: BenchContext, campaign: int, recipients: int, size: Size, faul
     if faults:
         time.sleep(size.seconds)
         set_twilio_faults(ctx, {"rate": 0})
-    # Rows first: before the fan-out writes any, "nothing in flight" would hold vacuously.
-    wait_until(
-        lambda: sum(message_counts(ctx, campaign).values()) == recipients,
-        size.timeout,
-        f"campaign {campaign}: a message row per recipient",
-    )
-    wait_until(
-        lambda: not any(status in IN_FLIGHT for status in message_counts(ctx, campaign)),
-        size.timeout,
-        f"campaign {campaign}: every message sent",
-        interval=1.0,
-    )
+    wait_until_all_sent(ctx, campaign, recipients, size.timeout)
     messages = accepted_messages(ctx)
     times = acceptance_times(messages)
     if not times:
