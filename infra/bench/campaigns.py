@@ -92,6 +92,26 @@ def message_counts(ctx: BenchContext, campaign_id: int) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
+def rate_waits(ctx: BenchContext, campaign_id: int) -> dict[str, float]:
+    """How often the campaign's messages went back to the queue to wait for a rate slot, and how long."""
+    conn = connect(ctx.database_url)
+    try:
+        ((messages, deferrals, wait, generations),) = conn.run(
+            "SELECT count(*) FILTER (WHERE rate_limit_deferrals > 0), coalesce(sum(rate_limit_deferrals), 0), "
+            "coalesce(sum(rate_limit_wait_seconds), 0), coalesce(max(generation), 0) "
+            "FROM messages WHERE campaign_id = :c",
+            c=campaign_id,
+        )
+    finally:
+        conn.close()
+    return {
+        "messages that waited for a slot": int(messages),
+        "rate-slot deferrals": int(deferrals),
+        "summed wait for slots (s)": round(float(wait), 1),
+        "most generations of one message": int(generations),
+    }
+
+
 def pages_left(ctx: BenchContext, campaign_id: int) -> int | None:
     """Pages not yet fanned out; None before the trigger has cut any."""
     conn = connect(ctx.database_url)

@@ -461,6 +461,19 @@ class UserSender(Base):
     last_inbound_at: Mapped[datetime]
 
 
+class SenderPlanCursor(Base):
+    """Where fan-out planned a pool campaign's last send from one sender: a pool campaign whose rate is at
+    least its senders' summed ceilings plans each sender's messages at that sender's ceiling."""
+
+    __tablename__ = "sender_plan_cursors"
+
+    campaign_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    sender: Mapped[str] = mapped_column(Text, primary_key=True)
+    cursor: Mapped[datetime]
+
+
 class FrequencyCap(Base):
     """At most `max_messages` marketing messages (campaigns not marked transactional) per user in any
     rolling `window_seconds`, across campaigns. No rows: no caps."""

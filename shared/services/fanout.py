@@ -10,7 +10,8 @@ finds its row; if creating them fails, the page is redelivered and only the task
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,11 +24,13 @@ from shared.clock import Clock
 from shared.db.audit import record_audit, record_audit_many
 from shared.db.queries import campaigns as campaign_sql
 from shared.db.queries import messages as message_sql
+from shared.db.queries import senders as senders_sql
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import CampaignStatus, ConsentState, MessageStatus
 from shared.domain.errors import DomainError
 from shared.domain.quiet_hours import QuietHours, resolve_timezone
 from shared.domain.send_schedule import PlannedSend, plan_sends, sendable_now, spacing
+from shared.domain.sender_choice import PoolSender, choose_sender
 from shared.domain.templates import recipient_variables, render, render_content_variables
 from shared.outcome import Outcome, Result
 from shared.services.campaign_lifecycle import CANCELLED_REASON, complete_if_done
@@ -113,10 +116,12 @@ def _fan_out_locked(
     fresh = [d for d in drafts if d.skip_reason is None]
     parked = [q for q in existing if q.scheduled_at is None] if running else []
     zones = [d.zone for d in fresh] + [_zone(q.user_timezone, context.timezone) for q in parked]
-    plans = _plan(session, page.campaign_id, context, zones, now, config) if running else []
+    pool = _pool_senders(session, context, [d.phone for d in fresh], parked)
+    plans = _plan(session, page.campaign_id, context, zones, pool, now, config) if running else []
     fresh_plans, parked_plans = plans[: len(fresh)], plans[len(fresh) :]
+    chosen = {d.phone: s.address for d, s in zip(fresh, pool.senders, strict=False) if s is not None}
     inserted = message_sql.insert_new(
-        session, page.campaign_id, _rows(context.campaign_status, drafts, fresh_plans)
+        session, page.campaign_id, _rows(context.campaign_status, drafts, fresh_plans, chosen)
     )
     message_sql.schedule_parked(session, {q.id: p.at for q, p in zip(parked, parked_plans, strict=True)})
     _audit(session, page.campaign_id, drafts, inserted, fresh, fresh_plans, now)
@@ -158,26 +163,104 @@ def _drafts(session: Session, campaign_id: int, context: campaign_sql.PageContex
     return drafts
 
 
+@dataclass(frozen=True)
+class _Pool:
+    """A pool campaign's sender for each recipient to plan (fresh ones, then parked ones), and the summed
+    ceilings of the pool's active senders; empty without a pool."""
+
+    senders: Sequence[PoolSender | None] = ()
+    rate: int = 0
+
+
+def _pool_senders(
+    session: Session,
+    context: campaign_sql.PageContext,
+    fresh: Sequence[str],
+    parked: Sequence[message_sql.QueuedMessage],
+) -> _Pool:
+    """The sticky choice (docs/architecture.md, "Sender pools") made for the whole page at once: written
+    on the fresh rows, so that their sends need not make it one by one, and used to plan each sender's
+    messages at its own ceiling. A parked message keeps the sender it has. Admission checks the choice
+    again: a sender paused since, or a user who wrote to another sender since, changes it."""
+    if context.sender_pool is None:
+        return _Pool()
+    phones = [*fresh, *(q.recipient_phone for q in parked if q.sender is None)]
+    active, by_phone = senders_sql.pool_senders_for(session, context.sender_pool, phones)
+    rates = {s.address: s.rate_limit_per_second for s in active}
+    chosen = [choose_sender(phone, by_phone[phone]) for phone in fresh]
+    for message in parked:
+        if message.sender is None:
+            chosen.append(choose_sender(message.recipient_phone, by_phone[message.recipient_phone]))
+        elif message.sender in rates:
+            chosen.append(PoolSender(message.sender, rates[message.sender]))
+        else:
+            chosen.append(None)  # its sender was paused: admission chooses again
+    return _Pool(chosen, sum(rates.values()))
+
+
 def _plan(
     session: Session,
     campaign_id: int,
     context: campaign_sql.PageContext,
     zones: Sequence[ZoneInfo],
+    pool: _Pool,
     now: datetime,
     config: FanoutConfig,
 ) -> list[PlannedSend]:
+    """The planned send times. A pool campaign whose rate is at least its active senders' summed ceilings
+    is bounded by those ceilings alone: each sender's messages are planned at that sender's ceiling, on
+    its own cursor. Planned at the campaign's rate instead, each sender would get the random share of
+    each second that the hash gives it: idle below its ceiling in one second, deferring above it in the
+    next (docs/architecture.md, "Sender pools")."""
     window = QuietHours.from_columns(context.quiet_hours_start, context.quiet_hours_end)
+    if pool.rate and context.rate_limit_per_second >= pool.rate and None not in pool.senders:
+        return _plan_per_sender(session, campaign_id, zones, pool, window, now, config)
     step = spacing(context.rate_limit_per_second, config.rate_margin)
     slots = sendable_now(zones, now, window)
     start = campaign_sql.advance_plan_cursor(session, campaign_id, now, slots, step) if slots else now
     return plan_sends(zones, now, start, step, window)
 
 
+def _plan_per_sender(
+    session: Session,
+    campaign_id: int,
+    zones: Sequence[ZoneInfo],
+    pool: _Pool,
+    window: QuietHours | None,
+    now: datetime,
+    config: FanoutConfig,
+) -> list[PlannedSend]:
+    positions: dict[str, list[int]] = defaultdict(list)
+    steps: dict[str, timedelta] = {}
+    for index, sender in enumerate(pool.senders):
+        assert sender is not None
+        positions[sender.address].append(index)
+        steps[sender.address] = spacing(sender.rate_limit_per_second, config.rate_margin)
+    wanted = {
+        address: (sendable_now([zones[i] for i in indexes], now, window), steps[address])
+        for address, indexes in positions.items()
+    }
+    starts = campaign_sql.advance_sender_cursors(
+        session, campaign_id, now, {address: w for address, w in wanted.items() if w[0]}
+    )
+    plans: dict[int, PlannedSend] = {}
+    for address, indexes in positions.items():
+        planned = plan_sends(
+            [zones[i] for i in indexes], now, starts.get(address, now), steps[address], window
+        )
+        plans.update(zip(indexes, planned, strict=True))
+    return [plans[i] for i in range(len(zones))]
+
+
 def _rows(
-    status: CampaignStatus, drafts: Sequence[_Draft], plans: Sequence[PlannedSend]
+    status: CampaignStatus,
+    drafts: Sequence[_Draft],
+    plans: Sequence[PlannedSend],
+    senders: Mapping[str, str],
 ) -> list[message_sql.NewMessage]:
     """Message rows for a first delivery: queued with its planned time while running, parked (no time)
-    while paused, withheld once cancelled; skipped recipients are written too, with their reason."""
+    while paused, withheld once cancelled; skipped recipients are written too, with their reason. A pool
+    campaign's queued rows carry their chosen sender."""
     planned = iter(plans)
     rows = []
     for draft in drafts:
@@ -188,8 +271,11 @@ def _rows(
             row_status, reason = MessageStatus.WITHHELD, CANCELLED_REASON
         elif status is CampaignStatus.RUNNING:
             at = next(planned).at
+        sender = senders.get(draft.phone) if row_status is MessageStatus.QUEUED else None
         rows.append(
-            message_sql.NewMessage(draft.phone, draft.body, draft.content_variables, row_status, reason, at)
+            message_sql.NewMessage(
+                draft.phone, draft.body, draft.content_variables, row_status, reason, at, sender
+            )
         )
     return rows
 

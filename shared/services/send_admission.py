@@ -197,11 +197,15 @@ def check(session: Session, context: SendContext, now: datetime, config: SendCon
 def _resolve_sender(
     session: Session, context: SendContext, now: datetime, config: SendConfig
 ) -> Admission | SendContext:
-    """The message's pool sender: the one it has while that stays active in the pool, else a sticky choice
-    among the pool's active senders (docs/architecture.md, "Sender pools"), remembered on the row. A
-    changed sender drops the slot reserved on the old one's calendar. No active sender: deferred, never
-    dropped."""
-    if context.sender is not None and context.sender_state == SenderState.ACTIVE.value:
+    """The message's pool sender: the one fan-out (or an earlier admission) chose, while that stays active
+    in the pool and the user has not since written to another of its senders; else a sticky choice among
+    the pool's active senders (docs/architecture.md, "Sender pools"), remembered on the row. A changed
+    sender drops the slot reserved on the old one's calendar. No active sender: deferred, never dropped."""
+    if (
+        context.sender is not None
+        and context.sender_state == SenderState.ACTIVE.value
+        and context.pool_wrote_to in (None, context.sender)
+    ):
         return context
     assert context.sender_pool is not None
     chosen = choose_sender(

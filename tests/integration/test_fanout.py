@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from shared.adapters.tasks import task_id
 from shared.clock import FixedClock
-from shared.db.models import AuditEvent, User
+from shared.db.models import AuditEvent, User, UserSender
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.send_schedule import spacing
 from shared.outcome import Outcome
@@ -16,7 +17,7 @@ from shared.services import campaign_lifecycle as lifecycle
 from shared.services.fanout import NO_CONSENT_REASON, FanoutConfig, fanout_page
 from shared.services.page_publishing import PageMessage
 from tests.integration.pipeline_support import RecordingPublisher, RecordingTasks, campaign_row, messages_of
-from tests.seeding import T0, add_campaign, add_users
+from tests.seeding import T0, add_campaign, add_message, add_senders, add_users
 
 CONFIG = FanoutConfig(max_page_age=timedelta(hours=6), rate_margin=0.025)
 
@@ -229,3 +230,119 @@ def test_a_campaign_whose_every_recipient_is_skipped_completes_after_fan_out(eng
 
     assert campaign_row(engine, campaign_id).status == "COMPLETED"
     assert {m.status for m in messages_of(engine, campaign_id)} == {"SKIPPED"}
+
+
+# Sender pools (docs/architecture.md, "Sender pools"): fan-out makes the sticky choice for its page and,
+# when the campaign's rate is at least the pool's, plans each sender's messages at that sender's ceiling.
+POOL = "spring"
+
+
+def _planned_by_sender(engine: Engine, campaign_id: int) -> dict[str, list[datetime]]:
+    by_sender: dict[str, list[datetime]] = defaultdict(list)
+    for row in messages_of(engine, campaign_id):
+        by_sender[row.sender].append(row.scheduled_at)
+    return {sender: sorted(times) for sender, times in by_sender.items()}
+
+
+def test_a_pool_campaign_plans_each_senders_messages_at_that_senders_ceiling(engine: Engine) -> None:
+    senders = add_senders(engine, POOL, 4, rate=20)
+    add_users(engine, 400)
+    campaign_id = add_campaign(engine, rate=80, sender_pool=POOL)
+    clock = FixedClock(T0)
+    pages = _start(engine, campaign_id, clock, page_size=150)
+    tasks = RecordingTasks()
+
+    for page in pages:
+        _fan_out(engine, tasks, clock, page)
+
+    # Each sender's messages, across pages, follow one another at exactly its spacing from the start:
+    # planned at the campaign's 80/s instead, a sender's share of each second would be the hash's random
+    # one, some seconds under its 20, others over.
+    step = spacing(20, CONFIG.rate_margin)
+    planned = _planned_by_sender(engine, campaign_id)
+    assert set(planned) == set(senders)
+    for times in planned.values():
+        assert times == [T0 + k * step for k in range(len(times))]
+    assert sorted(t.at for t in tasks.tasks) == sorted(t for times in planned.values() for t in times)
+
+
+def test_a_pool_campaign_slower_than_its_pool_is_planned_at_its_own_rate(engine: Engine) -> None:
+    add_senders(engine, POOL, 4, rate=20)
+    add_users(engine, 12)
+    campaign_id = add_campaign(engine, rate=10, sender_pool=POOL)
+    clock = FixedClock(T0)
+    (page,) = _start(engine, campaign_id, clock)
+    tasks = RecordingTasks()
+
+    _fan_out(engine, tasks, clock, page)
+
+    step = spacing(10, CONFIG.rate_margin)
+    assert sorted(t.at for t in tasks.tasks) == [T0 + k * step for k in range(12)]
+    assert all(r.sender is not None for r in messages_of(engine, campaign_id))
+
+
+def test_fan_out_writes_the_sticky_choice_on_each_pool_message(engine: Engine) -> None:
+    senders = add_senders(engine, POOL, 3)
+    phones = add_users(engine, 30)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(UserSender),
+            [
+                {"user_phone": p, "sender": senders[1], "last_inbound_at": T0 - timedelta(hours=2)}
+                for p in phones[:10]
+            ],
+        )
+    previous = add_campaign(engine, status="COMPLETED", sender_pool=POOL)
+    for phone in phones[10:20]:
+        add_message(
+            engine, previous, phone, status="DELIVERED", sender=senders[2], claimed_at=T0 - timedelta(days=1)
+        )
+    campaign_id = add_campaign(engine, rate=60, sender_pool=POOL)
+    clock = FixedClock(T0)
+    (page,) = _start(engine, campaign_id, clock)
+
+    _fan_out(engine, RecordingTasks(), clock, page)
+
+    chosen = {r.recipient_phone: r.sender for r in messages_of(engine, campaign_id)}
+    assert {chosen[p] for p in phones[:10]} == {senders[1]}  # the sender they wrote to
+    assert {chosen[p] for p in phones[10:20]} == {senders[2]}  # else the one that last messaged them
+    assert set(chosen[p] for p in phones[20:]) <= set(senders)  # else the stable hash
+
+
+def test_a_pool_campaign_with_no_active_sender_is_planned_at_its_rate_with_no_sender_written(
+    engine: Engine,
+) -> None:
+    add_users(engine, 3)
+    campaign_id = add_campaign(engine, rate=10, sender_pool=POOL)  # a pool with no senders at all
+    clock = FixedClock(T0)
+    (page,) = _start(engine, campaign_id, clock)
+    tasks = RecordingTasks()
+
+    _fan_out(engine, tasks, clock, page)
+
+    rows = messages_of(engine, campaign_id)
+    assert [(r.status, r.sender) for r in rows] == [("QUEUED", None)] * 3
+    assert sorted(t.at for t in tasks.tasks) == [T0 + k * spacing(10, CONFIG.rate_margin) for k in range(3)]
+
+
+def test_resuming_a_pool_campaign_plans_its_parked_messages_on_their_senders(engine: Engine) -> None:
+    senders = add_senders(engine, POOL, 2, rate=5)
+    add_users(engine, 20)
+    campaign_id = add_campaign(engine, rate=10, sender_pool=POOL)
+    clock = FixedClock(T0)
+    (page,) = _start(engine, campaign_id, clock)
+    lifecycle.pause_campaign(UnitOfWork(engine), campaign_id, clock)
+    _fan_out(engine, RecordingTasks(), clock, page)
+    parked = {r.recipient_phone: r.sender for r in messages_of(engine, campaign_id)}
+    assert set(parked.values()) == set(senders)
+
+    clock.advance(timedelta(minutes=10))
+    publisher = RecordingPublisher()
+    lifecycle.resume_campaign(UnitOfWork(engine), publisher, campaign_id, clock)
+    (republished,) = publisher.pages()
+    _fan_out(engine, RecordingTasks(), clock, republished)
+
+    assert {r.recipient_phone: r.sender for r in messages_of(engine, campaign_id)} == parked
+    step = spacing(5, CONFIG.rate_margin)
+    for times in _planned_by_sender(engine, campaign_id).values():
+        assert times == [clock.now() + k * step for k in range(len(times))]

@@ -76,6 +76,46 @@ def test_without_inbound_the_sender_that_last_messaged_the_user_is_kept(harness:
     assert sent_from(harness.twilio) == {phone: senders[3]}
 
 
+def test_a_user_who_wrote_to_another_sender_after_fan_out_chose_is_sent_from_that_one(
+    harness: Harness,
+) -> None:
+    """Fan-out wrote A on the message; the user then wrote to B: the send goes from B, in B's window."""
+    a, b = add_senders(harness.engine, POOL, 2)
+    (phone,) = add_users(harness.engine, 1)
+    campaign = pool_campaign(harness.engine, content_sid=CONTENT_SID)
+    message = add_message(harness.engine, campaign, phone, sender=a)
+    wrote_to(harness.engine, phone, b, timedelta(minutes=5))
+
+    harness.send(message)
+
+    (sent,) = harness.twilio.messages()
+    assert (sent["from"], sent["body"]) == (b, "Hi")
+    with harness.engine.connect() as conn:
+        assert conn.execute(select(Message.sender).where(Message.id == message)).scalar_one() == b
+
+
+@pytest.mark.parametrize("other", ["paused", "outside the pool", "none"])
+def test_the_sender_fan_out_chose_is_kept_unless_the_user_wrote_to_another_active_one(
+    harness: Harness, other: str
+) -> None:
+    a, b = add_senders(harness.engine, POOL, 2)
+    (c,) = add_senders(harness.engine, "another pool", 1, first=9)
+    (phone,) = add_users(harness.engine, 1)
+    campaign = pool_campaign(harness.engine, content_sid=CONTENT_SID)
+    message = add_message(harness.engine, campaign, phone, sender=a)
+    if other == "paused":
+        wrote_to(harness.engine, phone, b, timedelta(minutes=5))
+        with harness.engine.begin() as conn:
+            conn.execute(update(Sender).where(Sender.address == b).values(state="paused"))
+    elif other == "outside the pool":
+        wrote_to(harness.engine, phone, c, timedelta(minutes=5))
+
+    harness.send(message)
+
+    (sent,) = harness.twilio.messages()
+    assert sent["from"] == a
+
+
 def test_a_pool_spreads_users_over_its_senders_each_on_its_own_rate_key(harness: Harness) -> None:
     senders = add_senders(harness.engine, POOL, 4, rate=20)
     phones = add_users(harness.engine, 40)

@@ -23,6 +23,7 @@ from infra.bench.campaigns import (
     create_campaign,
     create_resource,
     message_counts,
+    rate_waits,
     trigger,
     wait_until_all_sent,
 )
@@ -106,7 +107,8 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         value=result.saturated_mean,
         met=met,
         runs=1,
-        details=_details(size, recipients, result, message_counts(ctx, campaign)),
+        details=_details(size, recipients, result, message_counts(ctx, campaign))
+        | {"waiting for rate slots": rate_waits(ctx, campaign)},
         notes=(
             f"one campaign at {rate}/s (the pool's sum) over a pool of {size.senders} senders, "
             f"{size.ceiling}/s each, {recipients:,} recipients (~{size.seconds} s of sending)",

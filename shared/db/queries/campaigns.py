@@ -3,7 +3,8 @@ planning cursor, completion, and counts from the message ledger."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, cast
@@ -152,6 +153,7 @@ class PageContext:
     timezone: str
     content: str
     content_variables: dict[str, Any]
+    sender_pool: str | None
 
 
 def lock_page(session: Session, campaign_id: int, page_no: int) -> PageContext | None:
@@ -169,6 +171,7 @@ def lock_page(session: Session, campaign_id: int, page_no: int) -> PageContext |
             Campaign.timezone,
             Template.content,
             Template.content_variables,
+            Campaign.sender_pool,
         )
         .join(Campaign, Campaign.id == CampaignPage.campaign_id)
         .join(Template, Template.id == Campaign.template_id)
@@ -189,6 +192,7 @@ def lock_page(session: Session, campaign_id: int, page_no: int) -> PageContext |
         timezone=row[7],
         content=row[8],
         content_variables=row[9],
+        sender_pool=row[10],
     )
 
 
@@ -215,6 +219,38 @@ def advance_plan_cursor(
     )
     end = cast(datetime, session.execute(statement).scalar_one())
     return end - slots * step
+
+
+_ADVANCE_SENDER_CURSORS = text(
+    """
+    INSERT INTO sender_plan_cursors AS c (campaign_id, sender, cursor)
+    SELECT :campaign_id, w.sender, CAST(:now AS timestamptz) + w.length
+    FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS w(sender text, length interval)
+    ORDER BY w.sender
+    ON CONFLICT (campaign_id, sender) DO UPDATE
+    SET cursor = greatest(c.cursor, CAST(:now AS timestamptz)) + (EXCLUDED.cursor - CAST(:now AS timestamptz))
+    RETURNING c.sender, c.cursor
+    """
+)
+
+
+def advance_sender_cursors(
+    session: Session, campaign_id: int, now: datetime, wanted: Mapping[str, tuple[int, timedelta]]
+) -> dict[str, datetime]:
+    """`advance_plan_cursor` per pool sender: reserve, for each sender, `slots` consecutive planned send
+    times `step` apart on that sender's own cursor; returns each one's first. The rows are locked in
+    sender order (two pages never deadlock), until the page's commit."""
+    payload = json.dumps(
+        [
+            {"sender": sender, "length": f"{slots * step.total_seconds()} seconds"}
+            for sender, (slots, step) in sorted(wanted.items())
+        ]
+    )
+    rows = session.execute(
+        _ADVANCE_SENDER_CURSORS, {"campaign_id": campaign_id, "now": now, "wanted": payload}
+    )
+    ends = {sender: cast(datetime, end) for sender, end in rows}
+    return {sender: ends[sender] - slots * step for sender, (slots, step) in wanted.items()}
 
 
 # RUNNING, every page fanned out (or dropped), and no message unsettled: an EXISTS on

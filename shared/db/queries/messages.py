@@ -45,12 +45,12 @@ def page_recipients(session: Session, campaign_id: int, first: str, last: str) -
 _INSERT_NEW = text(
     """
     INSERT INTO messages
-        (campaign_id, recipient_phone, body, content_variables, status, status_reason, scheduled_at)
+        (campaign_id, recipient_phone, body, content_variables, status, status_reason, scheduled_at, sender)
     SELECT :campaign_id, r.recipient_phone, r.body, r.content_variables, r.status, r.status_reason,
-           r.scheduled_at
+           r.scheduled_at, r.sender
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         recipient_phone text, body text, content_variables jsonb, status text, status_reason text,
-        scheduled_at timestamptz
+        scheduled_at timestamptz, sender text
     )
     ON CONFLICT (campaign_id, recipient_phone) DO NOTHING
     RETURNING recipient_phone, id, created_at
@@ -66,6 +66,8 @@ class NewMessage:
     status: MessageStatus
     status_reason: str | None
     scheduled_at: datetime | None
+    # A pool campaign's sender, as fan-out chose it (docs/architecture.md, "Sender pools").
+    sender: str | None = None
 
 
 def insert_new(
@@ -84,6 +86,7 @@ def insert_new(
                 "status": row.status.value,
                 "status_reason": row.status_reason,
                 "scheduled_at": row.scheduled_at.isoformat() if row.scheduled_at else None,
+                "sender": row.sender,
             }
             for row in rows
         ]
@@ -100,6 +103,8 @@ class QueuedMessage:
     # None while parked (no task exists for it: written or claimed while the campaign was paused).
     scheduled_at: datetime | None
     user_timezone: Any
+    sender: str | None
+    recipient_phone: str
 
 
 def queued_in_page(session: Session, campaign_id: int, first: str, last: str) -> list[QueuedMessage]:
@@ -111,6 +116,8 @@ def queued_in_page(session: Session, campaign_id: int, first: str, last: str) ->
             Message.created_at,
             Message.scheduled_at,
             User.attributes["timezone"].astext,
+            Message.sender,
+            Message.recipient_phone,
         )
         .join(User, User.phone_e164 == Message.recipient_phone)
         .where(
@@ -174,6 +181,8 @@ class SendContext:
     caps_configured: bool
     # The summed ceilings of the campaign's pool's active senders (None without a pool).
     pool_rate: int | None
+    # The active sender of the pool the user last wrote to, if any: it wins over the message's sender.
+    pool_wrote_to: str | None
 
 
 # The send path's statements are prepared once per connection (shared.db.queries.prepared): unnamed, each
@@ -186,7 +195,11 @@ SELECT m.id, m.campaign_id, m.recipient_phone, m.body, m.content_variables, m.st
        c.status, c.rate_limit_per_second, c.quiet_hours_start, c.quiet_hours_end, c.timezone, t.content_sid,
        c.sender_pool, m.sender, s.state, s.rate_limit_per_second, us.last_inbound_at,
        c.transactional, c.frequency_cap_policy, c.ends_at, EXISTS (SELECT 1 FROM frequency_caps),
-       (SELECT sum(p.rate_limit_per_second) FROM senders AS p WHERE p.pool = c.sender_pool AND p.state = 'active')
+       (SELECT sum(p.rate_limit_per_second) FROM senders AS p WHERE p.pool = c.sender_pool AND p.state = 'active'),
+       (SELECT w.sender FROM user_senders AS w
+        JOIN senders AS ws ON ws.address = w.sender AND ws.pool = c.sender_pool AND ws.state = 'active'
+        WHERE w.user_phone = m.recipient_phone
+        ORDER BY w.last_inbound_at DESC, w.sender DESC LIMIT 1)
 FROM messages AS m
 JOIN users AS u ON u.phone_e164 = m.recipient_phone
 JOIN campaigns AS c ON c.id = m.campaign_id

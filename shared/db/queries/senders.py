@@ -3,6 +3,7 @@ active senders as one recipient sees them, the automatic pause, and the per-send
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import text
@@ -34,6 +35,49 @@ def active_pool_senders(session: Session, pool: str, phone: str) -> list[PoolSen
         autocommit=False,
     )
     return [PoolSender(*row) for row in rows]
+
+
+def pool_senders_for(
+    session: Session, pool: str, phones: Sequence[str]
+) -> tuple[list[PoolSender], dict[str, list[PoolSender]]]:
+    """The pool's active senders, and `active_pool_senders` for many users at once (fan-out's page):
+    three statements, not one per user."""
+    active = session.execute(
+        text(
+            "SELECT address, rate_limit_per_second FROM senders WHERE pool = :pool AND state = :active "
+            "ORDER BY address"
+        ),
+        {"pool": pool, "active": SenderState.ACTIVE.value},
+    ).all()
+    pool_senders = [PoolSender(address, rate) for address, rate in active]
+    if not active or not phones:
+        return pool_senders, {phone: pool_senders for phone in phones}
+    addresses = [address for address, _ in active]
+    inbound: dict[tuple[str, str], datetime] = {
+        (phone, sender): at
+        for phone, sender, at in session.execute(
+            text(
+                "SELECT user_phone, sender, last_inbound_at FROM user_senders "
+                "WHERE user_phone = ANY(:phones) AND sender = ANY(:senders)"
+            ),
+            {"phones": list(phones), "senders": addresses},
+        )
+    }
+    outbound: dict[tuple[str, str], datetime] = {
+        (phone, sender): at
+        for phone, sender, at in session.execute(
+            text(
+                "SELECT recipient_phone, sender, max(claimed_at) FROM messages "
+                "WHERE recipient_phone = ANY(:phones) AND sender = ANY(:senders) AND claimed_at IS NOT NULL "
+                "GROUP BY recipient_phone, sender"
+            ),
+            {"phones": list(phones), "senders": addresses},
+        )
+    }
+    return pool_senders, {
+        phone: [PoolSender(a, r, inbound.get((phone, a)), outbound.get((phone, a))) for a, r in active]
+        for phone in phones
+    }
 
 
 def pause_for_error(session: Session, address: str, error_code: int, reason: str, now: datetime) -> bool:
