@@ -35,7 +35,7 @@ DIMENSIONS = """
     date_trunc('minute', m.sent_at, 'UTC'), date_trunc('minute', m.delivered_at, 'UTC'),
     date_trunc('minute', m.failed_at, 'UTC'),
     m.delivered_at IS NOT NULL AND m.sent_at IS NOT NULL, m.read_at IS NOT NULL AND m.sent_at IS NOT NULL,
-    m.error_code, m.status = 'SKIPPED' AND m.status_reason = 'frequency_cap',
+    m.error_code, m.status = 'SKIPPED' AND m.status_reason IS NOT DISTINCT FROM 'frequency_cap',
     m.rate_limit_deferrals > 0, m.frequency_cap_deferrals > 0"""
 COLUMNS = """
     campaign_id, status, sender, handed, sent_minute, delivered_minute, failed_minute, delivered, read,
