@@ -24,7 +24,7 @@ GROUPS = (
 # The campaigns with rows not yet folded (ix_message_tallies_unfolded), each folded whole: its rows are
 # deleted and their sums written back as one folded row per group. A row appended meanwhile is not in the
 # DELETE's snapshot and stays for the next fold; two folds at once delete each row once between them.
-_FOLD = text(f"""
+FOLD_SQL = f"""
 WITH due AS (
     SELECT DISTINCT campaign_id FROM message_tallies WHERE NOT folded
 ), gone AS (
@@ -40,7 +40,8 @@ WITH due AS (
 )
 SELECT (SELECT count(*) FROM due) AS campaigns, (SELECT count(*) FROM gone) AS folded,
        (SELECT count(*) FROM kept) AS kept
-""")
+"""
+_FOLD = text(FOLD_SQL)
 
 
 def fold(session: Session) -> tuple[int, int, int]:
