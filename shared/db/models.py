@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -258,6 +261,34 @@ class Message(TimestampMixin, Base):
             "claimed_at",
             postgresql_where=text("sender IS NOT NULL"),
         ),
+        # Campaign analytics at 1M messages (docs/architecture.md, "Analytics at a million messages"): exact
+        # percentiles by position and the first and last send, each a short walk of one index.
+        Index(
+            "ix_messages_campaign_id_to_deliver",
+            "campaign_id",
+            text("(delivered_at - sent_at)"),
+            postgresql_include=["delivered_at", "sent_at"],
+            postgresql_where=text("delivered_at IS NOT NULL AND sent_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_campaign_id_to_read",
+            "campaign_id",
+            text("(read_at - sent_at)"),
+            postgresql_include=["read_at", "sent_at"],
+            postgresql_where=text("read_at IS NOT NULL AND sent_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_campaign_id_sent_at",
+            "campaign_id",
+            "sent_at",
+            postgresql_where=text("sent_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_campaign_id_rate_limit_wait",
+            "campaign_id",
+            "rate_limit_wait_seconds",
+            postgresql_where=text("rate_limit_deferrals > 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -296,6 +327,35 @@ class Message(TimestampMixin, Base):
     sender: Mapped[str | None] = mapped_column(Text)
     # Times the per-user frequency caps deferred it (campaign analytics).
     frequency_cap_deferrals: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+# Messages counted by what the reports group them by, kept exact by triggers on messages in the writing
+# transaction: each write appends its deltas, the scheduler's tick folds them (docs/architecture.md,
+# "Analytics at a million messages"; migration 0013 has the triggers). A table, not a mapped class: rows
+# are appended and summed, never loaded one by one, and it has no key (no sequence on the send path).
+message_tallies = Table(
+    "message_tallies",
+    Base.metadata,
+    Column("campaign_id", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("sender", Text),
+    Column("handed", Boolean, nullable=False),  # provider_sid IS NOT NULL
+    Column("sent_minute", DateTime(timezone=True)),  # date_trunc('minute', sent_at)
+    Column("delivered_minute", DateTime(timezone=True)),
+    Column("failed_minute", DateTime(timezone=True)),
+    Column("delivered", Boolean, nullable=False),  # delivered_at and sent_at both set
+    Column("read", Boolean, nullable=False),  # read_at and sent_at both set
+    Column("error_code", Integer),
+    Column("cap_skipped", Boolean, nullable=False),  # SKIPPED with status_reason frequency_cap
+    Column("rate_limited", Boolean, nullable=False),  # rate_limit_deferrals > 0
+    Column("cap_deferred", Boolean, nullable=False),  # frequency_cap_deferrals > 0
+    Column("messages", BigInteger, nullable=False),
+    Column("rate_limit_deferrals", BigInteger, nullable=False),
+    Column("cap_deferrals", BigInteger, nullable=False),
+    Column("folded", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_message_tallies_campaign_id", "campaign_id"),
+    Index("ix_message_tallies_unfolded", "campaign_id", postgresql_where=text("NOT folded")),
+)
 
 
 class DeliveryReceipt(Base):

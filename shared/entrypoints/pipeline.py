@@ -30,6 +30,7 @@ from shared.services import campaign_lifecycle as lifecycle
 from shared.services import webhook_errors
 from shared.services.dead_letters import drain_dead_letters
 from shared.services.fanout import FanoutConfig, fanout_page
+from shared.services.message_tallies import fold_tallies
 from shared.services.page_publishing import PageMessage
 from shared.services.send_config import SendConfig
 from shared.services.sender import send_message as send_one
@@ -83,6 +84,8 @@ def _tick(rt: Runtime) -> Response:
     # Dead-lettered pages become rows the health report counts (docs/architecture.md, "Health checks").
     drained = drain_dead_letters(uow, lambda: rt.dead_letter_source, clock, settings.dead_letter_drain_limit)
     webhook_errors.prune(uow, clock)
+    # docs/architecture.md, "Analytics at a million messages".
+    fold_tallies(uow)
     return _json(
         {
             "started": [_start_json(r) for r in results],

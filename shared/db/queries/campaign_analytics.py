@@ -2,13 +2,15 @@
 deferrals by cause, opt-outs and replies attributed to the campaign, sends per minute, and the
 per-recipient export.
 
-Every figure is aggregated in PostgreSQL (percentile_cont, count ... FILTER), never by fetching the rows,
-and the campaign's rows are read once for all of them (the ledger pass). The export reads the campaign's
+Every figure is aggregated in PostgreSQL, never by fetching the rows: counts from message_tallies,
+percentiles from the rows at their positions in an index (the ledger pass; docs/architecture.md, "Analytics
+at a million messages"). The export reads the campaign's
 messages in phone order, one bounded page per query, so it is never held in memory whole.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +20,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from shared.db.models import USER_STOP_WHERE
-from shared.domain.enums import MessageStatus
+from shared.db.queries import message_tallies as tallies
 
 # A reply or a STOP within this long after the campaign's message to that user is attributed to it.
 ATTRIBUTION_WINDOW = timedelta(hours=72)
@@ -62,60 +64,112 @@ class LedgerPass:
     marketing_limit_failed: int  # error 63049: WhatsApp's per-user marketing limit
 
 
-# Everything the summary reads from the campaign's rows themselves, in one pass over them (each further
-# pass over a 55k-message campaign cost 40-100 ms on the bench machine). Delivery and read times are from
-# Twilio's "sent" (a READ proves delivery and sending, so it has all three timestamps).
-_LEDGER_PASS = text("""
-SELECT
-    count(provider_sid) AS handed_to_twilio,
-    count(sent_at) AS sent,
-    min(sent_at) AS first_sent_at,
-    max(sent_at) AS last_sent_at,
-    count(*) FILTER (WHERE delivered_at IS NOT NULL AND sent_at IS NOT NULL) AS delivered,
-    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-        ORDER BY date_part('epoch', delivered_at - sent_at)
-    ) FILTER (WHERE delivered_at IS NOT NULL AND sent_at IS NOT NULL) AS to_deliver,
-    count(*) FILTER (WHERE read_at IS NOT NULL AND sent_at IS NOT NULL) AS read,
-    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-        ORDER BY date_part('epoch', read_at - sent_at)
-    ) FILTER (WHERE read_at IS NOT NULL AND sent_at IS NOT NULL) AS to_read,
-    count(*) FILTER (WHERE rate_limit_deferrals > 0) AS rate_limited,
-    coalesce(sum(rate_limit_deferrals), 0) AS rate_limit_deferrals,
-    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY rate_limit_wait_seconds)
-        FILTER (WHERE rate_limit_deferrals > 0) AS rate_limit_wait,
-    max(rate_limit_wait_seconds) FILTER (WHERE rate_limit_deferrals > 0) AS rate_limit_max_wait,
-    count(*) FILTER (WHERE frequency_cap_deferrals > 0) AS cap_deferred,
-    coalesce(sum(frequency_cap_deferrals), 0) AS cap_deferrals,
-    count(*) FILTER (WHERE status = :skipped AND status_reason = :cap_reason) AS cap_skipped,
-    count(*) FILTER (WHERE error_code = :marketing_limit) AS marketing_limit_failed
-FROM messages
-WHERE campaign_id = :campaign_id
+# The ledger pass at 1M messages (docs/architecture.md, "Analytics at a million messages"): the counts come
+# from message_tallies (a few thousand rows, not the campaign's messages), the first and last send from
+# two ends of ix_messages_campaign_id_sent_at, and each percentile from the one or two rows at its position
+# in a partial index ordered by the measured value (ix_messages_campaign_id_to_deliver, _to_read,
+# _rate_limit_wait): percentile_cont's own interpolation between them, with the count taken from the
+# tallies in the same statement, so position and rows are of one snapshot. A pass over 1M rows with three
+# percentile_cont sorts took 0.7-1.8 s on the bench machine; a walk to the median, ~0.1 s.
+_SENT_SPAN = text("""
+SELECT min(sent_at) AS first_sent_at, max(sent_at) AS last_sent_at
+FROM messages WHERE campaign_id = :campaign_id AND sent_at IS NOT NULL
 """)
+# (value expression, the index's order, the messages it covers, their tally flag)
+_MEASURES = {
+    "to_deliver": (
+        "date_part('epoch', delivered_at - sent_at)",
+        "delivered_at - sent_at",
+        "delivered_at IS NOT NULL AND sent_at IS NOT NULL",
+        "delivered",
+    ),
+    "to_read": (
+        "date_part('epoch', read_at - sent_at)",
+        "read_at - sent_at",
+        "read_at IS NOT NULL AND sent_at IS NOT NULL",
+        "read",
+    ),
+    "rate_limit_wait": (
+        "rate_limit_wait_seconds",
+        "rate_limit_wait_seconds",
+        "rate_limit_deferrals > 0",
+        "rate_limited",
+    ),
+}
+# The two rows around position p x (n - 1), walked to from whichever end of the index is nearer.
+_AT_POSITION = """
+WITH n AS (
+    SELECT coalesce(sum(messages), 0) AS n FROM message_tallies WHERE campaign_id = :campaign_id AND {flag}
+)
+SELECT (SELECT n FROM n) AS n, {value} AS value
+FROM messages
+WHERE campaign_id = :campaign_id AND {where}
+ORDER BY {order} {direction}
+OFFSET (SELECT greatest(0, {offset}) FROM n)
+LIMIT 2
+"""
+_FROM_START = "floor(:p * (n - 1))"
+_FROM_END = "n - 1 - ceil(:p * (n - 1))"
+
+
+def percentile(session: Session, campaign_id: int, measure: str, p: float) -> tuple[int, float | None]:
+    """(messages measured, percentile_cont(p) of the measure over them), exact."""
+    value, order, where, flag = _MEASURES[measure]
+    ascending = p <= 0.5
+    sql = _AT_POSITION.format(
+        flag=flag,
+        value=value,
+        where=where,
+        order=order,
+        direction="ASC" if ascending else "DESC",
+        offset=_FROM_START if ascending else _FROM_END,
+    )
+    rows = session.execute(text(sql), {"campaign_id": campaign_id, "p": p}).all()
+    if not rows:
+        return 0, None
+    n = int(rows[0].n)
+    position = p * (n - 1)
+    low, high = math.floor(position), math.ceil(position)
+    values = [float(row.value) for row in rows]
+    if ascending:  # values[0] is at `low`, values[1] (if any) at low + 1
+        first, second = values[0], values[-1]
+    else:  # values[0] is at `high`, values[1] at high - 1
+        first, second = (values[0], values[0]) if low == high else (values[-1], values[0])
+    if low == high:
+        return n, first
+    return n, first + (second - first) * (position - low)
+
+
+def _measured(session: Session, campaign_id: int, measure: str) -> Percentiles:
+    n, median = percentile(session, campaign_id, measure, 0.5)
+    if not n:
+        return Percentiles(0, None, None)
+    _, p90 = percentile(session, campaign_id, measure, 0.9)
+    return Percentiles(n, median, p90)
 
 
 def ledger_pass(session: Session, campaign_id: int) -> LedgerPass:
-    params = {
-        "campaign_id": campaign_id,
-        "skipped": MessageStatus.SKIPPED.value,
-        "cap_reason": FREQUENCY_CAP_REASON,
-        "marketing_limit": MARKETING_LIMIT_ERROR,
-    }
-    row = session.execute(_LEDGER_PASS, params).one()
+    counts = tallies.totals(session, campaign_id, MARKETING_LIMIT_ERROR)
+    span = session.execute(_SENT_SPAN, {"campaign_id": campaign_id}).one()
+    rate_limit_wait = _measured(session, campaign_id, "rate_limit_wait")
+    max_wait = None
+    if rate_limit_wait.count:
+        max_wait = percentile(session, campaign_id, "rate_limit_wait", 1.0)[1]
     return LedgerPass(
-        handed_to_twilio=int(row.handed_to_twilio),
-        sent=int(row.sent),
-        first_sent_at=row.first_sent_at,
-        last_sent_at=row.last_sent_at,
-        to_deliver=_percentiles(row.delivered, row.to_deliver),
-        to_read=_percentiles(row.read, row.to_read),
-        rate_limited=int(row.rate_limited),
-        rate_limit_deferrals=int(row.rate_limit_deferrals),
-        rate_limit_wait=_percentiles(row.rate_limited, row.rate_limit_wait),
-        rate_limit_max_wait=None if row.rate_limit_max_wait is None else float(row.rate_limit_max_wait),
-        cap_deferred=int(row.cap_deferred),
-        cap_deferrals=int(row.cap_deferrals),
-        cap_skipped=int(row.cap_skipped),
-        marketing_limit_failed=int(row.marketing_limit_failed),
+        handed_to_twilio=int(counts.handed_to_twilio),
+        sent=int(counts.sent),
+        first_sent_at=span.first_sent_at,
+        last_sent_at=span.last_sent_at,
+        to_deliver=_measured(session, campaign_id, "to_deliver"),
+        to_read=_measured(session, campaign_id, "to_read"),
+        rate_limited=int(counts.rate_limited),
+        rate_limit_deferrals=int(counts.rate_limit_deferrals),
+        rate_limit_wait=rate_limit_wait,
+        rate_limit_max_wait=max_wait,
+        cap_deferred=int(counts.cap_deferred),
+        cap_deferrals=int(counts.cap_deferrals),
+        cap_skipped=int(counts.cap_skipped),
+        marketing_limit_failed=int(counts.marketing_limit_failed),
     )
 
 
@@ -239,54 +293,20 @@ def attribution(
     return Attribution(int(row.opted_out), int(row.replied), int(row.replies))
 
 
-_SENDS_PER_MINUTE = text("""
-SELECT date_trunc('minute', sent_at) AS minute, count(*) AS sent
-FROM messages
-WHERE campaign_id = :campaign_id AND sent_at IS NOT NULL
-GROUP BY 1
-ORDER BY 1
-""")
-
-
 def sends_per_minute(session: Session, campaign_id: int) -> list[tuple[datetime, int]]:
-    """Minutes with at least one send (Twilio's "sent"), in order."""
-    return [
-        (row.minute, int(row.sent))
-        for row in session.execute(_SENDS_PER_MINUTE, {"campaign_id": campaign_id})
-    ]
-
-
-# A pool campaign's messages by the sender they went out from and their status (NULL: no sender chosen yet).
-_PER_SENDER = text("""
-SELECT sender, status, count(*) AS n
-FROM messages
-WHERE campaign_id = :campaign_id
-GROUP BY sender, status
-ORDER BY sender NULLS LAST, status
-""")
+    """Minutes with at least one send (Twilio's "sent"), in order (message_tallies)."""
+    return tallies.sends_per_minute(session, campaign_id)
 
 
 def per_sender(session: Session, campaign_id: int) -> list[tuple[str | None, str, int]]:
-    """(sender, status, count) of every message of the campaign."""
-    return [
-        (row.sender, str(row.status), int(row.n))
-        for row in session.execute(_PER_SENDER, {"campaign_id": campaign_id})
-    ]
-
-
-# Through the partial index ix_messages_campaign_id_error_code (only the rows that have a code).
-_ERROR_CODES = text("""
-SELECT error_code, count(*) AS n
-FROM messages
-WHERE campaign_id = :campaign_id AND error_code IS NOT NULL
-GROUP BY error_code
-ORDER BY n DESC, error_code
-""")
+    """(sender, status, count) of every message of the campaign (NULL sender: none chosen yet), from
+    message_tallies."""
+    return tallies.per_sender(session, campaign_id)
 
 
 def error_codes(session: Session, campaign_id: int) -> list[tuple[int, int]]:
-    """Every error code of the campaign's messages with its count, the most frequent first."""
-    return [(int(code), int(n)) for code, n in session.execute(_ERROR_CODES, {"campaign_id": campaign_id})]
+    """Every error code of the campaign's messages with its count, the most frequent first (message_tallies)."""
+    return tallies.error_codes(session, campaign_id)
 
 
 # The export, a page at a time in phone order: a range of the unique (campaign_id, recipient_phone) index,

@@ -1,8 +1,7 @@
 """SQL only the dashboard needs (everything else comes through the services it shares with the API).
 
-Sized for 1M users and 100k+ messages: each query is bounded by an index range or a LIMIT, except the
-per-minute send counts, which read the last hour's rows of a table with no sent_at index (a sequential
-scan of 100k rows is ~20 ms here; at 10M rows add an index on messages (sent_at)).
+Sized for 1M users and 1M+ messages: each query is bounded by an index range or a LIMIT, and messages are
+counted through message_tallies (docs/architecture.md, "Analytics at a million messages").
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, literal, literal_column, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from shared.db.models import AuditEvent, Campaign, CampaignPage, Message, Segment, Template
+from shared.db.queries import message_tallies as tallies
 from shared.domain.enums import CampaignStatus, MessageStatus
 
 _WAITING = (MessageStatus.QUEUED.value, MessageStatus.SENDING.value)
@@ -27,14 +27,9 @@ CONSENT_KIND = "consent.changed"
 def sends_per_bucket(
     session: Session, since: datetime, bucket: timedelta, *, campaign_id: int | None = None
 ) -> dict[datetime, int]:
-    """Messages sent per time bucket from `since` (bucket starts aligned on `since`). For one campaign the
-    (campaign_id, status) index narrows the rows first."""
-    start = func.date_bin(literal(bucket), Message.sent_at, literal(since))
-    # Grouped by position: the bound parameters make two spellings of date_bin(...) different expressions.
-    statement = select(start, func.count()).where(Message.sent_at >= since).group_by(literal_column("1"))
-    if campaign_id is not None:
-        statement = statement.where(Message.campaign_id == campaign_id)
-    return {at: int(n) for at, n in session.execute(statement)}
+    """Messages sent per time bucket from `since` (bucket starts aligned on `since`), both whole minutes:
+    from message_tallies' sent minutes (docs/architecture.md, "Analytics at a million messages")."""
+    return tallies.sends_per_bucket(session, since, bucket, campaign_id)
 
 
 @dataclass(frozen=True)
@@ -60,23 +55,13 @@ class Progress:
 
 
 def campaign_progress(session: Session, campaign_ids: Sequence[int]) -> dict[int, Progress]:
-    """Progress of one page of campaigns in two grouped queries (not two per campaign)."""
+    """Progress of one page of campaigns in two grouped queries (not two per campaign); the message counts
+    from message_tallies."""
     if not campaign_ids:
         return {}
     audience = audiences(session, campaign_ids)
     counts = {
-        row.campaign_id: row
-        for row in session.execute(
-            select(
-                Message.campaign_id,
-                func.count().label("messages"),
-                func.count().filter(Message.status.in_(_WAITING)).label("waiting"),
-                func.count(Message.provider_sid).label("handed"),
-                func.count().filter(Message.status.in_(_DELIVERED)).label("delivered"),
-            )
-            .where(Message.campaign_id.in_(campaign_ids))
-            .group_by(Message.campaign_id)
-        )
+        row.campaign_id: row for row in tallies.campaign_progress(session, list(campaign_ids), _WAITING)
     }
     result = {}
     for campaign_id in campaign_ids:
