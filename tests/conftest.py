@@ -1,12 +1,16 @@
 """Shared fixtures: a real PostgreSQL cluster, and a fresh, fully migrated database for each test.
 
-Each test gets its own database cloned from a migrated template (CREATE DATABASE ... TEMPLATE), which
-costs tens of milliseconds and means no test can see another's rows.
+Each test gets its own database cloned from a migrated template (CREATE DATABASE ... TEMPLATE), so no test
+can see another's rows. A clone takes PostgreSQL 0.15-0.5 s (more on a loaded machine), so threads make
+the next ones while a test runs and drop used ones after it (`DatabasePool`): PostgreSQL works on the
+other core instead of the test waiting for it.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,12 +66,92 @@ def template_database(pg: LocalPostgres) -> Iterator[str]:
     pg.admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class DatabasePool:
+    """Clones of the template made ahead of need, each handed out once, and used ones dropped, by threads
+    of their own: a test takes a database no test has used, mostly without waiting for CREATE DATABASE, and
+    never waits for DROP DATABASE. At most `ahead` clones wait unused. Two clones made at once finish in
+    about a third of the time of two made one after the other (CREATE DATABASE mostly waits, for its WAL
+    among others), so `creators` threads make them."""
+
+    def __init__(self, pg: LocalPostgres, template: str, ahead: int = 4, creators: int = 2) -> None:
+        self._pg = pg
+        self._template = template
+        self._ready: queue.Queue[str | BaseException] = queue.Queue(maxsize=ahead)
+        self._used: queue.Queue[str | None] = queue.Queue()
+        self._closing = threading.Event()
+        self._errors: list[BaseException] = []
+        self._failed: BaseException | None = None
+        self._creating = [
+            threading.Thread(target=self._create, name=f"db-pool-create-{i}", daemon=True)
+            for i in range(creators)
+        ]
+        self._dropping = threading.Thread(target=self._drop, name="db-pool-drop", daemon=True)
+        for thread in [*self._creating, self._dropping]:
+            thread.start()
+
+    def take(self) -> str:
+        """The URL of a fresh clone of the template."""
+        if self._failed is not None:
+            raise RuntimeError("cloning the template database failed") from self._failed
+        name = self._ready.get(timeout=120)
+        if isinstance(name, BaseException):
+            raise RuntimeError("cloning the template database failed") from name
+        return self._pg.url(name)
+
+    def give_back(self, url: str) -> None:
+        """Drop the database (WITH (FORCE): connections a test left open are ended)."""
+        self._used.put(url.rsplit("/", 1)[1])
+
+    def close(self) -> None:
+        self._closing.set()
+        while any(thread.is_alive() for thread in self._creating):  # unblock those waiting for room
+            self._drop_unused(timeout=0.05)
+        self._drop_unused(timeout=0)
+        self._used.put(None)
+        self._dropping.join()
+        if self._errors:
+            raise RuntimeError("dropping a test database failed") from self._errors[0]
+
+    def _drop_unused(self, timeout: float) -> None:
+        while True:
+            try:
+                left = self._ready.get(timeout=timeout) if timeout else self._ready.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(left, str):
+                self._used.put(left)
+
+    def _create(self) -> None:
+        while not self._closing.is_set():
+            name = f"t_{uuid.uuid4().hex[:16]}"
+            try:
+                self._pg.admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+            except Exception as error:  # every test that takes one from now on fails with it
+                self._failed = error
+                self._ready.put(error)
+                return
+            self._ready.put(name)
+
+    def _drop(self) -> None:
+        while (name := self._used.get()) is not None:
+            try:
+                self._pg.admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception as error:  # reported when the session ends
+                self._errors.append(error)
+
+
+@pytest.fixture(scope="session")
+def database_pool(pg: LocalPostgres, template_database: str) -> Iterator[DatabasePool]:
+    pool = DatabasePool(pg, template_database)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def database_url(pg: LocalPostgres, template_database: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    pg.admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield pg.url(name)
-    pg.admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def database_url(database_pool: DatabasePool) -> Iterator[str]:
+    url = database_pool.take()
+    yield url
+    database_pool.give_back(url)
 
 
 @pytest.fixture
