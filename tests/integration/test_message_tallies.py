@@ -297,18 +297,17 @@ def test_percentiles_by_position_equal_percentile_cont(engine: Engine, count: in
     with engine.connect() as conn:
         session = _session(conn)
         for measure, value in measures.items():
-            for p in (0.5, 0.9, 1.0, 0.0, 0.25):
+            for fraction in (0.5, 0.9, 1.0, 0.0, 0.25):
                 expected = conn.execute(
                     text(
                         f"SELECT percentile_cont(:p) WITHIN GROUP (ORDER BY {value}) FROM messages "
                         "WHERE campaign_id = :c"
                     ),
-                    {"p": p, "c": campaign},
+                    {"p": fraction, "c": campaign},
                 ).scalar_one()
-                assert analytics.percentile(session, campaign, measure, p) == (
-                    count,
-                    pytest.approx(expected, abs=1e-9),
-                )
+                n, found = analytics.percentile(session, campaign, measure, fraction)
+                assert n == count
+                assert found == pytest.approx(expected, abs=1e-9)
 
 
 def test_no_measured_messages_have_no_percentile(engine: Engine) -> None:
