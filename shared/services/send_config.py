@@ -10,14 +10,13 @@ from shared.config import Settings
 # Beyond the Twilio timeout, a claim whose sender never came back may have reached Twilio: allow this much
 # more for the sender to commit what it got before judging the message ambiguous.
 COMMIT_GRACE = timedelta(seconds=5)
-# A slot is reserved this far past the moment it is reserved, so the admission's commit, the wait and the
-# claim all land before the slot instead of making a send on an idle key start late, miss its slot and
-# retake one (a missed slot is a lost one). 20 ms was too little on a loaded two-core machine: the pool
-# rate figure retook slots for a fifth of its sends, mostly 10-40 ms late.
-SLOT_LEAD = timedelta(milliseconds=60)
-# The claim (the send guard's locks, the checks again, SENDING committed: a handful of round trips, each
-# slower under load) starts this long before the slot, so the Twilio call still starts on the slot.
-CLAIM_LEAD = timedelta(milliseconds=40)
+# A slot is reserved this far past the moment it is reserved, so the commit of the claim (a round trip,
+# several milliseconds on a loaded machine) lands before the slot instead of making every send on an
+# idle key start late, and then miss its slot and retake one.
+SLOT_LEAD = timedelta(milliseconds=20)
+# The claim (the send guard's locks, the checks again, SENDING committed: a handful of round trips) starts
+# this long before the slot, so the Twilio call still starts on the slot.
+CLAIM_LEAD = timedelta(milliseconds=10)
 
 
 @dataclass(frozen=True)
