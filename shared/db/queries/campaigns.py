@@ -242,7 +242,7 @@ def advance_sender_cursors(
     sender order (two pages never deadlock), until the page's commit."""
     payload = json.dumps(
         [
-            {"sender": sender, "length": f"{slots * step.total_seconds()} seconds"}
+            {"sender": sender, "length": f"{slots * step // timedelta(microseconds=1)} microseconds"}
             for sender, (slots, step) in sorted(wanted.items())
         ]
     )

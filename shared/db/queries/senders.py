@@ -9,39 +9,23 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from shared.db.queries.prepared import run_prepared
 from shared.domain.enums import SenderState
 from shared.domain.sender_choice import PoolSender
 
-# The pool's active senders with, for this user, when they last wrote to each (user_senders) and when each
-# last messaged them (their latest claimed message: the (recipient_phone, ...) index gives the user's few
-# messages). Prepared: it runs once per pool message, at its first admission.
-_POOL_FOR_USER = """
-SELECT s.address, s.rate_limit_per_second, us.last_inbound_at,
-       (SELECT max(m.claimed_at) FROM messages AS m
-        WHERE m.recipient_phone = :phone AND m.sender = s.address) AS last_outbound_at
-FROM senders AS s
-LEFT JOIN user_senders AS us ON us.user_phone = :phone AND us.sender = s.address
-WHERE s.pool = :pool AND s.state = :active
-ORDER BY s.address
-"""
-
 
 def active_pool_senders(session: Session, pool: str, phone: str) -> list[PoolSender]:
-    rows = run_prepared(
-        session.connection(),
-        _POOL_FOR_USER,
-        {"pool": pool, "phone": phone, "active": SenderState.ACTIVE.value},
-        autocommit=False,
-    )
-    return [PoolSender(*row) for row in rows]
+    """The pool's active senders as one user sees them (when the user last wrote to each, when each last
+    messaged the user). Admission asks this only when the sender fan-out wrote is no longer the one to
+    use: paused, or the user has since written to another."""
+    return pool_senders_for(session, pool, [phone])[1][phone]
 
 
 def pool_senders_for(
     session: Session, pool: str, phones: Sequence[str]
 ) -> tuple[list[PoolSender], dict[str, list[PoolSender]]]:
-    """The pool's active senders, and `active_pool_senders` for many users at once (fan-out's page):
-    three statements, not one per user."""
+    """The pool's active senders, and for each user the same senders with when the user last wrote to
+    each (user_senders) and when each last messaged the user (its latest claimed message to them, through
+    the (recipient_phone, ...) index): three statements for a whole fan-out page."""
     active = session.execute(
         text(
             "SELECT address, rate_limit_per_second FROM senders WHERE pool = :pool AND state = :active "
