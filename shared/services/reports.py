@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from shared.db.models import Campaign
 from shared.db.pagination import Page, decode_cursor, page_of
 from shared.db.queries import campaign_analytics as analytics
+from shared.db.queries import message_tallies as tallies
 from shared.db.queries import reports
 from shared.db.queries.dashboard import audiences
 from shared.db.queries.rows import get_row
@@ -158,10 +159,13 @@ def campaign_summary(uow: UnitOfWork, campaign_id: int) -> CampaignSummary:
     with uow:
         session = uow.session
         campaign = get_row(session, Campaign, campaign_id)
-        counts = reports.status_counts(session, campaign_id)
-        ledger = analytics.ledger_pass(session, campaign_id)
+        # The campaign's tallies read once for every count below (docs/architecture.md, "Analytics at a
+        # million messages").
+        counted = tallies.snapshot(session, campaign_id, analytics.MARKETING_LIMIT_ERROR)
+        counts = counted.status_counts
+        ledger = analytics.ledger_pass(session, campaign_id, counted)
         deferred = reports.deferrals(session, campaign_id)
-        errors = analytics.error_codes(session, campaign_id)
+        errors = counted.error_codes
         handed = ledger.handed_to_twilio
         span = (
             (ledger.last_sent_at - ledger.first_sent_at).total_seconds()
@@ -190,7 +194,7 @@ def campaign_summary(uow: UnitOfWork, campaign_id: int) -> CampaignSummary:
             # A rate needs a span: one send, or all in the same instant, has none.
             send_rate_per_second=ledger.sent / span if span > 0 else None,
             repairs=reports.repairs_of_campaign(session, campaign_id),
-            analytics=_analytics(session, campaign_id, counts, ledger, errors, campaign.sender_pool),
+            analytics=_analytics(session, campaign_id, counted, ledger, campaign.sender_pool),
         )
 
 
@@ -201,12 +205,12 @@ def _share(count: int, of: int) -> float | None:
 def _analytics(
     session: Any,
     campaign_id: int,
-    counts: dict[str, int],
+    counted: tallies.CampaignTallies,
     ledger: analytics.LedgerPass,
-    errors: list[tuple[int, int]],
     pool: str | None = None,
 ) -> CampaignAnalytics:
     """docs/architecture.md, "Campaign analytics"."""
+    counts, errors = counted.status_counts, counted.error_codes
     audience = max(audiences(session, [campaign_id]).get(campaign_id, 0), sum(counts.values()))
     attributed = analytics.attribution(session, campaign_id, ledger)
     handed = ledger.handed_to_twilio
@@ -249,26 +253,23 @@ def _analytics(
             )
             for row in analytics.deferrals(session, campaign_id, ledger)
         ],
-        sends_per_minute=[
-            SendMinute(minute=minute, sent=n)
-            for minute, n in analytics.sends_per_minute(session, campaign_id)
-        ],
+        sends_per_minute=[SendMinute(minute=minute, sent=n) for minute, n in counted.sends_per_minute],
         frequency_caps=FrequencyCapEffect(
             deferred_messages=ledger.cap_deferred,
             deferrals=ledger.cap_deferrals,
             skipped=ledger.cap_skipped,
             failed_marketing_limit=ledger.marketing_limit_failed,
         ),
-        senders=_senders(session, campaign_id, pool),
+        senders=_senders(counted, pool),
     )
 
 
-def _senders(session: Any, campaign_id: int, pool: str | None) -> list[SenderCounts]:
-    """Only a pool campaign has senders to tell apart (one query, skipped for the others)."""
+def _senders(counted: tallies.CampaignTallies, pool: str | None) -> list[SenderCounts]:
+    """Only a pool campaign has senders to tell apart."""
     if pool is None:
         return []
     by_sender: dict[str | None, dict[str, int]] = {}
-    for sender, status, n in analytics.per_sender(session, campaign_id):
+    for sender, status, n in counted.per_sender:
         by_sender.setdefault(sender, {})[status] = n
     return [
         SenderCounts(sender=sender, messages=sum(statuses.values()), statuses=statuses)

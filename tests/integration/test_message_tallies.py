@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -20,6 +22,7 @@ from shared.db.queries import message_tallies as tallies
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import MessageStatus
 from shared.services.message_tallies import fold_tallies
+from tests.conftest import alembic_config
 from tests.seeding import T0, add_campaign, add_users
 
 # The groups, spelled independently of the migration's triggers: a recount straight from the messages.
@@ -61,8 +64,25 @@ def _groups(engine: Engine, sql: Any) -> dict[tuple[Any, ...], tuple[int, int, i
         }
 
 
+# delivery_time_tallies against a recount: delivered messages per campaign and millisecond of delivery time.
+_DELIVERY_RECOUNT = text(f"""
+SELECT campaign_id, {analytics.DELIVERY_MS} AS ms, count(*) AS messages FROM messages
+WHERE delivered_at IS NOT NULL AND sent_at IS NOT NULL GROUP BY 1, 2
+""")
+_DELIVERY_SUMMED = text("""
+SELECT campaign_id, ms, sum(messages) AS messages FROM delivery_time_tallies
+GROUP BY 1, 2 HAVING sum(messages) <> 0
+""")
+
+
+def _delivery_times(engine: Engine, sql: Any) -> dict[tuple[int, int], int]:
+    with engine.connect() as conn:
+        return {(int(row.campaign_id), int(row.ms)): int(row.messages) for row in conn.execute(sql)}
+
+
 def assert_exact(engine: Engine) -> None:
     assert _groups(engine, _SUMMED) == _groups(engine, _RECOUNT)
+    assert _delivery_times(engine, _DELIVERY_SUMMED) == _delivery_times(engine, _DELIVERY_RECOUNT)
 
 
 def _run(engine: Engine, sql: str, **params: Any) -> None:
@@ -84,7 +104,14 @@ def _insert(engine: Engine, campaign_id: int, phones: list[str]) -> None:
 
 def _unfolded(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM message_tallies WHERE NOT folded")).scalar_one())
+        return int(
+            conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM message_tallies WHERE NOT folded) "
+                    "+ (SELECT count(*) FROM delivery_time_tallies WHERE NOT folded)"
+                )
+            ).scalar_one()
+        )
 
 
 def test_every_write_to_messages_keeps_the_tallies_exact(engine: Engine) -> None:
@@ -139,12 +166,39 @@ def test_every_write_to_messages_keeps_the_tallies_exact(engine: Engine) -> None
         ("UPDATE messages SET sender = 'whatsapp:+2' WHERE id = " + m, phones[0]),
         ("UPDATE messages SET status = 'AMBIGUOUS', sender = 'whatsapp:+1' WHERE id = " + m, phones[6]),
         ("UPDATE messages SET error_code = NULL WHERE id = " + m, phones[1]),
+        # The delivery time moved by a later sent_at, by half a millisecond (rounded to a whole one).
+        (
+            "UPDATE messages SET sent_at = CAST(:sent AS timestamptz) + interval '0.0005 seconds' WHERE id = "
+            + m,
+            phones[0],
+        ),
     ]
     for sql, phone in writes:
         _run(engine, sql, c=first, p=phone, sent=sent)
         assert_exact(engine)
     fold_tallies(UnitOfWork(engine))
     assert _unfolded(engine) == 0
+    assert_exact(engine)
+    # Delivered in bulk (one statement, distinct delivery times), inserted already delivered, and deleted
+    # delivered: each statement's delivery times counted and uncounted.
+    _run(
+        engine,
+        "UPDATE messages SET status = 'DELIVERED', sent_at = :sent, "
+        "delivered_at = CAST(:sent AS timestamptz) + interval '1.0004 seconds' * right(recipient_phone, 1)::int "
+        "WHERE campaign_id = :c",
+        c=second,
+        sent=sent,
+    )
+    assert_exact(engine)
+    _run(
+        engine,
+        "INSERT INTO messages (campaign_id, recipient_phone, body, status, sent_at, delivered_at) "
+        "SELECT :c, p, 'Hi', 'DELIVERED', :sent, CAST(:sent AS timestamptz) + interval '2.5 seconds' "
+        "FROM unnest(CAST(:phones AS text[])) p",
+        c=first,
+        sent=sent,
+        phones=phones[30:],
+    )
     assert_exact(engine)
     # A cancel: every waiting message of one campaign withheld in one statement; then deletes.
     _run(
@@ -201,6 +255,21 @@ def test_random_writes_and_folds_keep_the_tallies_exact(engine: Engine) -> None:
         if round_no % 7 == 0:
             fold_tallies(UnitOfWork(engine))
         assert_exact(engine)
+        if round_no % 5 == 0:
+            assert_snapshot_agrees(engine, campaign)
+
+
+def assert_snapshot_agrees(engine: Engine, campaign: int) -> None:
+    """The campaign summary's one-scan snapshot gives what each count's own query gives."""
+    with engine.connect() as conn:
+        session = _session(conn)
+        counted = tallies.snapshot(session, campaign, analytics.MARKETING_LIMIT_ERROR)
+        assert counted.status_counts == tallies.status_counts(session, campaign)
+        row = tallies.totals(session, campaign, analytics.MARKETING_LIMIT_ERROR)
+        assert asdict(counted.totals) == dict(row._mapping)
+        assert counted.sends_per_minute == tallies.sends_per_minute(session, campaign)
+        assert counted.per_sender == tallies.per_sender(session, campaign)
+        assert counted.error_codes == tallies.error_codes(session, campaign)
 
 
 def test_concurrent_sends_of_one_campaign_do_not_wait_on_each_other(engine: Engine) -> None:
@@ -284,13 +353,15 @@ def test_percentiles_by_position_equal_percentile_cont(engine: Engine, count: in
             "UPDATE messages SET status = 'READ', sent_at = :sent, delivered_at = :delivered, read_at = :read, "
             "rate_limit_deferrals = 1, rate_limit_wait_seconds = :wait WHERE recipient_phone = :p",
             sent=sent,
-            delivered=sent + timedelta(seconds=rng.choice([1, 2, 2, 3.25, 7])),
+            # Sub-millisecond parts too: the delivery time is measured in whole milliseconds (rounded).
+            delivered=sent
+            + timedelta(seconds=rng.choice([1, 2, 2, 3.25, 7, 0.0015, 2.0004, 2.0006, 9.9995])),
             read=sent + timedelta(seconds=rng.uniform(0, 500)),
             wait=rng.uniform(0, 60),
             p=p,
         )
     measures = {
-        "to_deliver": "date_part('epoch', delivered_at - sent_at)",
+        "to_deliver": f"CAST({analytics.DELIVERY_MS} / 1000 AS double precision)",
         "to_read": "date_part('epoch', read_at - sent_at)",
         "rate_limit_wait": "rate_limit_wait_seconds",
     }
@@ -325,3 +396,26 @@ def test_the_tallies_count_only_whole_minutes(engine: Engine) -> None:
             tallies.since(_session(conn), T0 + timedelta(seconds=1))
         with pytest.raises(ValueError, match="whole minutes"):
             tallies.sends_per_bucket(_session(conn), T0, timedelta(seconds=30), None)
+
+
+def test_the_migration_counts_the_delivery_times_already_there(engine: Engine) -> None:
+    """Migration 0015's backfill: messages delivered before it are in delivery_time_tallies after it."""
+    phones = add_users(engine, 6)
+    campaign = add_campaign(engine, status="RUNNING")
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0014")
+    _insert(engine, campaign, phones)
+    _run(
+        engine,
+        "UPDATE messages SET status = 'DELIVERED', sent_at = :at, "
+        "delivered_at = CAST(:at AS timestamptz) + interval '0.2505 seconds' * right(recipient_phone, 1)::int "
+        "WHERE recipient_phone <> :p",
+        at=T0,
+        p=phones[0],
+    )
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    assert sum(_delivery_times(engine, _DELIVERY_SUMMED).values()) == 5
+    assert_exact(engine)
+    with engine.connect() as conn:
+        assert analytics.percentile(_session(conn), campaign, "to_deliver", 0.5)[0] == 5
