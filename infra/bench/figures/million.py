@@ -11,7 +11,8 @@ them (the configured single sender, 80/s), and what it costs at the start and at
   messages already sent;
 - database size (messages, delivery_receipts, audit_events, the whole database) per 1M messages;
 - the campaign summary (`GET /v1/campaigns/{id}/summary`) and the dashboard's campaign page and overview,
-  server time at 1M messages;
+  server time at 1M messages, with the last window's tally deltas unfolded and again after one fold (the
+  bench's stack runs no scheduler; production's tick folds every minute);
 - an extrapolation to production (a pool of 10 senders at 80/s each), shown as its calculation.
 
 **The middle of the campaign is fast-forwarded, not sent.** This machine sends about 85 messages/s, so a
@@ -129,6 +130,14 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
     counts = _settled(ctx, campaign, size.users)
     sizes = _sizes_mb(ctx)
     rows = _message_rows(ctx, campaign)
+    # The bench's stack runs no scheduler, so the last window's tally deltas are all still unfolded: more
+    # than production would hold (its tick folds every minute). Timed as they are, then after one fold,
+    # the state right after a tick; the target is judged on the latter (docs/architecture.md, "Analytics
+    # at a million messages").
+    unfolded = _scalar(ctx, "SELECT count(*) FROM message_tallies WHERE NOT folded")
+    unfolded_summary_ms = _summary_ms(ctx, campaign, size.page_runs)
+    unfolded_pages = _pages_ms(ctx, campaign, size.page_runs)
+    _fold(ctx)
     summary_ms = _summary_ms(ctx, campaign, size.page_runs)
     pages = _pages_ms(ctx, campaign, size.page_runs)
     product = [*ctx.function_ports, "PostgreSQL"]
@@ -166,6 +175,11 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             **{f"{name} per 1M messages (MB)": mb * 1_000_000 / rows for name, mb in sizes.items()},
             "GET /v1/campaigns/{id}/summary round trip (ms, median)": summary_ms,
             **{f"{page} server time (ms, median)": ms for page, ms in pages.items()},
+            "before the fold: unfolded tally rows (the last window's deltas)": unfolded,
+            "before the fold: summary round trip (ms, median)": unfolded_summary_ms,
+            **{
+                f"before the fold: {page} server time (ms, median)": ms for page, ms in unfolded_pages.items()
+            },
             **production.as_details(),
         },
         notes=(
@@ -177,6 +191,9 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             "first window: the N sends after the fan-out finished; last window: the N sends from when "
             f"the resume had re-planned every parked message (N + {LEAD_IN} were parked)",
             "VACUUM ANALYZE of the tables just written before each window, so neither pays for autovacuum",
+            "pages and summary at 1M: timed with the last window's tally deltas unfolded (the bench runs no "
+            "scheduler), then after one fold, as right after a scheduler tick; the target is judged on the "
+            "folded times",
             "CPU per message: each server's processes (user + system, /proc) over the window's sends; the "
             "ratio is over the product's processes (its functions and PostgreSQL), not the emulators",
             "no same-run baseline: the replaced system cannot run here",
@@ -306,6 +323,15 @@ def _fast_forward(ctx: BenchContext, campaign: int, keep: int) -> int:
         conn.close()
     _vacuum(ctx, "messages", "delivery_receipts", "message_tallies")
     return int(forwarded)
+
+
+def _fold(ctx: BenchContext) -> None:
+    """What the scheduler's tick does once a minute (shared/services/message_tallies.py)."""
+    conn = connect(ctx.database_url)
+    try:
+        conn.run(FOLD_SQL)
+    finally:
+        conn.close()
 
 
 def _vacuum(ctx: BenchContext, *tables: str) -> None:
