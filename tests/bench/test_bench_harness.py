@@ -11,7 +11,7 @@ import pytest
 
 from infra.bench.figures import bulk_import, million
 from infra.bench.figures.million import extrapolate, product_ms
-from infra.bench.figures.pool_rate import pool_fidelity
+from infra.bench.figures.pool_rate import pool_fidelity, unused_slots
 from infra.bench.machine import describe_machine
 from infra.bench.measurement import Measurement, not_measured
 from infra.bench.procfs import listening_pids, peak_rss_mb
@@ -83,7 +83,7 @@ def test_pool_fidelity_judges_each_sender_by_its_own_windows_and_finds_shared_re
         _accepted("whatsapp:+19999999999", "+5", 2.0),
     ]
 
-    result = pool_fidelity(messages, recipients=6, pool=[a, b])
+    result = pool_fidelity(messages, recipients=6, pool=[a, b], step=timedelta(seconds=0.5))
 
     assert result.max_window_by_sender == {a: 3, b: 1, "whatsapp:+19999999999": 1}
     assert result.sent_by_sender[a] == 3
@@ -93,6 +93,15 @@ def test_pool_fidelity_judges_each_sender_by_its_own_windows_and_finds_shared_re
     assert result.foreign_messages == 1
     assert result.mean == 2.5  # 5 intervals over 2 s
     assert result.sender_means == pytest.approx({a: 2 / 0.9, b: 1.0, "whatsapp:+19999999999": 0.0})
+    # b's gap of 1.0 s is two 0.5-s slots, one of them unused; a's gaps (0.5, 0.4) leave none.
+    assert result.unused_slots == {a: 0, b: 1, "whatsapp:+19999999999": 0}
+
+
+def test_unused_slots_count_the_slots_a_gap_held_beyond_the_first() -> None:
+    assert unused_slots([0.0, 0.05, 0.1], 0.05) == 0
+    assert unused_slots([0.0, 0.16, 0.21], 0.05) == 2  # 0.16 s is about three slots: two unused
+    assert unused_slots([0.0, 0.06], 0.05) == 0  # a late acceptance is jitter, not a lost slot
+    assert unused_slots([], 0.05) == 0
 
 
 def test_extrapolation_is_bound_by_the_slower_of_senders_and_queues() -> None:
@@ -119,7 +128,7 @@ def test_the_pool_mean_is_judged_while_every_sender_has_recipients_left() -> Non
         _accepted(b, f"+2{i}", i * 0.5) for i in range(7)
     ]
 
-    result = pool_fidelity(messages, recipients=10, pool=[a, b])
+    result = pool_fidelity(messages, recipients=10, pool=[a, b], step=timedelta(seconds=0.5))
 
     assert result.saturated_mean == 5 / 1.0  # 6 acceptances in [0, 1.0]
     assert result.mean == 9 / 3.0

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 from infra.bench.campaigns import (
@@ -31,6 +33,8 @@ from infra.bench.context import BenchContext
 from infra.bench.datasets import seed_users
 from infra.bench.measurement import Measurement
 from infra.bench.rates import max_in_window, mean_rate
+from shared.config import Settings
+from shared.domain.send_schedule import spacing
 
 FIGURE = "pool rate fidelity"
 UNIT = "msg/s (mean)"
@@ -42,6 +46,7 @@ TARGET = (
 PROFILED: str | None = "send_message"
 MIN_MEAN_RATIO = 0.97
 POOL = "bench"
+DEFAULT_MARGIN = Settings.model_fields["rate_safety_margin"].default
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class PoolFidelity:
     duplicates: int
     multi_sender_recipients: int
     foreign_messages: int  # from an address outside the pool
+    # Per sender: the slots its spacing offered between its first and last acceptance that no message
+    # took (a gap of k spacings leaves k - 1 unused): where the mean below the ceiling went.
+    unused_slots: dict[str, int]
 
 
 def sender_address(index: int) -> str:
@@ -92,7 +100,8 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
     campaign = create_campaign(ctx, "pool rate", rate, sender_pool=POOL)
     trigger(ctx, campaign)
     wait_until_all_sent(ctx, campaign, recipients, size.timeout)
-    result = pool_fidelity(accepted_messages(ctx), recipients, addresses)
+    margin = float(ctx.env.get("RATE_SAFETY_MARGIN", DEFAULT_MARGIN))
+    result = pool_fidelity(accepted_messages(ctx), recipients, addresses, spacing(size.ceiling, margin))
     met = (
         all(n <= size.ceiling for n in result.max_window_by_sender.values())
         and result.saturated_mean >= MIN_MEAN_RATIO * rate
@@ -139,11 +148,14 @@ def _details(
         "duplicates": result.duplicates,
         "recipients reached from more than one sender": result.multi_sender_recipients,
         "messages from an address outside the pool": result.foreign_messages,
+        "slots unused between a sender's first and last acceptance, by sender": result.unused_slots,
         "final message states": final_counts,
     }
 
 
-def pool_fidelity(messages: list[dict[str, Any]], recipients: int, pool: list[str]) -> PoolFidelity:
+def pool_fidelity(
+    messages: list[dict[str, Any]], recipients: int, pool: list[str], step: timedelta
+) -> PoolFidelity:
     """The figure's numbers from the emulator's accepted messages (each with `to`, `from`, `created_at`)."""
     by_sender: dict[str, list[dict[str, Any]]] = defaultdict(list)
     senders_of: dict[str, set[str]] = defaultdict(set)
@@ -167,7 +179,16 @@ def pool_fidelity(messages: list[dict[str, Any]], recipients: int, pool: list[st
         duplicates=len(messages) - distinct,
         multi_sender_recipients=sum(1 for senders in senders_of.values() if len(senders) > 1),
         foreign_messages=sum(len(sent) for sender, sent in by_sender.items() if sender not in pool),
+        unused_slots={
+            sender: unused_slots(acceptance_times(sent), step.total_seconds())
+            for sender, sent in sorted(by_sender.items())
+        },
     )
+
+
+def unused_slots(times: list[float], step: float) -> int:
+    """Slots of `step` seconds between consecutive acceptances that no message took."""
+    return sum(max(0, round((b - a) / step) - 1) for a, b in pairwise(times))
 
 
 def _saturated_mean(times_by_sender: dict[str, list[float]]) -> float:
