@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,11 +40,20 @@ class Chaos:
     world: World
     size: Size
 
-    def campaign(self, recipients: int | None = None, rate: int | None = None) -> tuple[int, list[str]]:
+    def campaign(
+        self, recipients: int | None = None, rate: int | None = None, sender_pool: str | None = None
+    ) -> tuple[int, list[str]]:
         audience = self.world.recipients(recipients or self.size.recipients)
-        campaign_id = self.world.campaign(rate or self.size.rate)
+        campaign_id = self.world.campaign(rate or self.size.rate, sender_pool)
         self.world.trigger(campaign_id)
         return campaign_id, audience
+
+    def pool_campaign(self) -> tuple[int, list[str], list[str]]:
+        """A campaign at the size's rate over a pool of POOL_SENDERS whose ceilings add up to that rate, so
+        each sender's messages are planned at its own ceiling (docs/architecture.md, "Sender pools")."""
+        senders = self.world.senders(POOL, POOL_SENDERS, self.size.rate // POOL_SENDERS)
+        campaign_id, audience = self.campaign(sender_pool=POOL)
+        return campaign_id, audience, senders
 
     def settle(self, name: str, campaign_id: int, audience: list[str], acks: Acks, note: str = "") -> Verdict:
         recovered = self.world.wait_settled(campaign_id, self.size.settle_timeout)
@@ -51,6 +61,10 @@ class Chaos:
 
 
 Fault = Callable[[Chaos], Verdict]
+POOL = "chaos-pool"
+POOL_SENDERS = 4
+# Twilio's "Rate limit exceeded for Channel", which pauses the sender (shared/domain/twilio_errors.py).
+SENDER_RATE_LIMITED = {"http_status": 429, "error_code": 63018}
 
 
 def kill(process: str, after_fraction: float = 0.25) -> Fault:
@@ -85,6 +99,69 @@ def postgres_down(seconds: float) -> Fault:
         return chaos.settle(f"PostgreSQL down {seconds:.0f} s", campaign_id, audience, Acks())
 
     return run
+
+
+def pool_kill_send_message(chaos: Chaos) -> Verdict:
+    """send_message killed mid-campaign while it sends from a pool: each recipient still gets one message,
+    from one sender."""
+    campaign_id, audience, senders = chaos.pool_campaign()
+    chaos.world.wait_sent(campaign_id, len(audience) // 4)
+    os.kill(chaos.stack.pid("send_message"), signal.SIGKILL)
+    verdict = chaos.settle("pool: kill -9 send_message", campaign_id, audience, Acks())
+    return _pool_checked(chaos, verdict, audience, senders, paused=set())
+
+
+def pool_sender_blocked(chaos: Chaos) -> Verdict:
+    """One sender of the pool is refused by Twilio (63018) from a quarter of the campaign on, and
+    send_message is killed as it happens: the sender is paused, the recipients it had move to the others,
+    and every recipient still gets exactly one message."""
+    campaign_id, audience, senders = chaos.pool_campaign()
+    chaos.world.wait_sent(campaign_id, len(audience) // 4)
+    chaos.world.twilio("/_emulator/faults", {"from": senders[-1], **SENDER_RATE_LIMITED})
+    time.sleep(0.5)
+    os.kill(chaos.stack.pid("send_message"), signal.SIGKILL)
+    try:
+        verdict = chaos.settle(
+            "pool: a sender refused (63018) and send_message killed", campaign_id, audience, Acks()
+        )
+    finally:
+        chaos.world.twilio("/_emulator/faults", {"rate": 0})
+    return _pool_checked(chaos, verdict, audience, senders, paused={senders[-1]})
+
+
+def _pool_checked(
+    chaos: Chaos, verdict: Verdict, audience: list[str], senders: list[str], paused: set[str]
+) -> Verdict:
+    """The pool's own promises beside the verdict's: a recipient hears from one sender only, the refused
+    sender ends paused by Twilio and the others active. Each broken one counts in `pool_broken`."""
+    to_us = set(audience)
+    senders_of: dict[str, set[str]] = {}
+    for message in chaos.world.accepted():
+        number = message["to"].removeprefix("whatsapp:")
+        if number in to_us:
+            senders_of.setdefault(number, set()).add(message["from"])
+    two_senders = sum(1 for found in senders_of.values() if len(found) > 1)
+    states = {
+        str(address): (str(state), by)
+        for address, state, by in chaos.world.sql(
+            "SELECT address, state, paused_by FROM senders WHERE pool = :pool", pool=POOL
+        )
+    }
+    wrong_state = [
+        address
+        for address in senders
+        if states.get(address) != (("paused", "twilio") if address in paused else ("active", None))
+    ]
+    used = Counter(sender for found in senders_of.values() for sender in found)
+    note = (
+        f"sent by sender: {[used.get(s, 0) for s in senders]}; recipients reached from two senders: "
+        f"{two_senders}; senders in the wrong state: {wrong_state or 'none'}"
+    )
+    return replace(
+        verdict,
+        pool_broken=two_senders + len(wrong_state),
+        note="; ".join(part for part in (verdict.note, note) if part),
+    )
 
 
 def twilio_fault(name: str, spec: dict[str, object], note: str = "") -> Fault:
@@ -212,10 +289,12 @@ def faults(size: Size, stack: LocalStack) -> dict[str, Fault]:
         "stop-races": stop_races,
         "pause-cancel": pause_and_cancel_races,
         "webhook-soak": webhook_soak,
+        "pool-kill-send-message": pool_kill_send_message,
+        "pool-sender-blocked": pool_sender_blocked,
     }
     if size.soak_seconds <= 0:
         every.pop("webhook-soak")
     return every
 
 
-SHORT_FAULTS = ("kill-send-message", "postgres-down-short", "stop-races")
+SHORT_FAULTS = ("kill-send-message", "postgres-down-short", "stop-races", "pool-sender-blocked")

@@ -44,11 +44,13 @@ class Verdict:
     violations: int
     recovered_seconds: float | None
     note: str = ""
+    # A pool's promises broken: a recipient reached from two senders, a sender in the wrong state after.
+    pool_broken: int = 0
 
     @property
     def clean(self) -> bool:
         return (
-            not (self.duplicates or self.drops or self.stuck or self.violations)
+            not (self.duplicates or self.drops or self.stuck or self.violations or self.pool_broken)
             and self.recovered_seconds is not None
         )
 
@@ -70,9 +72,15 @@ class World:
         self.sql("UPDATE users SET last_inbound_at = now()")  # inside WhatsApp's 24-hour window
         return [phone(i) for i in range(first, first + count)]
 
-    def campaign(self, rate: int) -> int:
+    def campaign(self, rate: int, sender_pool: str | None = None) -> int:
         tag = time.time_ns()
-        template = self._post("/v1/templates", {"name": f"chaos-{tag}", "content": "Hello {first_name}"})
+        # A pool's senders have no 24-hour window open with these users (the window belongs to a business
+        # number and a user), so a pool campaign needs the approved template to send anything.
+        approved = {"content_sid": "HX" + "c4" * 16, "content_variables": {"1": "first_name"}}
+        template = self._post(
+            "/v1/templates",
+            {"name": f"chaos-{tag}", "content": "Hello {first_name}", **(approved if sender_pool else {})},
+        )
         segment = self._post(
             "/v1/segments", {"name": f"chaos-{tag}", "definition": {"operator": "AND", "conditions": []}}
         )
@@ -86,8 +94,16 @@ class World:
                 # Faults are injected now, at any hour: no quiet hours rather than DEFAULT_QUIET_HOURS.
                 "quiet_hours_start": None,
                 "quiet_hours_end": None,
+                **({"sender_pool": sender_pool} if sender_pool else {}),
             },
         )
+
+    def senders(self, pool: str, count: int, rate: int) -> list[str]:
+        """A pool of `count` senders, `rate` msg/s each, registered through the API."""
+        addresses = [f"whatsapp:+1415556{i:04d}" for i in range(count)]
+        for address in addresses:
+            self._post("/v1/senders", {"address": address, "pool": pool, "rate_limit_per_second": rate})
+        return addresses
 
     def trigger(self, campaign_id: int) -> None:
         self.action(campaign_id, "trigger")
