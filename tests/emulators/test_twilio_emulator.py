@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from twilio.rest import Client
 
 from infra.local.postgres import free_ports
 from infra.local.twilio_emulator import Outcome, TwilioEmulator
+from infra.local.twilio_emulator.messages_endpoint import MessagesEndpoint
 from shared.adapters.twilio_client import make_twilio_client
 from tests.emulators.conftest_twilio import WebhookReceiver
 
@@ -78,6 +80,29 @@ def test_create_with_body_returns_a_queued_message_and_records_it(
     # Tests bucket sends per second, so the accept time keeps its fraction.
     assert datetime.fromisoformat(listed[0]["created_at"]).utcoffset() is not None
     assert "." in listed[0]["created_at"]
+
+
+def test_a_message_is_stamped_when_its_request_arrived_not_after_the_emulators_own_work(
+    emulator: TwilioEmulator, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`date_created` is when Twilio's API got the request: the emulator's own work on it (here an
+    authentication that takes 0.3 s, as Python work can under a loaded CPU) must not move it later, or the
+    bench's 1-second windows would count a send later than it arrived."""
+    authenticate = MessagesEndpoint._authenticate
+
+    def slow_authenticate(self: MessagesEndpoint, request: Any, account_sid: str) -> None:
+        time.sleep(0.3)
+        authenticate(self, request, account_sid)
+
+    monkeypatch.setattr(MessagesEndpoint, "_authenticate", slow_authenticate)
+    before = datetime.now(UTC)
+    message = client.messages.create(to=f"whatsapp:{ALICE}", from_=SENDER, body="Hi")
+    answered = datetime.now(UTC)
+
+    (listed,) = requests.get(f"{emulator.base_url}/_emulator/messages", timeout=5).json()
+    created = datetime.fromisoformat(listed["created_at"])
+    assert before <= created <= answered - timedelta(seconds=0.25)
+    assert message.date_created is not None and abs(message.date_created - created) < timedelta(seconds=1)
 
 
 def test_create_with_content_template_records_sid_and_variables(

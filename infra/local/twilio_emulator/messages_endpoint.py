@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import threading
+from datetime import datetime
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -19,6 +20,7 @@ from .messages_api import NewMessage, parse_create
 from .status_callbacks import StatusCallbacks
 from .store import MessageStore
 from .twilio_errors import TwilioError
+from .wsgi_thread import RECEIVED_AT
 
 
 class MessagesEndpoint:
@@ -36,13 +38,19 @@ class MessagesEndpoint:
         self._stopping = stopping
 
     def create(self, request: Request, account_sid: str) -> Response:
+        # `date_created` is "when the Message resource was created"
+        # (https://www.twilio.com/docs/messaging/api/message-resource): by Twilio's API, as the request
+        # reaches it. Here that is when the request had been read; the emulator's own Python work after
+        # it (parsing, authenticating, validating) shares this machine's CPU with the stack it measures
+        # and would stamp a send later than it arrived, by up to tens of milliseconds under load.
+        received = request.environ.get(RECEIVED_AT)
         self._authenticate(request, account_sid)
         message = parse_create(request.form)
         sender = message.from_.number if message.from_ is not None else None
         fault = self._faults.pick(message.to.number, sender)
         if fault is None:
-            return json_response(self._accept(message), status=201)
-        resource = self._accept(message, fault.callback_outcome) if fault.accept else None
+            return json_response(self._accept(message, received), status=201)
+        resource = self._accept(message, received, fault.callback_outcome) if fault.accept else None
         if fault.delay:
             self._stopping.wait(fault.delay)
         if fault.error is not None:
@@ -57,10 +65,12 @@ class MessagesEndpoint:
         self._authenticate(request, account_sid)
         return json_response(messages_read.read_page(self._store, account_sid, request.args))
 
-    def _accept(self, message: NewMessage, outcome: Outcome | None = None) -> dict[str, Any]:
-        """Record the message and start its callbacks; `outcome` (a callback fault) overrides the configured
-        final status."""
-        record = self._store.accept(message)
+    def _accept(
+        self, message: NewMessage, received: datetime | None, outcome: Outcome | None = None
+    ) -> dict[str, Any]:
+        """Record the message (created when `received`, else now) and start its callbacks; `outcome` (a
+        callback fault) overrides the configured final status."""
+        record = self._store.accept(message, received)
         resource = record.twilio_resource()  # before callbacks start moving the status on
         self._callbacks.start(record, outcome)
         return resource

@@ -100,10 +100,11 @@ class MessageStore:
         if journal is not None and journal.exists():
             self._replay(journal)
 
-    def accept(self, request: NewMessage) -> MessageRecord:
+    def accept(self, request: NewMessage, received: datetime | None = None) -> MessageRecord:
+        """Record a created message, stamped `received` (when its request arrived), else now."""
         # A Messaging Service without a From answers "accepted" until it picks a sender.
         status = "queued" if request.from_ else "accepted"
-        now = datetime.now(UTC)
+        now = received or datetime.now(UTC)
         record = MessageRecord(new_sid("SM"), self._account_sid, request, now, status)
         with self._lock:
             self._records[record.sid] = record

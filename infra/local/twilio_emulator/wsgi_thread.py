@@ -13,10 +13,14 @@ import io
 import socket
 import sys
 import threading
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+# When the request had been read in full, before the emulator's own work on it (the environ key holds a
+# datetime): what a Message's `date_created` is stamped with (messages_endpoint.py).
+RECEIVED_AT = "emulator.received_at"
 # An idle kept-alive connection is closed after this long, as servers do, so its thread ends.
 IDLE_TIMEOUT_SECONDS = 30.0
 
@@ -74,7 +78,8 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
             self.send_error(411, "Length Required")
             return
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, headers, chunks = self._call_app(body)
+        received = datetime.now(UTC)
+        status, headers, chunks = self._call_app(body, received)
         code, _, reason = status.partition(" ")
         payload = b"".join(chunks)
         self.send_response(int(code), reason)
@@ -86,7 +91,7 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def _call_app(self, body: bytes) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+    def _call_app(self, body: bytes, received: datetime) -> tuple[str, list[tuple[str, str]], list[bytes]]:
         started: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -94,7 +99,7 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
             return lambda data: chunks.append(data)
 
         chunks: list[bytes] = []
-        result = self.server.app(self._environ(body), start_response)
+        result = self.server.app({**self._environ(body), RECEIVED_AT: received}, start_response)
         try:
             chunks.extend(result)
         finally:
