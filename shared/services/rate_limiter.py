@@ -9,6 +9,10 @@ key bounds the sum over all running campaigns.
 A slot is reserved even when it lies ahead: the caller either waits for it (if near) or reschedules the
 message for it, so a crowd arriving together (a quiet-hours window ending) is spread once, instead of
 bouncing back all at once again and again.
+
+A send that starts later than its slot allows moves every key's tat later by as much (`push_later`), so
+the send one ceiling's worth after it starts at least a second after it all the same (docs/architecture.md,
+"Late sends").
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.db.queries.prepared import run_prepared
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.send_schedule import spacing
+
+# The window a ceiling is counted over.
+WINDOW = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -89,3 +97,32 @@ def _create_locked(session: Session, ordered: Sequence[RateKey], now: datetime) 
         ),
         {"now": now, **{f"k{i}": k.key for i, k in enumerate(ordered)}},
     )
+
+
+def push_later(uow: UnitOfWork, keys: Sequence[RateKey], slot: datetime, by: timedelta) -> bool:
+    """Move every key's tat `by` later, for a send that starts `by` past what its slot allows: one
+    statement, its own transaction (call it outside `with uow:`), so it is committed before that send.
+
+    It is safe only while every slot that must keep its distance from this send is still to be reserved:
+    the send `rate` after this one must start a second after it, and with spacing (1 + margin) / rate, a
+    key holds fewer than `rate` reservations past `slot` as long as its tat is within a second of `slot`.
+    A key reserved further ahead (a backlog) refuses: nothing moves, False, and the caller takes a fresh
+    slot instead. The locks are taken in key order, as reservations take them."""
+    ordered = sorted(keys, key=lambda k: k.key)
+    wanted = ", ".join(f"(:k{i})" for i in range(len(ordered)))
+    rows = uow.prepared(
+        f"WITH wanted (key) AS (VALUES {wanted}), "
+        "locked AS (SELECT key, tat FROM rate_limiters WHERE key IN (SELECT key FROM wanted) "
+        "ORDER BY key FOR UPDATE) "
+        "UPDATE rate_limiters AS r SET tat = r.tat + CAST(:by AS interval) FROM locked "
+        "WHERE r.key = locked.key "
+        "AND (SELECT count(*) FROM locked WHERE tat <= CAST(:horizon AS timestamptz)) = :count "
+        "RETURNING r.key",
+        {
+            "by": by,
+            "horizon": slot + WINDOW,
+            "count": len(ordered),
+            **{f"k{i}": k.key for i, k in enumerate(ordered)},
+        },
+    )
+    return len(rows) == len(ordered)

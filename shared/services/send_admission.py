@@ -31,6 +31,7 @@ from shared.db.queries import cap_check
 from shared.db.queries import messages as message_sql
 from shared.db.queries.messages import SendContext
 from shared.db.queries.senders import active_pool_senders
+from shared.db.unit_of_work import UnitOfWork
 from shared.domain.enums import CampaignStatus, ConsentState, FrequencyCapPolicy, MessageStatus, SenderState
 from shared.domain.quiet_hours import QuietHours, is_quiet, resolve_timezone, window_end
 from shared.domain.sender_choice import choose_sender
@@ -286,6 +287,16 @@ def retake_slot(session: Session, admission: Admission, clock: Clock, config: Se
     if slot - now > config.max_wait:
         return _wait_for_slot(session, context, slot, now, config, MessageStatus.SENDING)
     return replace(admission, slot=slot)
+
+
+def push_later(uow: UnitOfWork, admission: Admission, config: SendConfig, by: timedelta) -> bool:
+    """The claimed send starts `by` later than its slot allows: move its keys' calendars as much later
+    (rate_limiter.push_later), if it costs less than the slot a retake would leave unused. False: retake."""
+    assert admission.context is not None and admission.slot is not None
+    keys = _rate_keys(admission.context, config)
+    if by > min(key.spacing for key in keys):
+        return False
+    return rate_limiter.push_later(uow, keys, admission.slot, by)
 
 
 def give_back(session: Session, admission: Admission, now: datetime, config: SendConfig) -> Admission:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import socket
 import threading
 import time as clock_time
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from sqlalchemy import Engine, insert, select, update
@@ -18,9 +19,10 @@ from shared.db.models import AuditEvent, Campaign, Message, RateLimiter, User
 from shared.db.unit_of_work import UnitOfWork
 from shared.domain.session_window import NO_TEMPLATE_REASON
 from shared.outcome import Outcome, Result
-from shared.services.rate_limiter import campaign_key, reserve_slot
+from shared.services.rate_limiter import RateKey, campaign_key, reserve_slot, sender_key
 from shared.services.send_admission import CONSENT_REVOKED_REASON
-from shared.services.sender import send_message
+from shared.services.send_config import SendConfig
+from shared.services.sender import PUSH_ALLOWANCE, send_message
 from tests.integration.pipeline_support import campaign_row
 from tests.integration.send_harness import CONFIG, CONTENT_SID, Harness, twilio_sender
 from tests.seeding import T0, add_users, queued_message
@@ -314,42 +316,137 @@ def test_the_last_finished_message_completes_the_campaign(harness: Harness) -> N
     assert campaign_row(harness.engine, harness.message(message_id).campaign_id).status == "COMPLETED"
 
 
-def test_a_send_that_wakes_too_late_for_its_slot_takes_a_fresh_one_instead_of_crowding_the_next(
-    harness: Harness,
-) -> None:
-    first = queued_message(harness.engine, rate=2)
-    overshoots = [0.3]  # the first sleep stalls 300 ms past the slot, as an overloaded process would
+STEP = timedelta(seconds=(1 + CONFIG.rate_margin) / 2)  # a slot at 2/s
+# The sender's own key at 2/s too, so that both keys' slots are as long (0.51 s).
+SLOW_SENDER = replace(CONFIG, sender_rate=2)
 
-    def stalling_sleep(seconds: float) -> None:
+
+def _stalling(
+    harness: Harness, overshoot: float, during: Callable[[], None] = lambda: None
+) -> Callable[[float], None]:
+    """A sleep whose first call (until the claim) stalls `overshoot` seconds past its end, as an overloaded
+    process would; `during` runs inside that stall."""
+    overshoots = [overshoot]
+
+    def sleep(seconds: float) -> None:
+        if overshoots:
+            during()
         harness.sleep(seconds + (overshoots.pop() if overshoots else 0.0))
 
-    harness.clock.set(T0)
-    with harness.engine.begin() as conn:  # a send just before holds the slot at T0
-        campaign_id = conn.execute(select(Message.campaign_id)).scalar_one()
-    step = timedelta(seconds=1.025 / 2)
-    with UnitOfWork(harness.engine) as uow:
-        reserve_slot(uow.session, [campaign_key(campaign_id, 2, CONFIG.rate_margin)], T0)
-        uow.commit()
-    result = send_message(
-        UnitOfWork(harness.engine),
-        harness.sender,
-        harness.tasks,
-        harness.clock,
-        stalling_sleep,
-        CONFIG,
-        first,
-        0,
+    return sleep
+
+
+def _send(harness: Harness, message_id: int, sleep: Callable[[float], None], config: SendConfig) -> Result:
+    return send_message(
+        UnitOfWork(harness.engine), harness.sender, harness.tasks, harness.clock, sleep, config, message_id, 0
     )
 
-    assert result.outcome is Outcome.DONE
-    # Slot T0 + step was missed (woke for the claim 0.3 s late); the retaken slot is the next one,
-    # T0 + 2 steps.
-    claim = CONFIG.claim_lead.total_seconds()
-    assert harness.slept == [
-        pytest.approx(step.total_seconds() - claim + 0.3),
-        pytest.approx(step.total_seconds() - 0.3 + claim),
+
+def _hold_t0(harness: Harness, config: SendConfig) -> list[RateKey]:
+    """A send just before holds slot T0 on the campaign's key (2/s) and the sender's: the one under test
+    gets T0 + one step. Returns the keys."""
+    harness.clock.set(T0)
+    with harness.engine.begin() as conn:
+        campaign_id = conn.execute(select(Message.campaign_id)).scalar_one()
+    keys = [
+        campaign_key(campaign_id, 2, config.rate_margin),
+        sender_key(config.sender_id, config.sender_rate, config.rate_margin),
     ]
-    assert harness.clock.now() == T0 + 2 * step
+    with UnitOfWork(harness.engine) as uow:
+        reserve_slot(uow.session, keys, T0)
+        uow.commit()
+    return keys
+
+
+def _tats(harness: Harness) -> dict[str, datetime]:
+    """Each key's next free slot, by kind (campaign, sender)."""
+    with harness.engine.connect() as conn:
+        rows = conn.execute(select(RateLimiter.key, RateLimiter.tat)).all()
+    return {key.split(":")[0]: tat for key, tat in rows}
+
+
+def test_a_send_that_wakes_late_starts_and_moves_its_calendars_later_by_what_it_overran(
+    harness: Harness,
+) -> None:
+    """Woken 0.3 s late (less than a slot): the send starts now, and both keys' next free slot moves by
+    the overrun past the tolerance plus the push's allowance, so the send `rate` after it still starts a
+    second and half the margin after it (docs/architecture.md, "Late sends")."""
+    message_id = queued_message(harness.engine, rate=2)
+    _hold_t0(harness, SLOW_SENDER)
+
+    result = _send(harness, message_id, _stalling(harness, 0.3), SLOW_SENDER)
+
+    assert result.outcome is Outcome.DONE
+    claim = SLOW_SENDER.claim_lead
+    # One sleep only (to the claim, stalled): no fresh slot was waited for.
+    assert harness.slept == [pytest.approx((STEP - claim).total_seconds() + 0.3)]
+    started = T0 + STEP - claim + timedelta(seconds=0.3)
+    assert harness.clock.now() == started
+    assert len(harness.twilio.messages()) == 1
+    overrun = started - (T0 + STEP) - SLOW_SENDER.late_tolerance
+    moved = T0 + 2 * STEP + overrun + PUSH_ALLOWANCE
+    assert _tats(harness) == {"campaign": moved, "sender": moved}
+    # The next send takes that slot: `rate` sends after this one, that is a second and half the margin on.
+    assert moved + STEP - started >= timedelta(seconds=1 + SLOW_SENDER.rate_margin / 2)
+
+
+def test_a_late_send_does_not_move_a_key_by_more_than_one_of_its_slots(harness: Harness) -> None:
+    """The sender's key at 80/s has 12.8 ms slots: moving it 0.28 s would cost every campaign on that
+    sender 22 of them, so a campaign at 2/s that overran that much takes a fresh slot instead."""
+    message_id = queued_message(harness.engine, rate=2)
+    _hold_t0(harness, CONFIG)
+
+    result = _send(harness, message_id, _stalling(harness, 0.3), CONFIG)
+
+    assert result.outcome is Outcome.DONE
+    claim = CONFIG.claim_lead
+    # Slot T0 + step was missed; the fresh slot is the campaign calendar's next, T0 + 2 steps.
+    assert harness.slept == [
+        pytest.approx((STEP - claim).total_seconds() + 0.3),
+        pytest.approx((STEP - timedelta(seconds=0.3) + claim).total_seconds()),
+    ]
+    assert harness.clock.now() == T0 + 2 * STEP
+    assert _tats(harness)["campaign"] == T0 + 3 * STEP
+    assert len(harness.twilio.messages()) == 1
+
+
+def test_a_send_that_overran_by_more_than_a_slot_takes_a_fresh_one(harness: Harness) -> None:
+    message_id = queued_message(harness.engine, rate=2)
+    _hold_t0(harness, SLOW_SENDER)
+
+    result = _send(harness, message_id, _stalling(harness, 0.6), SLOW_SENDER)
+
+    assert result.outcome is Outcome.DONE
+    woke = T0 + STEP - SLOW_SENDER.claim_lead + timedelta(seconds=0.6)
+    # 0.58 s past the tolerance, more than a 0.51-s slot: the calendar's next slot (T0 + 2 steps) is
+    # already past, so the fresh one is now + slot_lead.
+    assert harness.slept == [
+        pytest.approx((STEP - SLOW_SENDER.claim_lead).total_seconds() + 0.6),
+        pytest.approx(SLOW_SENDER.slot_lead.total_seconds()),
+    ]
+    assert harness.clock.now() == woke + SLOW_SENDER.slot_lead
+    assert _tats(harness)["campaign"] == woke + SLOW_SENDER.slot_lead + STEP
+    assert len(harness.twilio.messages()) == 1
+
+
+def test_a_late_send_on_a_key_booked_a_second_ahead_takes_a_fresh_slot(harness: Harness) -> None:
+    """Another send already holds a slot more than a second past this one's: moving the calendar would
+    not reach it, so the late send takes the calendar's next slot rather than start off its own."""
+    message_id = queued_message(harness.engine, rate=2)
+    keys = _hold_t0(harness, SLOW_SENDER)
+
+    def book_ahead() -> None:  # a send reserves T0 + 2 steps: the tat, T0 + 3 steps, is past slot + 1 s
+        with UnitOfWork(harness.engine) as uow:
+            reserve_slot(uow.session, keys, T0)
+            uow.commit()
+
+    result = _send(harness, message_id, _stalling(harness, 0.1, during=book_ahead), SLOW_SENDER)
+
+    assert result.outcome is Outcome.DONE
+    assert len(harness.slept) == 2
+    # The fresh slot is the calendar's next (T0 + 3 steps), moved by no push.
+    assert harness.clock.now() == T0 + 3 * STEP
+    assert _tats(harness) == {"campaign": T0 + 4 * STEP, "sender": T0 + 4 * STEP}
     assert len(harness.twilio.messages()) == 1
 
 
