@@ -80,9 +80,9 @@ def status_counts(session: Session, campaign_id: int | None) -> dict[str, int]:
     return {str(row.status): int(row.n) for row in rows}
 
 
-# Every count of the ledger pass (shared.db.queries.campaign_analytics) but the first and last send.
-_TOTALS = text("""
-SELECT coalesce(sum(messages) FILTER (WHERE handed), 0) AS handed_to_twilio,
+# Every count of the ledger pass (shared.db.queries.campaign_analytics) but the first and last send, as
+# sums over a campaign's tallies (the fields of Totals).
+_TOTALS_COLUMNS = """coalesce(sum(messages) FILTER (WHERE handed), 0) AS handed_to_twilio,
        coalesce(sum(messages) FILTER (WHERE sent_minute IS NOT NULL), 0) AS sent,
        coalesce(sum(messages) FILTER (WHERE delivered), 0) AS delivered,
        coalesce(sum(messages) FILTER (WHERE read), 0) AS read,
@@ -91,7 +91,9 @@ SELECT coalesce(sum(messages) FILTER (WHERE handed), 0) AS handed_to_twilio,
        coalesce(sum(messages) FILTER (WHERE cap_deferred), 0) AS cap_deferred,
        coalesce(sum(cap_deferrals), 0) AS cap_deferrals,
        coalesce(sum(messages) FILTER (WHERE cap_skipped), 0) AS cap_skipped,
-       coalesce(sum(messages) FILTER (WHERE error_code = :marketing_limit), 0) AS marketing_limit_failed
+       coalesce(sum(messages) FILTER (WHERE error_code = :marketing_limit), 0) AS marketing_limit_failed"""
+_TOTALS = text(f"""
+SELECT {_TOTALS_COLUMNS}
 FROM message_tallies
 WHERE campaign_id = :campaign_id
 """)
@@ -106,19 +108,10 @@ def totals(session: Session, campaign_id: int, marketing_limit: int) -> Any:
 # summary reads this once instead of scanning the campaign's rows once per count. Unfolded deltas (up to a
 # minute of sends in production, ~8 per message; the bench runs no scheduler, so the deltas of its last
 # window stay unfolded) make every scan cost about as much as the others: ~0.1 s each at 83k deltas.
-_SNAPSHOT = text("""
+_SNAPSHOT = text(f"""
 SELECT GROUPING(status, sender, sent_minute, error_code) AS grouping, status, sender, sent_minute, error_code,
        sum(messages) AS messages,
-       coalesce(sum(messages) FILTER (WHERE handed), 0) AS handed_to_twilio,
-       coalesce(sum(messages) FILTER (WHERE sent_minute IS NOT NULL), 0) AS sent,
-       coalesce(sum(messages) FILTER (WHERE delivered), 0) AS delivered,
-       coalesce(sum(messages) FILTER (WHERE read), 0) AS read,
-       coalesce(sum(messages) FILTER (WHERE rate_limited), 0) AS rate_limited,
-       coalesce(sum(rate_limit_deferrals), 0) AS rate_limit_deferrals,
-       coalesce(sum(messages) FILTER (WHERE cap_deferred), 0) AS cap_deferred,
-       coalesce(sum(cap_deferrals), 0) AS cap_deferrals,
-       coalesce(sum(messages) FILTER (WHERE cap_skipped), 0) AS cap_skipped,
-       coalesce(sum(messages) FILTER (WHERE error_code = :marketing_limit), 0) AS marketing_limit_failed
+       {_TOTALS_COLUMNS}
 FROM message_tallies
 WHERE campaign_id = :campaign_id
 GROUP BY GROUPING SETS ((status), (sender, status), (sent_minute), (error_code), ())
