@@ -185,17 +185,11 @@ def _measured(session: Session, campaign_id: int, measure: str, counted: int | N
     return Percentiles(n, median, p90)
 
 
-def ledger_pass(
-    session: Session, campaign_id: int, counted: tallies.CampaignTallies | None = None
-) -> LedgerPass:
+def ledger_pass(session: Session, campaign_id: int, counted: tallies.CampaignTallies) -> LedgerPass:
     """`counted`: the campaign's tallies already read (`tallies.snapshot`), so that they are not scanned
     again; a measure they count no message for is not looked up."""
-    if counted is None:
-        counts: Any = tallies.totals(session, campaign_id, MARKETING_LIMIT_ERROR)
-        read, rate_limited = None, None
-    else:
-        counts = counted.totals
-        read, rate_limited = int(counts.read), int(counts.rate_limited)
+    counts = counted.totals
+    read, rate_limited = counts.read, counts.rate_limited
     span = session.execute(_SENT_SPAN, {"campaign_id": campaign_id}).one()
     rate_limit_wait = _measured(session, campaign_id, "rate_limit_wait", rate_limited)
     max_wait = None
@@ -337,22 +331,6 @@ def attribution(
     }
     row = session.execute(_ATTRIBUTION, params).one()
     return Attribution(int(row.opted_out), int(row.replied), int(row.replies))
-
-
-def sends_per_minute(session: Session, campaign_id: int) -> list[tuple[datetime, int]]:
-    """Minutes with at least one send (Twilio's "sent"), in order (message_tallies)."""
-    return tallies.sends_per_minute(session, campaign_id)
-
-
-def per_sender(session: Session, campaign_id: int) -> list[tuple[str | None, str, int]]:
-    """(sender, status, count) of every message of the campaign (NULL sender: none chosen yet), from
-    message_tallies."""
-    return tallies.per_sender(session, campaign_id)
-
-
-def error_codes(session: Session, campaign_id: int) -> list[tuple[int, int]]:
-    """Every error code of the campaign's messages with its count, the most frequent first (message_tallies)."""
-    return tallies.error_codes(session, campaign_id)
 
 
 # The export, a page at a time in phone order: a range of the unique (campaign_id, recipient_phone) index,
