@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from twilio.rest import Client
 from infra.local.postgres import free_ports
 from infra.local.twilio_emulator import Outcome, TwilioEmulator
 from infra.local.twilio_emulator.messages_endpoint import MessagesEndpoint
+from infra.local.twilio_emulator.wsgi_thread import IDLE_TIMEOUT_SECONDS, _KeepAliveHandler
 from shared.adapters.twilio_client import make_twilio_client
 from tests.emulators.conftest_twilio import WebhookReceiver
 
@@ -103,6 +105,34 @@ def test_a_message_is_stamped_when_its_request_arrived_not_after_the_emulators_o
     created = datetime.fromisoformat(listed["created_at"])
     assert before <= created <= answered - timedelta(seconds=0.25)
     assert message.date_created is not None and abs(message.date_created - created) < timedelta(seconds=1)
+
+
+def test_a_message_is_stamped_when_its_bytes_arrived_though_the_emulator_read_them_later(
+    emulator: TwilioEmulator, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator's threads share the CPU with the stack it measures and can get to a request late; the
+    stamp is the kernel's arrival stamp, so a handler that reads each request 0.3 s after it arrived (on
+    a new connection and on a kept-alive one) still stamps it when it arrived."""
+    handle = _KeepAliveHandler.handle_one_request
+
+    def late_handle(self: _KeepAliveHandler) -> None:
+        ready, _, _ = select.select([self.connection], [], [], IDLE_TIMEOUT_SECONDS)
+        if ready:
+            time.sleep(0.3)  # the request is in the socket: read it late
+        handle(self)
+
+    monkeypatch.setattr(_KeepAliveHandler, "handle_one_request", late_handle)
+    sent = []
+    for body in ("first", "second, on the kept-alive connection"):
+        before = datetime.now(UTC)
+        client.messages.create(to=f"whatsapp:{ALICE}", from_=SENDER, body=body)
+        sent.append((before, datetime.now(UTC)))
+
+    listed = requests.get(f"{emulator.base_url}/_emulator/messages", timeout=5).json()
+    created = {m["body"]: datetime.fromisoformat(m["created_at"]) for m in listed}
+    for (before, answered), body in zip(sent, ("first", "second, on the kept-alive connection"), strict=True):
+        assert answered - before >= timedelta(seconds=0.3)
+        assert before <= created[body] <= before + timedelta(seconds=0.15), body
 
 
 def test_create_with_content_template_records_sid_and_variables(

@@ -40,9 +40,10 @@ class MessagesEndpoint:
     def create(self, request: Request, account_sid: str) -> Response:
         # `date_created` is "when the Message resource was created"
         # (https://www.twilio.com/docs/messaging/api/message-resource): by Twilio's API, as the request
-        # reaches it. Here that is when the request had been read; the emulator's own Python work after
-        # it (parsing, authenticating, validating) shares this machine's CPU with the stack it measures
-        # and would stamp a send later than it arrived, by up to tens of milliseconds under load.
+        # reaches it. Here that is when the request's first bytes reached this host, the kernel's receive
+        # stamp (wsgi_thread.py): the emulator's own Python work (reading, parsing, authenticating,
+        # validating) shares this machine's CPU with the stack it measures and would stamp a send later
+        # than it arrived, by tens of milliseconds under load.
         received = request.environ.get(RECEIVED_AT)
         self._authenticate(request, account_sid)
         message = parse_create(request.form)

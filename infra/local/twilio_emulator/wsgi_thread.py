@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
+import struct
 import sys
 import threading
 from datetime import UTC, datetime
@@ -18,9 +19,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-# When the request had been read in full, before the emulator's own work on it (the environ key holds a
-# datetime): what a Message's `date_created` is stamped with (messages_endpoint.py).
+# When the request's first bytes reached this host (the environ key holds a datetime): what a Message's
+# `date_created` is stamped with (messages_endpoint.py).
 RECEIVED_AT = "emulator.received_at"
+# Linux stamps each received packet with the wall clock when the kernel takes it in, and hands the stamp
+# to recvmsg() as a control message once the socket asks for it (socket(7), SO_TIMESTAMPNS; the TCP
+# stack passes the stamp of the data it returns since Linux 4.x). Twilio stamps a message on its own
+# servers, whose CPUs our stack does not share; the emulator's threads do share this machine's two cores
+# with the stack it measures, and under load get to a request tens of milliseconds after it arrived. The
+# kernel's stamp is the arrival itself. Python does not name the constant; 35 is SO_TIMESTAMPNS (the
+# 64-bit `struct timespec` form) in Linux's asm-generic/socket.h, also its SCM_ control message type.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("qq")
 # An idle kept-alive connection is closed after this long, as servers do, so its thread ends.
 IDLE_TIMEOUT_SECONDS = 30.0
 
@@ -34,12 +44,49 @@ class _Server(ThreadingHTTPServer):
         self.open_connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
 
+    def server_bind(self) -> None:
+        # On the listening socket, so that accepted sockets inherit it: a request that arrives before its
+        # handler thread has run would otherwise have come in unstamped (the kernel stamps packets only
+        # once some socket has asked for stamps).
+        with contextlib.suppress(OSError):  # not Linux: stamped when read
+            self.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        super().server_bind()
+
     def close_open_connections(self) -> None:
         """Stopped means stopped: a kept-alive client must not be answered by a leftover handler thread."""
         with self.connections_lock:
             for connection in self.open_connections:
                 with contextlib.suppress(OSError):  # already closed by the client
                     connection.shutdown(socket.SHUT_RDWR)
+
+
+class _ArrivalStampedReader(io.RawIOBase):
+    """The socket's bytes, keeping the kernel's arrival stamp of the first read since `arrival` was reset.
+
+    The handler buffers its reads (one read takes a whole small request); a request whose bytes were already
+    buffered with the one before it (a pipelining client; none of ours pipelines) has no stamp of its own,
+    and is stamped when read."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self._control = socket.CMSG_SPACE(_TIMESPEC.size)
+        self.arrival: datetime | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def readinto(self, buffer: Any) -> int:
+        size, control, _flags, _address = self._sock.recvmsg_into([buffer], self._control)
+        if self.arrival is None:
+            for level, kind, data in control:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                    self.arrival = datetime.fromtimestamp(seconds + nanoseconds / 1e9, UTC)
+        return size
 
 
 class _KeepAliveHandler(BaseHTTPRequestHandler):
@@ -52,8 +99,15 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         # Headers and body leave in two writes: without this, Nagle holds the body back for the client's
         # delayed ACK, 40 ms per request.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile.close()  # the socket's own buffered file, replaced by one that keeps arrival stamps
+        self._reader = _ArrivalStampedReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
         with self.server.connections_lock:
             self.server.open_connections.add(self.connection)
+
+    def handle_one_request(self) -> None:
+        self._reader.arrival = None
+        super().handle_one_request()
 
     def finish(self) -> None:
         with self.server.connections_lock:
@@ -78,7 +132,7 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
             self.send_error(411, "Length Required")
             return
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        received = datetime.now(UTC)
+        received = self._reader.arrival or datetime.now(UTC)
         status, headers, chunks = self._call_app(body, received)
         code, _, reason = status.partition(" ")
         payload = b"".join(chunks)
