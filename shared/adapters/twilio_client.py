@@ -6,9 +6,13 @@ Twilio emulator because `TWILIO_API_URL` says so. There is no other code path fo
 
 from __future__ import annotations
 
+import os
+
 from requests import Session
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+
+from shared.adapters.wire_gate import GatedAdapter
 
 DEFAULT_API_URL = "https://api.twilio.com"
 
@@ -26,6 +30,10 @@ def make_twilio_client(
     http_client = TwilioHttpClient(pool_connections=True, timeout=timeout)
     assert http_client.session is not None  # pool_connections=True keeps one
     _read_environment_once(http_client.session, api_url or DEFAULT_API_URL)
+    # The same pools the SDK mounts (its https pool size; requests' default for http), whose connections
+    # run a send's last check right before its bytes leave (wire_gate.py).
+    http_client.session.mount("https://", GatedAdapter(pool_maxsize=min(32, (os.cpu_count() or 1) + 4)))
+    http_client.session.mount("http://", GatedAdapter())
     client = Client(account_sid, auth_token, http_client=http_client)
     if api_url:
         # The Messages API lives on the `api` domain; its base URL is a plain attribute the SDK

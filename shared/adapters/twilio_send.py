@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +18,8 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
+
+from shared.adapters.wire_gate import Withheld, gate
 
 WHATSAPP = "whatsapp:"
 _SDK_LOGGER = "twilio.http_client"
@@ -41,10 +45,16 @@ class SendAttempt:
     error_message: str = ""
     # The request may have reached Twilio but no answer came back.
     ambiguous: bool = False
+    # The last-moment check said no: not a byte was written, Twilio never saw it.
+    withheld: bool = False
+
+
+# Runs right before the request's first byte is written; may sleep; False withholds the request.
+LastMoment = Callable[[], bool]
 
 
 class MessageSender(Protocol):
-    def send(self, message: OutboundMessage) -> SendAttempt: ...
+    def send(self, message: OutboundMessage, last_moment: LastMoment | None = None) -> SendAttempt: ...
 
 
 class TwilioMessageSender:
@@ -58,9 +68,12 @@ class TwilioMessageSender:
         self._from = from_ if not from_ or from_.startswith(WHATSAPP) else WHATSAPP + from_
         self._service = messaging_service_sid
 
-    def send(self, message: OutboundMessage) -> SendAttempt:
+    def send(self, message: OutboundMessage, last_moment: LastMoment | None = None) -> SendAttempt:
         try:
-            created = self._client.messages.create(**self._arguments(message))
+            with gate(last_moment) if last_moment is not None else nullcontext():
+                created = self._client.messages.create(**self._arguments(message))
+        except Withheld:
+            return SendAttempt(withheld=True)
         except TwilioRestException as error:
             return SendAttempt(http_status=error.status, error_code=error.code, error_message=error.msg)
         except (requests.ConnectTimeout, requests.ConnectionError) as error:

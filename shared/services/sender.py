@@ -85,10 +85,19 @@ def _claim_and_send(
         uow.commit()
     if not claimed.claimed:
         return claimed
-    claimed = _await_slot(uow, clock, sleep, config, replace(claimed, slot=admission.slot))
-    if claimed.outbound is None or claimed.slot is None:
+    assert claimed.outbound is not None
+    waited = [replace(claimed, slot=admission.slot)]
+
+    def at_the_slot() -> bool:
+        # Right before the request's first byte leaves (shared/adapters/wire_gate.py): the SDK has built
+        # it during the claim's lead, and nothing but the write follows the lateness check.
+        waited[0] = _await_slot(uow, clock, sleep, config, waited[0])
+        return waited[0].outbound is not None and waited[0].slot is not None
+
+    attempt = twilio.send(claimed.outbound, at_the_slot)
+    claimed = waited[0]
+    if attempt.withheld or claimed.outbound is None or claimed.slot is None:
         return claimed  # given back to the queue: never sent
-    attempt = twilio.send(claimed.outbound)
     if attempt.sid is not None:
         return record_accepted(uow, context, attempt.sid, clock.now())
     with uow:

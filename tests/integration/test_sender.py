@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from infra.local.twilio_emulator import TwilioEmulator
+from shared.adapters.twilio_send import OutboundMessage, TwilioMessageSender
 from shared.clock import SystemClock
 from shared.db.models import AuditEvent, Campaign, Message, RateLimiter, User
 from shared.db.unit_of_work import UnitOfWork
@@ -22,7 +23,7 @@ from shared.outcome import Outcome, Result
 from shared.services.rate_limiter import RateKey, campaign_key, reserve_slot, sender_key
 from shared.services.send_admission import CONSENT_REVOKED_REASON
 from shared.services.send_config import SendConfig
-from shared.services.sender import PUSH_ALLOWANCE, send_message
+from shared.services.sender import MAX_SLOT_RETAKES, PUSH_ALLOWANCE, send_message
 from tests.integration.pipeline_support import campaign_row
 from tests.integration.send_harness import CONFIG, CONTENT_SID, Harness, twilio_sender
 from tests.seeding import T0, add_users, queued_message
@@ -448,6 +449,57 @@ def test_a_late_send_on_a_key_booked_a_second_ahead_takes_a_fresh_slot(harness: 
     assert harness.clock.now() == T0 + 3 * STEP
     assert _tats(harness) == {"campaign": T0 + 4 * STEP, "sender": T0 + 4 * STEP}
     assert len(harness.twilio.messages()) == 1
+
+
+def test_a_send_is_judged_late_when_its_bytes_leave_not_before_the_sdk_built_its_request(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK builds the request (here taking 0.3 s, as a starved process can) before the lateness check,
+    which runs right before the bytes leave: the send is judged 0.29 s late and moves its calendars. Checked
+    before the build, it would have counted as on time and left the calendars where they were, though its
+    request reached Twilio 0.29 s after its slot."""
+    message_id = queued_message(harness.engine, rate=2)
+    _hold_t0(harness, SLOW_SENDER)
+    arguments = TwilioMessageSender._arguments
+
+    def slow_arguments(self: TwilioMessageSender, message: OutboundMessage) -> dict[str, object]:
+        harness.clock.advance(timedelta(seconds=0.3))
+        return arguments(self, message)
+
+    monkeypatch.setattr(TwilioMessageSender, "_arguments", slow_arguments)
+
+    result = _send(harness, message_id, harness.sleep, SLOW_SENDER)
+
+    assert result.outcome is Outcome.DONE
+    started = T0 + STEP - SLOW_SENDER.claim_lead + timedelta(seconds=0.3)
+    assert harness.slept == [pytest.approx((STEP - SLOW_SENDER.claim_lead).total_seconds())]
+    overrun = started - (T0 + STEP) - SLOW_SENDER.late_tolerance
+    moved = T0 + 2 * STEP + overrun + PUSH_ALLOWANCE
+    assert _tats(harness) == {"campaign": moved, "sender": moved}
+    assert len(harness.twilio.messages()) == 1
+
+
+def test_a_send_that_keeps_missing_its_slot_goes_back_to_the_queue_and_twilio_sees_nothing(
+    harness: Harness,
+) -> None:
+    """Every wake-up overshoots by more than a slot: after MAX_SLOT_RETAKES fresh slots the claimed
+    message goes back to the queue. The request was already built; not a byte of it was written."""
+    message_id = queued_message(harness.engine, rate=2)
+    _hold_t0(harness, SLOW_SENDER)
+
+    def always_late(seconds: float) -> None:
+        harness.sleep(seconds + 0.6)
+
+    result = _send(harness, message_id, always_late, SLOW_SENDER)
+
+    assert result.outcome is Outcome.DONE
+    assert harness.twilio.messages() == []
+    message = harness.message(message_id)
+    assert message.status == "QUEUED"
+    assert message.provider_sid is None
+    # The claim's wake-up, then a wait for each fresh slot but the last (given back instead).
+    assert len(harness.slept) == MAX_SLOT_RETAKES
+    assert [task.message_id for task in harness.tasks.tasks] == [message_id]
 
 
 def test_time_spent_waiting_for_the_row_lock_does_not_make_the_send_miss_its_slot(harness: Harness) -> None:
