@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def fold_tallies(uow: UnitOfWork) -> int:
-    """Fold every campaign with deltas not yet folded; returns how many delta rows were folded."""
+    """Fold every campaign with deltas not yet folded, then vacuum the tallies; returns how many delta rows
+    were folded."""
     with uow:
         campaigns, folded, kept = tallies.fold(uow.session)
         uow.commit()
@@ -21,4 +22,5 @@ def fold_tallies(uow: UnitOfWork) -> int:
         log.info(
             "message tallies folded", extra={"campaigns": campaigns, "rows_folded": folded, "rows_kept": kept}
         )
+        tallies.vacuum(uow.engine)
     return folded

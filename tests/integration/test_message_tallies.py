@@ -340,6 +340,64 @@ def test_two_folds_at_once_with_writers_lose_nothing(engine: Engine) -> None:
     assert_exact(engine)
 
 
+def _vacuums(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("""
+                SELECT relname, vacuum_count FROM pg_stat_user_tables
+                WHERE relname IN ('message_tallies', 'delivery_time_tallies')""")
+        ).all()
+    return {str(name): int(count) for name, count in rows}
+
+
+def test_a_fold_vacuums_the_tallies_it_left_dead_rows_in(engine: Engine) -> None:
+    """The fold deletes the deltas it sums; the tick vacuums both tally tables right after, so reads do not
+    step over them until autovacuum's nap ends. Nothing folded, nothing to vacuum."""
+    phones = add_users(engine, 5)
+    campaign = add_campaign(engine, status="RUNNING")
+    _insert(engine, campaign, phones)
+    for p in phones:
+        _run(engine, "UPDATE messages SET status = 'SENDING' WHERE recipient_phone = :p", p=p)
+    before = _vacuums(engine)
+
+    assert fold_tallies(UnitOfWork(engine)) > 0
+
+    after = _vacuums(engine)
+    assert {table: after[table] - before[table] for table in after} == {
+        "message_tallies": 1,
+        "delivery_time_tallies": 1,
+    }
+    assert fold_tallies(UnitOfWork(engine)) == 0
+    assert _vacuums(engine) == after
+    assert_exact(engine)
+
+
+def test_a_fold_neither_waits_for_nor_fails_on_a_vacuum_already_at_work(engine: Engine) -> None:
+    """A VACUUM in progress (autovacuum, an overlapping tick) holds the table's SHARE UPDATE EXCLUSIVE lock:
+    the tick's VACUUM skips a table it cannot lock at once, and the fold itself never needed that lock."""
+    phones = add_users(engine, 3)
+    campaign = add_campaign(engine, status="RUNNING")
+    _insert(engine, campaign, phones)
+    before = _vacuums(engine)
+    done = threading.Event()
+
+    def tick() -> None:
+        fold_tallies(UnitOfWork(engine))
+        done.set()
+
+    with engine.connect() as vacuum, vacuum.begin():
+        vacuum.execute(text("LOCK TABLE message_tallies IN SHARE UPDATE EXCLUSIVE MODE"))
+        folder = threading.Thread(target=tick)
+        folder.start()
+        folder.join(timeout=30)
+        assert done.is_set(), "the tick waited for the VACUUM's lock"
+    after = _vacuums(engine)
+    assert after["message_tallies"] == before["message_tallies"]  # skipped, not waited for
+    assert after["delivery_time_tallies"] == before["delivery_time_tallies"] + 1
+    assert _unfolded(engine) == 0
+    assert_exact(engine)
+
+
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 10, 11, 37])
 def test_percentiles_by_position_equal_percentile_cont(engine: Engine, count: int) -> None:
     rng = random.Random(count)
