@@ -53,16 +53,20 @@ def _pass(connection: HTTPConnection) -> None:
         raise Withheld
 
 
-class _GatedHTTPConnection(HTTPConnection):
+class _Gated(HTTPConnection):
+    """Runs the armed check before the connection's `send`: the request line and headers are its first."""
+
     def send(self, data: Any) -> None:
         _pass(self)
         super().send(data)
 
 
-class _GatedHTTPSConnection(HTTPSConnection):
-    def send(self, data: Any) -> None:
-        _pass(self)
-        super().send(data)
+class _GatedHTTPConnection(_Gated):
+    pass
+
+
+class _GatedHTTPSConnection(_Gated, HTTPSConnection):
+    pass
 
 
 class _GatedHTTPConnectionPool(HTTPConnectionPool):
