@@ -15,6 +15,10 @@ from infra.bench.paths import BENCH_DIR
 from infra.bench.procfs import gunicorn_worker
 
 PROFILE_DIR = BENCH_DIR / "profiles"
+# py-spy's default 100 samples/s walks every thread of a worker that runs a dozen: on this 2-core machine
+# that took most of a core and starved the figure it was explaining. 20/s costs a few percent and still
+# gives thousands of stacks over a figure.
+SAMPLE_RATE = 20
 
 
 @contextmanager
@@ -29,7 +33,19 @@ def profiled(ctx: BenchContext, figure: str, function: str | None) -> Iterator[N
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     output = PROFILE_DIR / f"{figure}.txt"
     worker = gunicorn_worker(ctx.server_pids(function))
-    argv = [py_spy, "record", "--pid", str(worker), "--format", "raw", "--output", str(output), "--threads"]
+    argv = [
+        py_spy,
+        "record",
+        "--pid",
+        str(worker),
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--threads",
+        "--rate",
+        str(SAMPLE_RATE),
+    ]
     sampler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
