@@ -21,6 +21,7 @@ from infra.bench.context import BenchContext
 from infra.bench.procfs import listening_pids
 
 _TICK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,13 @@ def per_unit_ms(before: CpuSample, after: CpuSample, units: int) -> dict[str, fl
         "all of the stack": round(sum(spent.values()), 2),
         "whole machine": round(1000 * (after.machine - before.machine) / units, 2),
     }
+
+
+def machine_ceiling(cpu_ms: Mapping[str, float]) -> float | None:
+    """The messages/s this machine's cores could carry at the whole machine's CPU per message if they did
+    nothing else: no rate on this machine can exceed it, whatever the rate control does."""
+    whole = cpu_ms["whole machine"]
+    return round(CORES * 1000 / whole, 1) if whole > 0 else None
 
 
 def _roots(pids: list[int]) -> list[int]:

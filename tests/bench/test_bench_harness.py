@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.bench.cpu import CORES, machine_ceiling
 from infra.bench.figures import bulk_import, million
 from infra.bench.figures.million import MIN_POLL_SECONDS, extrapolate, next_poll_in, product_ms
 from infra.bench.figures.pool_rate import pool_fidelity, unused_slots
@@ -160,3 +161,8 @@ def test_a_window_polls_a_handful_of_times_whatever_its_backlog() -> None:
     assert next_poll_in(800, 0, 0.0, nominal_rate=80) == 9.0
     assert next_poll_in(600, 600, 20.0, nominal_rate=80) == 18.0
     assert next_poll_in(1, 600, 20.0, nominal_rate=80) == MIN_POLL_SECONDS
+
+
+def test_the_machine_ceiling_is_its_cores_over_the_cpu_one_message_costs_the_whole_machine() -> None:
+    assert machine_ceiling({"send_message": 8.0, "whole machine": 25.0}) == round(CORES * 1000 / 25.0, 1)
+    assert machine_ceiling({"whole machine": 0.0}) is None  # nothing measured: no ceiling, not infinity

@@ -30,6 +30,7 @@ from infra.bench.campaigns import (
     wait_until_all_sent,
 )
 from infra.bench.context import BenchContext
+from infra.bench.cpu import CORES, machine_ceiling, per_unit_ms, sample, stack_groups
 from infra.bench.datasets import seed_users
 from infra.bench.measurement import Measurement
 from infra.bench.rates import max_in_window, mean_rate
@@ -98,8 +99,11 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         )
     seed_users(ctx.database_url, 0, recipients)
     campaign = create_campaign(ctx, "pool rate", rate, sender_pool=POOL)
+    groups = stack_groups(ctx)
+    before = sample(groups)
     trigger(ctx, campaign)
     wait_until_all_sent(ctx, campaign, recipients, size.timeout)
+    cpu_ms = per_unit_ms(before, sample(groups), recipients)
     margin = float(ctx.env.get("RATE_SAFETY_MARGIN", DEFAULT_MARGIN))
     result = pool_fidelity(accepted_messages(ctx), recipients, addresses, spacing(size.ceiling, margin))
     met = (
@@ -117,7 +121,8 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
         met=met,
         runs=1,
         details=_details(size, recipients, result, message_counts(ctx, campaign))
-        | {"waiting for rate slots": rate_waits(ctx, campaign)},
+        | {"waiting for rate slots": rate_waits(ctx, campaign)}
+        | _cpu_details(cpu_ms),
         notes=(
             f"one campaign at {rate}/s (the pool's sum) over a pool of {size.senders} senders, "
             f"{size.ceiling}/s each, {recipients:,} recipients (~{size.seconds} s of sending)",
@@ -126,6 +131,9 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             "of the senders' last); the stable hash spreads recipients unevenly (messages by sender), so "
             "after that the busiest sender sends on alone: the mean over the whole campaign, tail included, "
             "and the sum of the senders' own means are listed beside it",
+            "the machine's ceiling: its cores' seconds over the whole machine's CPU per message, trigger to "
+            "the last status callback; each message gets three callbacks (sent, delivered, read), as WhatsApp "
+            "messages do, and on this machine they share the cores with the senders",
             "no same-run baseline: the replaced system had a single sender",
         ),
     )
@@ -150,6 +158,15 @@ def _details(
         "messages from an address outside the pool": result.foreign_messages,
         "slots unused between a sender's first and last acceptance, by sender": result.unused_slots,
         "final message states": final_counts,
+    }
+
+
+def _cpu_details(cpu_ms: dict[str, float]) -> dict[str, Any]:
+    """What the whole stack spent per message (trigger to the last callback), and the rate this machine's
+    cores could carry at that cost: the pool's mean cannot exceed it."""
+    return {
+        "CPU per message by process, trigger to the last callback (ms)": cpu_ms,
+        f"the machine's ceiling at that cost, {CORES} cores 100% busy (msg/s)": machine_ceiling(cpu_ms),
     }
 
 

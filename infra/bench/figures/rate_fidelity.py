@@ -31,6 +31,7 @@ from infra.bench.campaigns import (
     wait_until_all_sent,
 )
 from infra.bench.context import BenchContext
+from infra.bench.cpu import CORES, machine_ceiling, per_unit_ms, sample, stack_groups
 from infra.bench.datasets import seed_users
 from infra.bench.measurement import Measurement
 from infra.bench.rates import max_in_window, mean_rate
@@ -70,6 +71,8 @@ class Fidelity:
     drops: int
     duplicates: int
     final_counts: dict[str, int]
+    # What this machine's cores could carry at the run's whole-machine CPU per message (cpu.machine_ceiling).
+    machine_ceiling: float | None
 
     def as_details(self, label: str) -> dict[str, Any]:
         return {
@@ -116,6 +119,9 @@ def run(ctx: BenchContext, size: Size) -> Measurement:
             "campaign rate (msg/s)": size.rate,
             "clean runs: mean (msg/s)": [round(r.mean, 2) for r in cleans],
             "clean runs: max in any 1 s window": [r.max_window for r in cleans],
+            f"clean runs: the machine's ceiling at their CPU per message, {CORES} cores 100% busy (msg/s)": [
+                r.machine_ceiling for r in cleans
+            ],
             **clean.as_details("clean (median run)"),
             **stressed.as_details("faults + quiet hours"),
         },
@@ -141,11 +147,14 @@ def _quiet_hours_ending_soon() -> dict[str, Any]:
 def _measure(ctx: BenchContext, campaign: int, recipients: int, size: Size, faults: bool) -> Fidelity:
     if faults:
         set_twilio_faults(ctx, FAULTS)
+    groups = stack_groups(ctx)
+    before = sample(groups)
     trigger(ctx, campaign)
     if faults:
         time.sleep(size.seconds)
         set_twilio_faults(ctx, {"rate": 0})
     wait_until_all_sent(ctx, campaign, recipients, size.timeout)
+    cpu_ms = per_unit_ms(before, sample(groups), recipients)
     messages = accepted_messages(ctx)
     times = acceptance_times(messages)
     if not times:
@@ -158,4 +167,5 @@ def _measure(ctx: BenchContext, campaign: int, recipients: int, size: Size, faul
         drops=recipients - distinct,
         duplicates=len(messages) - distinct,
         final_counts=message_counts(ctx, campaign),
+        machine_ceiling=machine_ceiling(cpu_ms),
     )
