@@ -4,6 +4,7 @@ between figures."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,14 @@ def reset_stack(env: Mapping[str, str], twilio_config: Mapping[str, Any] | None 
     requests.post(twilio + "/_emulator/config", json=dict(twilio_config), timeout=10).raise_for_status()
 
 
+# TRUNCATE locks its tables one after another. A write still landing from before the reset (a status
+# callback Twilio's emulator sends late, a scheduler tick's fold) can lock two of them the other way round,
+# and PostgreSQL then aborts one side of the deadlock: when that is the TRUNCATE, the reset tries again
+# once the write has ended (https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-DEADLOCKS).
+DEADLOCK_DETECTED = "40P01"
+TRUNCATE_ATTEMPTS = 5
+
+
 def _truncate_all_tables(database_url: str) -> None:
     url = make_url(database_url)
     conn = pg8000.native.Connection(
@@ -54,6 +63,18 @@ def _truncate_all_tables(database_url: str) -> None:
         # Ids keep counting: a task of an earlier test or figure still on its way must never find a new
         # message under its old id.
         if names:
-            conn.run(f"TRUNCATE {names} CASCADE")
+            _truncate(conn, names)
     finally:
         conn.close()
+
+
+def _truncate(conn: pg8000.native.Connection, names: str) -> None:
+    for attempt in range(1, TRUNCATE_ATTEMPTS + 1):
+        try:
+            conn.run(f"TRUNCATE {names} CASCADE")
+            return
+        except pg8000.native.DatabaseError as error:
+            fields = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+            if fields.get("C") != DEADLOCK_DETECTED or attempt == TRUNCATE_ATTEMPTS:
+                raise
+            time.sleep(0.1 * attempt)
