@@ -2,16 +2,6 @@
 
 from __future__ import annotations
 
-import pg8000.native
-from sqlalchemy.engine import make_url
+from infra.local.postgres import connect
 
-
-def connect(database_url: str) -> pg8000.native.Connection:
-    url = make_url(database_url)
-    return pg8000.native.Connection(
-        url.username or "postgres",
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        database=url.database,
-        password=url.password,
-    )
+__all__ = ["connect"]

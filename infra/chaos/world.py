@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pg8000.native
 import requests
-from sqlalchemy.engine import make_url
 
 from infra.bench.datasets import phone, seed_users
+from infra.local.postgres import connect
 from infra.local.stack import LocalStack
 
 # A message in these states has been decided without reaching Twilio for a reason the fault allows.
@@ -222,14 +221,7 @@ class World:
         return int(response.json()["id"])
 
     def sql(self, sql: str, **params: Any) -> list[list[Any]]:
-        url = make_url(self.env["DATABASE_URL"])
-        conn = pg8000.native.Connection(
-            url.username or "postgres",
-            host=url.host,
-            port=url.port,
-            database=url.database,
-            password=url.password,
-        )
+        conn = connect(self.env["DATABASE_URL"])
         try:
             rows: list[list[Any]] = conn.run(sql, **params) or []
             return rows

@@ -17,11 +17,31 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pg8000.native
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = ROOT / ".local" / "postgres"
 DEFAULT_DB = "ese"
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/local/pgsql/bin")
+
+
+def connect(database_url: str) -> pg8000.native.Connection:
+    """A plain pg8000 connection from a DATABASE_URL, for the local tools' own statements (a reset, the
+    bench's setup and baselines, chaos checks): not the application's engine."""
+    import pg8000.native
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    return pg8000.native.Connection(
+        url.username or "postgres",
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        database=url.database,
+        password=url.password,
+    )
 
 
 def _pg_bin(name: str) -> str:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pg8000.native
 import requests
-from sqlalchemy.engine import make_url
 
 from infra.local.emulator_clients import cloud_tasks, subscriber
+from infra.local.postgres import connect
 from infra.local.pubsub_emulator import push_subscription
 from infra.local.twilio_emulator.config import EmulatorConfig
 from shared.adapters.tasks import send_queue_names
@@ -53,19 +53,21 @@ TRUNCATE_ATTEMPTS = 5
 
 
 def _truncate_all_tables(database_url: str) -> None:
-    url = make_url(database_url)
-    conn = pg8000.native.Connection(
-        url.username or "postgres", host=url.host, port=url.port, database=url.database, password=url.password
-    )
+    conn = connect(database_url)
     try:
-        tables = conn.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        names = ", ".join(f'"{row[0]}"' for row in tables if row[0] != "alembic_version")
+        names = ", ".join(f'"{table}"' for table in truncated_tables(conn))
         # Ids keep counting: a task of an earlier test or figure still on its way must never find a new
         # message under its old id.
         if names:
             _truncate(conn, names)
     finally:
         conn.close()
+
+
+def truncated_tables(conn: pg8000.native.Connection) -> list[str]:
+    """Every table of the schema but Alembic's, in the order the reset's TRUNCATE names (and locks) them."""
+    rows = conn.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return [str(row[0]) for row in rows if row[0] != "alembic_version"]
 
 
 def _truncate(conn: pg8000.native.Connection, names: str) -> None:

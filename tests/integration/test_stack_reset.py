@@ -6,28 +6,15 @@ from __future__ import annotations
 import threading
 import time
 
-import pg8000.native
-from sqlalchemy.engine import make_url
-
-from infra.local.stack_reset import _truncate_all_tables
-
-
-def _connect(database_url: str) -> pg8000.native.Connection:
-    url = make_url(database_url)
-    return pg8000.native.Connection(
-        url.username or "postgres", host=url.host, port=url.port, database=url.database, password=url.password
-    )
+from infra.local.postgres import connect
+from infra.local.stack_reset import _truncate_all_tables, truncated_tables
 
 
 def test_a_truncate_that_loses_a_deadlock_to_a_late_write_tries_again(database_url: str) -> None:
-    writer = _connect(database_url)
-    watcher = _connect(database_url)
+    writer = connect(database_url)
+    watcher = connect(database_url)
     try:
-        tables = [
-            row[0]
-            for row in writer.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            if row[0] != "alembic_version"
-        ]
+        tables = truncated_tables(writer)
         first, last = tables[0], tables[-1]
         # The writer checks for deadlocks long after the TRUNCATE does, so the TRUNCATE is the one that
         # PostgreSQL aborts, as in the CI run that failed.
