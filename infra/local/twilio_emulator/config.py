@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# The callbacks Twilio sends on the way to each final status of an outbound WhatsApp message.
+# The callbacks Twilio sends on the way to each final status of an outbound WhatsApp message: one per
+# status change, read included where the channel reports read receipts, as WhatsApp does
+# (https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks).
 STATUS_SEQUENCES: dict[str, tuple[str, ...]] = {
     "sent": ("sent",),
     "delivered": ("sent", "delivered"),
